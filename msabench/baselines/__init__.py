@@ -1,0 +1,1 @@
+"""Bundled models, each a submission file like any user's: `msabench run --model NAME`."""

@@ -1,0 +1,190 @@
+"""`msabench` command line: a thin layer over the Python API.
+
+Every user error ends as one line on stderr and exit status 2; nothing is left half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from msabench.errors import MsabenchError
+
+
+def _atomic_path(final: Path, suffix: str) -> Path:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def cmd_run(args) -> int:
+    from msabench import protocols, report, runner
+
+    failed = 0
+    for proto_name in args.protocol:
+        protocol = protocols.load(proto_name)
+        dataset = None
+        for model in args.model:
+            rep = runner.run(protocol, model, seeds=args.seeds, out=args.out, data=args.data, data_dir=args.data_dir,
+                             batch_size=args.batch_size, dataset=dataset, progress=True,
+                             log=lambda m: print(m, file=sys.stderr))
+            if rep.skipped:
+                print(f"re-used finished results for seeds {rep.skipped} in {args.out}", file=sys.stderr)
+            print(report.summary_table(rep.units, protocol))
+            print(f"results: {Path(args.out) / protocol.name / rep.model}\n")
+    return 1 if failed else 0
+
+
+def cmd_score(args) -> int:
+    from msabench import metrics
+
+    print(json.dumps(metrics.score_csv(args.csv, kind=args.kind), indent=1))
+    return 0
+
+
+def cmd_masks_export(args) -> int:
+    import numpy as np
+
+    from msabench import masking, protocols
+    from msabench.data import load
+
+    protocol = protocols.load(args.protocol)
+    dataset = load(protocol.dataset, protocol.variant, data=args.data, data_dir=args.data_dir)
+    arrays, digest = masking.export(protocol, dataset[protocol.split])
+    out = Path(args.out)
+    tmp = _atomic_path(out, ".npz")
+    try:
+        with tmp.open("wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(f"wrote {len(arrays) - 1} masks for {len(dataset[protocol.split])} samples to {out}")
+    print(f"masks sha256: {digest}")
+    return 0
+
+
+def _infer_name(path: Path) -> tuple[str, str]:
+    """MMSA layout DIR/MOSI/Processed/unaligned_50.pkl -> ("mosi", "unaligned_50")."""
+    parts = [p.lower() for p in path.parts]
+    name = next((n for n in ("mosei", "mosi", "sims") if n in parts), None)
+    return name, path.stem
+
+
+def cmd_data_convert(args) -> int:
+    from msabench.data import hf, mmsa
+
+    src = Path(args.input)
+    guess_name, guess_variant = _infer_name(src.resolve())
+    name = args.dataset or guess_name
+    if name is None:
+        raise MsabenchError(f"cannot tell which dataset {src} holds; pass --dataset mosi|mosei|sims")
+    dataset = mmsa.load(src, name, args.variant or guess_variant)
+    if dataset.nonfinite_replaced:
+        print(f"note: {dataset.nonfinite_replaced} non-finite feature values were set to 0", file=sys.stderr)
+    hf.save(dataset, args.out_dir)
+    sizes = ", ".join(f"{k} {len(v)}" for k, v in dataset.splits.items())
+    print(f"wrote {dataset.name} {dataset.variant} ({sizes}) to {args.out_dir}")
+    print(f"dataset sha256: {dataset.fingerprint}")
+    return 0
+
+
+def cmd_data_synth(args) -> int:
+    import pickle
+
+    from msabench.data import synth
+
+    raw = synth.make_raw(seed=args.seed)
+    out = Path(args.out)
+    tmp = _atomic_path(out, ".pkl")
+    try:
+        with tmp.open("wb") as f:
+            pickle.dump(raw, f, protocol=4)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(f"wrote synth-mosi (seed {args.seed}) in MMSA aligned_50 format to {out}")
+    return 0
+
+
+def cmd_protocols(args) -> int:
+    from tabulate import tabulate
+
+    from msabench import protocols
+
+    rows = []
+    for name in protocols.available():
+        p = protocols.load(name)
+        rows.append([p.name, f"{p.dataset} {p.variant}", p.kind, len(p.conditions), ",".join(map(str, p.seeds)),
+                     p.mask_convention, p.primary_metric, p.fingerprint[:12]])
+    print(tabulate(rows, headers=["protocol", "data", "kind", "conditions", "seeds", "masks", "primary", "fingerprint"]))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="msabench", description="Benchmark MSA models under missing modalities.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def data_args(q):
+        q.add_argument("--data", help="MMSA .pkl file, msabench/HF save_to_disk folder, or hub:OWNER/NAME")
+        q.add_argument("--data-dir", help="folder in MMSA layout (DIR/MOSI/Processed/...); default $MSABENCH_DATA")
+
+    r = sub.add_parser("run", help="evaluate models under protocols")
+    r.add_argument("--protocol", nargs="+", required=True, help="shipped protocol name(s) or TOML file(s)")
+    r.add_argument("--model", nargs="+", required=True, help="submission file(s) or bundled model name(s)")
+    r.add_argument("--seeds", nargs="+", type=int, help="a subset of the protocol's seeds")
+    r.add_argument("--out", default="results", help="results folder (default: results)")
+    r.add_argument("--batch-size", type=int, default=64)
+    data_args(r)
+    r.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("score", help="score a CSV with prediction and label columns")
+    s.add_argument("csv")
+    s.add_argument("--kind", choices=["mosi", "sims"], default="mosi")
+    s.set_defaults(func=cmd_score)
+
+    m = sub.add_parser("masks", help="protocol masks")
+    msub = m.add_subparsers(dest="masks_command", required=True)
+    e = msub.add_parser("export", help="write every mask of a protocol to an .npz file")
+    e.add_argument("--protocol", required=True)
+    e.add_argument("--out", required=True)
+    data_args(e)
+    e.set_defaults(func=cmd_masks_export)
+
+    d = sub.add_parser("data", help="data files")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    c = dsub.add_parser("convert", help="convert an MMSA pickle to a Hugging Face save_to_disk folder")
+    c.add_argument("input")
+    c.add_argument("out_dir")
+    c.add_argument("--dataset", choices=["mosi", "mosei", "sims"])
+    c.add_argument("--variant", help="default: the file's stem (aligned_50, unaligned_50, unaligned_39)")
+    c.set_defaults(func=cmd_data_convert)
+    y = dsub.add_parser("synth", help="write the synthetic dataset as an MMSA pickle")
+    y.add_argument("--out", required=True)
+    y.add_argument("--seed", type=int, default=0)
+    y.set_defaults(func=cmd_data_synth)
+
+    pr = sub.add_parser("protocols", help="list shipped protocols with their fingerprints")
+    pr.set_defaults(func=cmd_protocols)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except MsabenchError as e:
+        print(f"msabench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("msabench: interrupted; finished results are kept, re-run to complete the rest", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

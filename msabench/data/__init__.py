@@ -1,0 +1,56 @@
+"""Finding and loading datasets: the embedded synthetic set, MMSA pickles, Hugging Face folders.
+
+`load(name, variant, data=..., data_dir=...)` is the single entry point. Precedence:
+an explicit `data` (a file, a folder or `hub:owner/name`), then `data_dir` or the
+environment variable MSABENCH_DATA laid out like MMSA (`DIR/MOSI/Processed/unaligned_50.pkl`),
+and for `synth-mosi` the in-process generator.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from msabench.data.core import MODALITIES, SPLITS, Dataset, DatasetInfo, Split
+from msabench.errors import MsabenchError
+
+MMSA_LAYOUT = {"mosi": "MOSI", "mosei": "MOSEI", "sims": "SIMS"}
+SYNTH_SEED = 0
+
+
+def expected_path(data_dir: str | Path, name: str, variant: str) -> Path:
+    return Path(data_dir) / MMSA_LAYOUT[name] / "Processed" / f"{variant}.pkl"
+
+
+def load(name: str, variant: str, data: str | Path | None = None, data_dir: str | Path | None = None,
+         text: str = "both") -> Dataset:
+    """Load dataset `name`/`variant` from wherever the user keeps it."""
+    from msabench.data import hf, mmsa, synth
+
+    if data is not None:
+        spec = str(data)
+        if spec.startswith("hub:"):
+            return hf.load_hub(spec[4:], name=name, variant=variant)
+        path = Path(spec)
+        if path.is_dir():
+            return hf.load_folder(path)
+        if not path.exists():
+            raise MsabenchError(f"data file {path} does not exist; {mmsa.OBTAIN}")
+        return mmsa.load(path, name, variant, text=text)
+    if name == "synth-mosi":
+        return synth.make_dataset(seed=SYNTH_SEED)
+    if name not in MMSA_LAYOUT:
+        raise MsabenchError(f"unknown dataset {name!r}; known: synth-mosi, {', '.join(MMSA_LAYOUT)}")
+    data_dir = data_dir or os.environ.get("MSABENCH_DATA")
+    if not data_dir:
+        raise MsabenchError(
+            f"no data for {name}: pass --data FILE, or --data-dir DIR (or set MSABENCH_DATA) holding "
+            f"{expected_path('DIR', name, variant)}; {mmsa.OBTAIN}"
+        )
+    path = expected_path(data_dir, name, variant)
+    if not path.exists():
+        raise MsabenchError(f"data file {path} does not exist (expected for {name} {variant}); {mmsa.OBTAIN}")
+    return mmsa.load(path, name, variant, text=text)
+
+
+__all__ = ["Dataset", "DatasetInfo", "Split", "MODALITIES", "SPLITS", "load", "expected_path"]

@@ -1,0 +1,318 @@
+"""`synth-mosi`: a deterministic synthetic stand-in for MMSA's MOSI `aligned_50.pkl`.
+
+msabench has to run (tests, examples, a first leaderboard entry) without the real
+CMU-MOSI files, which users download themselves. This module generates, from one
+integer seed and in well under a second, a dataset with MOSI's sizes, file layout
+and rough difficulty. It is NOT real data: numbers measured on it say whether code
+works and whether a model degrades sensibly under missing inputs, never how good a
+model is on MOSI.
+
+`make_raw` returns the dict an MMSA processed pickle holds; `make_dataset` converts
+it into msabench's `Dataset` (name "synth-mosi"). Same arguments and seed give
+bit-identical arrays; another seed gives other data.
+
+File layout (as in MMSA's MOSI pickles)
+---------------------------------------
+`{"train": {...}, "valid": {...}, "test": {...}}` (default 1284 / 229 / 686 samples),
+each split holding
+- `text_bert` float32 [N, 3, L]: BERT input ids, attention mask, segment ids (all 0);
+  [CLS]=101 at position 0, [SEP]=102 at the last valid position, [PAD]=0 after it.
+  [UNK]=100 never occurs (it is what the missing-token protocols write). Word ids lie
+  in 1000..29999. Valid lengths (with [CLS]/[SEP]) run from 8 to L, median about 14.
+- `audio` float32 [N, Ta, 5], `vision` float32 [N, Tv, 20].
+- `regression_labels` float32 [N] in [-3, 3]; `classification_labels` float32 [N]
+  (0 negative, 1 neutral, 2 positive; deprecated in MMSA, kept for compatibility);
+  `annotations` object [N] ("Negative" / "Neutral" / "Positive", the sign of the label).
+- `id` object [N], "videoid$_$clipnum": 6 to 41 clips per synthetic 11-character video
+  id; no video spans two splits (speaker-independent splits, as in MOSI).
+- `raw_text` object [N]: the tokens between [CLS] and [SEP] written as "w<id>".
+Aligned (default): every modality has L = 50 steps, no length arrays; audio/vision frames
+at and beyond the text length are zero, as in MMSA's aligned files (whose loaders take
+the text length as the audio/vision length). Unaligned (`aligned=False`): audio and
+vision are padded to `audio_len` / `vision_len`, with `audio_lengths` /
+`vision_lengths` lists of ints (between 2 and the padded length - 1, roughly
+proportional to the number of words) and zero frames after them.
+There is no `text` key (768-d BERT features): models read the token ids.
+
+Generating process (all draws from `np.random.default_rng` streams of the seed)
+------------------------------------------------------------------------------
+1. Videos. Each split is filled with videos of 6..41 clips; every video has a speaker
+   bias b ~ N(0.15, 0.8), an audio offset ~ N(0, 0.5) per audio feature and a vision
+   offset ~ N(0, 0.5) per vision feature (speaker identity: nuisance, unrelated to
+   sentiment).
+2. Clip sentiment. s = 3.3 tanh((b + N(0, 1.25)) / 3.3); 7% of clips are neutral
+   statements with s ~ N(0, 0.1). The words carry s_T = s + N(0, 0.45). The voice and
+   face carry s_nv = s + N(0, 0.45), except in 15% of clips where they contradict the
+   words (sarcasm, a forced smile): s_nv = -0.7 s + N(0, 0.6).
+3. Label. The perceived sentiment is 0.65 s_T + 0.35 s_nv. Like MOSI's crowd labels it
+   is rated by 5 annotators (4 or 3 for 8% / 7% of clips), each giving
+   round(perceived + N(0, 0.75)) clipped to [-3, 3]; the label is their mean. Labels
+   are therefore multiples of 1/5 (some of 1/4 or 1/3), with about 5-7% exact zeros
+   and more mass near the middle than at +-3 (real MOSI: 4.4% zeros, mostly fifths).
+4. Text. A clip has n ~ lognormal(median 11) content tokens (at least 6, at most L - 2).
+   Most are neutral words drawn from a Zipf-distributed vocabulary of 4000 ids. A
+   subset, 1 + Binomial(n - 1, 0.10) random positions, are sentiment words: each
+   gets a polarity s_T + N(0, 1.0), reversed with probability 0.2 (hedges,
+   negations), rounded to one of 12 levels (+-0.5 .. +-3), and is drawn from the 16
+   (Zipf-frequent) synonyms of that level. Text is the strongest modality, but
+   sentiment sits on a few tokens, so each dropped token can remove evidence.
+5. Audio and vision. Every valid frame is the speaker offset plus N(0, 1) noise per
+   feature. A random 30% (audio) / 25% (vision) of the frames are expressive: they
+   add s_nv + N(0, 0.5) (drawn per clip and modality) times a fixed per-modality
+   unit direction times a gain (0.55 audio, 0.35 vision over 3 of the 20 features).
+   With the speaker offsets and frame noise, each is a weak, noisy cue on its own.
+What this gives a simple model (the `submissions/example.py` embedding-bag MLP, seed
+1111, test split, same drop rate r on all three modalities with a fixed mask seed):
+Non0 Acc-2 around 0.8 with complete inputs, falling gradually to near chance at
+r = 0.9; text alone well above audio alone or vision alone, all three together
+a little above text alone. The per-rate numbers are in the project's documentation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from msabench.data.core import CLS_ID, PAD_ID, SEP_ID, Dataset, Split
+from msabench.errors import MsabenchError
+
+NAME = "synth-mosi"
+DEFAULT_SIZES = (1284, 229, 686)
+_SPLITS = ("train", "valid", "test")
+
+# Word ids: real-word range of bert-base-uncased, clear of the special tokens.
+_WORD_LO, _WORD_HI = 1000, 30000
+_N_NEUTRAL = 4000
+_LEVELS = np.array([-3.0, -2.5, -2.0, -1.5, -1.0, -0.5, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
+_SYNONYMS = 16
+_ID_ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"))
+
+# Generating process (see the module docstring; change both together).
+_VIDEO_CLIPS = (6, 42)  # clips per video, [lo, hi)
+_BIAS_MEAN, _BIAS_SD = 0.15, 0.8
+_CLIP_SD = 1.25
+_NEUTRAL_P, _NEUTRAL_SD = 0.07, 0.1
+_TEXT_SD, _NV_SD = 0.45, 0.45
+_DISAGREE_P, _DISAGREE_SLOPE, _DISAGREE_SD = 0.15, -0.7, 0.6
+_TEXT_WEIGHT = 0.65
+_ANNOTATORS = ((5, 0.85), (4, 0.08), (3, 0.07))
+_RATER_SD = 0.75
+_LEN_MEDIAN, _LEN_SIGMA, _LEN_MIN = 11.0, 0.55, 6
+_CUE_RATE, _CUE_SD, _CUE_FLIP = 0.10, 1.0, 0.2
+_OFFSET_SD, _FRAME_SD, _EXPR_SD = 0.5, 1.0, 0.5
+_AUDIO_EXPR_P, _AUDIO_GAIN = 0.30, 0.55
+_VISION_EXPR_P, _VISION_GAIN, _VISION_ACTIVE = 0.25, 0.35, 3
+
+
+def _check_int(name: str, value, lo: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < lo:
+        raise MsabenchError(f"synth-mosi: {name} must be an integer >= {lo}, got {value!r}")
+    return int(value)
+
+
+def _zipf(n: int, exponent: float = 1.0, shift: float = 2.7) -> np.ndarray:
+    p = 1.0 / (np.arange(n) + shift) ** exponent
+    return p / p.sum()
+
+
+def _video_ids(rng: np.random.Generator, count: int) -> list[str]:
+    """`count` distinct 11-character YouTube-like ids."""
+    out: list[str] = []
+    seen: set[str] = set()
+    while len(out) < count:
+        for row in _ID_ALPHABET[rng.integers(0, len(_ID_ALPHABET), size=(count - len(out), 11))]:
+            vid = "".join(row)
+            if vid not in seen:
+                seen.add(vid)
+                out.append(vid)
+    return out
+
+
+def _frames(rng, n_frames, lengths, offsets, sentiment, direction, gain, expr_p):
+    """[N, T, D] float32 frames: offset + noise + sparse sentiment bursts; zero past `lengths`."""
+    n, dim = offsets.shape
+    valid = np.arange(n_frames)[None, :] < lengths[:, None]
+    x = rng.standard_normal((n, n_frames, dim), dtype=np.float32) * np.float32(_FRAME_SD)
+    x += offsets[:, None, :].astype(np.float32)
+    expressive = (rng.random((n, n_frames)) < expr_p) & valid
+    amplitude = (sentiment + rng.normal(0.0, _EXPR_SD, n)) * gain  # per clip
+    x += (expressive * amplitude[:, None]).astype(np.float32)[:, :, None] * direction.astype(np.float32)
+    x *= valid[:, :, None]
+    return x
+
+
+def make_raw(
+    seed: int = 0,
+    sizes: tuple[int, int, int] = DEFAULT_SIZES,
+    text_len: int = 50,
+    audio_len: int = 50,
+    vision_len: int = 50,
+    audio_dim: int = 5,
+    vision_dim: int = 20,
+    aligned: bool = True,
+) -> dict:
+    """The synth-mosi data as an MMSA processed-pickle dict (see the module docstring)."""
+    seed = _check_int("seed", seed, 0)
+    if len(tuple(sizes)) != 3:
+        raise MsabenchError(f"synth-mosi: sizes must be (train, valid, test), got {sizes!r}")
+    sizes = tuple(_check_int("each of sizes", s, 0) for s in sizes)
+    text_len = _check_int("text_len", text_len, 4)
+    audio_dim = _check_int("audio_dim", audio_dim, 1)
+    vision_dim = _check_int("vision_dim", vision_dim, _VISION_ACTIVE)
+    if aligned:
+        if audio_len != text_len or vision_len != text_len:
+            raise MsabenchError(
+                f"synth-mosi: aligned data has every modality at text_len={text_len} steps, got "
+                f"audio_len={audio_len}, vision_len={vision_len}; pass equal lengths or aligned=False"
+            )
+    audio_len = _check_int("audio_len", audio_len, 3)
+    vision_len = _check_int("vision_len", vision_len, 3)
+
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)]
+    r_video, r_latent, r_label, r_text, r_audio, r_vision = streams
+
+    # 1. Videos, split by split (no video crosses splits), clips numbered from 1.
+    counts_per_split = []
+    for n in sizes:
+        counts: list[int] = []
+        while sum(counts) < n:
+            counts.append(int(r_video.integers(*_VIDEO_CLIPS)))
+        if counts:
+            counts[-1] -= sum(counts) - n
+        counts_per_split.append(counts)
+    all_counts = np.array([c for cs in counts_per_split for c in cs], dtype=np.int64)
+    n_videos = len(all_counts)
+    vids = np.array(_video_ids(r_video, n_videos), dtype=object)
+    video = np.repeat(np.arange(n_videos), all_counts)
+    n_total = int(all_counts.sum())
+    starts = np.repeat(np.cumsum(all_counts) - all_counts, all_counts)
+    clip_no = np.arange(n_total) - starts + 1
+    ids = np.array([f"{v}$_${c}" for v, c in zip(vids[video], clip_no)], dtype=object)
+    bias = r_video.normal(_BIAS_MEAN, _BIAS_SD, n_videos)
+    audio_off = r_video.normal(0.0, _OFFSET_SD, (n_videos, audio_dim))
+    vision_off = r_video.normal(0.0, _OFFSET_SD, (n_videos, vision_dim))
+
+    # 2. Clip sentiment, per modality.
+    s = 3.3 * np.tanh((bias[video] + r_latent.normal(0.0, _CLIP_SD, n_total)) / 3.3)
+    neutral = r_latent.random(n_total) < _NEUTRAL_P
+    s = np.where(neutral, r_latent.normal(0.0, _NEUTRAL_SD, n_total), s)
+    s_text = s + r_latent.normal(0.0, _TEXT_SD, n_total)
+    disagree = r_latent.random(n_total) < _DISAGREE_P
+    s_nv = np.where(
+        disagree,
+        _DISAGREE_SLOPE * s + r_latent.normal(0.0, _DISAGREE_SD, n_total),
+        s + r_latent.normal(0.0, _NV_SD, n_total),
+    )
+
+    # 3. Labels: mean of 3-5 annotators' integer ratings.
+    perceived = _TEXT_WEIGHT * s_text + (1.0 - _TEXT_WEIGHT) * s_nv
+    n_max = max(k for k, _ in _ANNOTATORS)
+    ratings = np.clip(np.rint(perceived[:, None] + r_label.normal(0.0, _RATER_SD, (n_total, n_max))), -3, 3)
+    n_ann = r_label.choice([k for k, _ in _ANNOTATORS], size=n_total, p=[p for _, p in _ANNOTATORS])
+    used = np.arange(n_max)[None, :] < n_ann[:, None]
+    labels = ((ratings * used).sum(1) / n_ann).astype(np.float32)
+
+    # 4. Text: [CLS] content [SEP] [PAD]...
+    word_ids = r_text.permutation(np.arange(_WORD_LO, _WORD_HI))
+    neutral_ids = word_ids[:_N_NEUTRAL]
+    lexicon = word_ids[_N_NEUTRAL : _N_NEUTRAL + _LEVELS.size * _SYNONYMS].reshape(_LEVELS.size, _SYNONYMS)
+    max_content = text_len - 2
+    n_tok = np.rint(r_text.lognormal(np.log(_LEN_MEDIAN), _LEN_SIGMA, n_total)).astype(np.int64)
+    n_tok = np.clip(n_tok, min(_LEN_MIN, max_content), max_content)
+    length = n_tok + 2
+    pos = np.arange(text_len)[None, :]
+    content = (pos >= 1) & (pos <= n_tok[:, None])
+    tokens = neutral_ids[r_text.choice(_N_NEUTRAL, size=(n_total, text_len), p=_zipf(_N_NEUTRAL))]
+    n_cue = 1 + r_text.binomial(n_tok - 1, _CUE_RATE)
+    keys = np.where(content, r_text.random((n_total, text_len)), 2.0)
+    rank = np.argsort(np.argsort(keys, axis=1, kind="stable"), axis=1, kind="stable")
+    cue = content & (rank < n_cue[:, None])
+    polarity = s_text[:, None] + r_text.normal(0.0, _CUE_SD, (n_total, text_len))
+    polarity = np.where(r_text.random((n_total, text_len)) < _CUE_FLIP, -polarity, polarity)
+    level = np.clip(np.rint(polarity * 2.0) / 2.0, -3.0, 3.0)
+    level = np.where(level == 0.0, np.where(polarity >= 0.0, 0.5, -0.5), level)
+    level_idx = np.searchsorted(_LEVELS, level)
+    synonym = r_text.choice(_SYNONYMS, size=(n_total, text_len), p=_zipf(_SYNONYMS))
+    tokens = np.where(cue, lexicon[level_idx, synonym], tokens)
+    tokens = np.where(content, tokens, PAD_ID)
+    tokens[:, 0] = CLS_ID
+    tokens[np.arange(n_total), length - 1] = SEP_ID
+    attention = (pos < length[:, None]).astype(np.float32)
+    text_bert = np.stack([tokens.astype(np.float32), attention, np.zeros_like(attention)], axis=1)
+    raw_text = np.array([" ".join(f"w{t}" for t in row[1 : n + 1]) for row, n in zip(tokens.tolist(), n_tok)], dtype=object)
+
+    # 5. Audio and vision.
+    if aligned:
+        a_len = v_len = length
+        a_steps = v_steps = text_len
+    else:
+        frac = n_tok / max_content
+        a_len = np.clip(np.rint(frac * (audio_len - 1) * r_audio.uniform(0.8, 1.1, n_total)), 2, audio_len - 1).astype(np.int64)
+        v_len = np.clip(np.rint(frac * (vision_len - 1) * r_vision.uniform(0.8, 1.1, n_total)), 2, vision_len - 1).astype(np.int64)
+        a_steps, v_steps = audio_len, vision_len
+    a_dir = r_audio.standard_normal(audio_dim)
+    a_dir /= np.linalg.norm(a_dir)
+    v_dir = np.zeros(vision_dim)
+    active = r_vision.choice(vision_dim, size=_VISION_ACTIVE, replace=False)
+    v_dir[active] = r_vision.standard_normal(_VISION_ACTIVE)
+    v_dir /= np.linalg.norm(v_dir)
+    audio = _frames(r_audio, a_steps, a_len, audio_off[video], s_nv, a_dir, _AUDIO_GAIN * np.sqrt(audio_dim), _AUDIO_EXPR_P)
+    vision = _frames(r_vision, v_steps, v_len, vision_off[video], s_nv, v_dir, _VISION_GAIN * np.sqrt(_VISION_ACTIVE), _VISION_EXPR_P)
+
+    sign = np.sign(labels).astype(np.int64)
+    annotations = np.array(["Negative", "Neutral", "Positive"], dtype=object)[sign + 1]
+    out = {}
+    start = 0
+    for name, n in zip(_SPLITS, sizes):
+        sl = slice(start, start + n)
+        start += n
+        part = {
+            "id": ids[sl].copy(),
+            "raw_text": raw_text[sl].copy(),
+            "text_bert": np.ascontiguousarray(text_bert[sl]),
+            "audio": np.ascontiguousarray(audio[sl]),
+            "vision": np.ascontiguousarray(vision[sl]),
+            "regression_labels": labels[sl].copy(),
+            "classification_labels": (sign[sl] + 1).astype(np.float32),
+            "annotations": annotations[sl].copy(),
+        }
+        if not aligned:
+            part["audio_lengths"] = [int(x) for x in a_len[sl]]
+            part["vision_lengths"] = [int(x) for x in v_len[sl]]
+        out[name] = part
+    return out
+
+
+def make_dataset(seed: int = 0, **kwargs) -> Dataset:
+    """`make_raw(seed, **kwargs)` as an msabench `Dataset` named "synth-mosi"."""
+    aligned = kwargs.get("aligned", True)
+    text_len = kwargs.get("text_len", 50)
+    raw = make_raw(seed, **kwargs)
+    splits = {}
+    for name, d in raw.items():
+        text_bert = d["text_bert"]
+        text_ids = np.rint(text_bert[:, 0]).astype(np.int64)
+        text_mask = np.rint(text_bert[:, 1]).astype(np.int64)
+        if aligned:  # MMSA: aligned audio/vision lengths are the text length
+            audio_lengths = vision_lengths = text_mask.sum(1)
+        else:
+            audio_lengths = np.asarray(d["audio_lengths"], dtype=np.int64)
+            vision_lengths = np.asarray(d["vision_lengths"], dtype=np.int64)
+        splits[name] = Split(
+            name=name,
+            ids=np.asarray(d["id"], dtype=str),
+            labels=np.asarray(d["regression_labels"], dtype=np.float32),
+            text_mask=text_mask,
+            audio=d["audio"],
+            audio_lengths=np.array(audio_lengths, dtype=np.int64),
+            vision=d["vision"],
+            vision_lengths=np.array(vision_lengths, dtype=np.int64),
+            text_ids=text_ids,
+            raw_text=np.asarray(d["raw_text"], dtype=str),
+        )
+    return Dataset(
+        name=NAME,
+        variant=f"aligned_{text_len}" if aligned else f"unaligned_{text_len}",
+        kind="mosi",
+        splits=splits,
+        source=f"generated:{NAME} seed={seed}",
+    )

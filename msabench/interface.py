@@ -1,0 +1,74 @@
+"""The contract between msabench and a model: `Batch` in, one score per sample out.
+
+A submission is one Python file that defines `build(info)` returning a model (or a
+single model class, which is called with `info`). The model has
+
+    predict(batch: Batch, mask: Mask) -> array-like of shape [B]   (torch or numpy)
+    fit(train: Split, valid: Split, seed: int) -> None              (optional)
+    name: str                                                       (optional)
+
+`batch` holds the inputs AFTER the protocol's corruption and never labels. `mask`
+says which positions are observed when the protocol reveals it; otherwise it only
+marks padding, so a model cannot tell a dropped token from a real one, as in LNLN.
+`fit` gets the clean train split (labels included) and the valid split for model
+selection; the evaluation split is never handed to a model with its labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class Batch:
+    """Model inputs for B samples; numpy arrays, MMSA layout.
+
+    Dropped tokens already read [UNK] (id 100), dropped frames are zero vectors,
+    and a whole missing modality is all [UNK] / zeros. The attention mask and the
+    lengths are those of the clean data (the community's convention).
+    """
+
+    ids: np.ndarray  # [B] str, "videoid$_$clip"
+    text_mask: np.ndarray  # [B, L] int64 attention mask
+    audio: np.ndarray  # [B, Ta, Da] float32
+    audio_lengths: np.ndarray  # [B] int64
+    vision: np.ndarray  # [B, Tv, Dv] float32
+    vision_lengths: np.ndarray  # [B] int64
+    text_ids: np.ndarray | None = None  # [B, L] int64
+    text_features: np.ndarray | None = None  # [B, L, Dt] float32
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def to_torch(self, device: Any = None) -> dict[str, Any]:
+        """The numeric fields as torch tensors (ids stay a numpy array)."""
+        import torch
+
+        out: dict[str, Any] = {"ids": self.ids}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name != "ids" and value is not None:
+                out[f.name] = torch.from_numpy(np.ascontiguousarray(value)).to(device)
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class Mask:
+    """Observed positions, True = observed. Without `revealed`, padding only."""
+
+    text: np.ndarray  # [B, L] bool
+    audio: np.ndarray  # [B, Ta] bool
+    vision: np.ndarray  # [B, Tv] bool
+    revealed: bool
+
+    def modalities(self) -> np.ndarray:
+        """[B, 3] bool: whether T, A, V have any observed position."""
+        return np.stack([self.text.any(1), self.audio.any(1), self.vision.any(1)], axis=1)
+
+
+@runtime_checkable
+class Model(Protocol):
+    def predict(self, batch: Batch, mask: Mask) -> Any: ...

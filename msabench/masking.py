@@ -1,0 +1,209 @@
+"""Which tokens/frames/modalities a model gets to see, for every (condition, seed).
+
+Every position inside a sample's valid length gets one uniform draw u per (seed,
+modality); under drop rate r the position is kept iff u > r. One draw serves every
+rate, so masks for one seed are nested across rates. Two conventions draw u:
+
+- `hash` (default): u is a counter-based hash of (seed, modality, sample id,
+  position). A sample's mask depends on nothing else: not on batch size, order,
+  worker or model, and not on which other samples are in the split.
+- `mmsa`: `np.random.seed(seed)` then `np.random.uniform(size=(N, L))` over the split
+  in file order, separately per modality: the community's `generate_m`, so numbers are
+  comparable with published ones (it depends on file order by construction).
+
+Text keeps [CLS] (position 0) and the last valid token ([SEP]) whatever r is. A
+dropped token becomes [UNK]; dropped frames become zero vectors; attention masks and
+lengths are left as they were. Inter-modality conditions drop whole modalities.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from msabench.data.core import MODALITIES, UNK_ID, Split, hash_array
+from msabench.interface import Batch, Mask
+from msabench.protocols import Condition, Protocol
+
+_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_RANDOM_INTER_STREAM = 3  # modality streams are 0, 1, 2
+
+
+@dataclass(frozen=True, eq=False)
+class Observed:
+    """Observed positions of a whole split under one (condition, seed); True = observed."""
+
+    text: np.ndarray  # [N, L] bool
+    audio: np.ndarray  # [N, Ta] bool
+    vision: np.ndarray  # [N, Tv] bool
+
+    def by_modality(self) -> dict[str, np.ndarray]:
+        return {"T": self.text, "A": self.audio, "V": self.vision}
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: a bijective avalanche on uint64 (wraps on overflow by design)."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def id_keys(ids: np.ndarray) -> np.ndarray:
+    """A uint64 per sample id (FNV-1a over its UTF-8 bytes), vectorised over samples."""
+    raw = np.char.encode(np.asarray(ids, dtype=str), "utf-8")
+    width = raw.dtype.itemsize
+    h = np.full(raw.shape[0], _FNV_OFFSET, dtype=np.uint64)
+    if width == 0 or raw.shape[0] == 0:
+        return h
+    cols = raw.view(np.uint8).reshape(raw.shape[0], width)
+    with np.errstate(over="ignore"):
+        for j in range(width):  # loop over byte columns, not samples
+            b = cols[:, j].astype(np.uint64)
+            stepped = (h ^ b) * _FNV_PRIME
+            h = np.where(b != 0, stepped, h)  # NUL padding never counts
+    return h
+
+
+def _stream_keys(ids: np.ndarray, seed: int, stream: int) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        k = _mix(id_keys(ids) ^ _mix(np.uint64(seed) * _GOLDEN + np.uint64(1)))
+        return _mix(k ^ _mix(np.uint64(stream + 1) * _GOLDEN))
+
+
+def _to_unit(x: np.ndarray) -> np.ndarray:
+    return (x >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)  # 53 bits -> [0, 1)
+
+
+def draws(split: Split, seed: int, convention: str) -> dict[str, np.ndarray]:
+    """One uniform in [0, 1) per (sample, position) for each modality: float64 [N, L_m]."""
+    n = len(split)
+    out = {}
+    for stream, m in enumerate(MODALITIES):
+        length = split.seq_len(m)
+        if convention == "mmsa":
+            out[m] = np.random.RandomState(seed).uniform(size=(n, length))
+        elif convention == "hash":
+            keys = _stream_keys(split.ids, seed, stream)
+            with np.errstate(over="ignore"):
+                pos = np.arange(length, dtype=np.uint64) * _GOLDEN
+                out[m] = _to_unit(_mix(keys[:, None] + pos[None, :]))
+        else:
+            raise ValueError(f"unknown mask convention {convention!r}")
+    return out
+
+
+def modality_draws(split: Split, seed: int, convention: str) -> np.ndarray:
+    """One uniform per (sample, modality) for random-inter missing: float64 [N, 3]."""
+    if convention == "mmsa":
+        return np.random.RandomState(seed).uniform(size=(len(split), 3))
+    keys = _stream_keys(split.ids, seed, _RANDOM_INTER_STREAM)
+    with np.errstate(over="ignore"):
+        return _to_unit(_mix(keys[:, None] + np.arange(3, dtype=np.uint64)[None, :] * _GOLDEN))
+
+
+def valid(split: Split) -> dict[str, np.ndarray]:
+    """Positions inside each sample's valid length (the padding mask), per modality."""
+    out = {"T": split.text_mask.astype(bool)}
+    for m in ("A", "V"):
+        out[m] = np.arange(split.seq_len(m))[None, :] < split.lengths(m)[:, None]
+    return out
+
+
+def special_tokens(split: Split) -> np.ndarray:
+    """[N, L] bool: [CLS] (position 0) and the last valid token ([SEP]), never dropped."""
+    lengths = split.text_lengths
+    out = np.zeros(split.text_mask.shape, dtype=bool)
+    rows = np.flatnonzero(lengths > 0)
+    out[rows, 0] = True
+    out[rows, lengths[rows] - 1] = True
+    return out
+
+
+def observed(protocol: Protocol, split: Split, seed: int) -> dict[str, Observed]:
+    """Observed masks of the whole split for every condition of `protocol` under `seed`."""
+    pads = valid(split)
+    out: dict[str, Observed] = {}
+    if protocol.kind == "intra":
+        u = draws(split, seed, protocol.mask_convention)
+        specials = special_tokens(split) & pads["T"]
+        for c in protocol.conditions:
+            per = {m: (u[m] > r) & pads[m] for m, r in zip(MODALITIES, c.rates)}
+            per["T"] |= specials
+            out[c.name] = Observed(per["T"], per["A"], per["V"])
+    elif protocol.kind == "inter":
+        for c in protocol.conditions:
+            per = {m: pads[m] & (m in c.available) for m in MODALITIES}
+            out[c.name] = Observed(per["T"], per["A"], per["V"])
+    else:  # random-inter
+        u = modality_draws(split, seed, protocol.mask_convention)
+        for c in protocol.conditions:
+            present = u >= c.rates[0]
+            nothing = ~present.any(axis=1)
+            present[nothing, np.argmax(u[nothing], axis=1)] = True  # keep the least-missing modality
+            per = {m: pads[m] & present[:, [i]] for i, m in enumerate(MODALITIES)}
+            out[c.name] = Observed(per["T"], per["A"], per["V"])
+    return out
+
+
+def corrupt(split: Split, obs: Observed, rows: slice | np.ndarray, reveal: bool) -> tuple[Batch, Mask]:
+    """The model's inputs for `rows` under `obs`: fills applied, labels left out."""
+    pads = valid(split)
+    t_obs, a_obs, v_obs = obs.text[rows], obs.audio[rows], obs.vision[rows]
+    text_ids = text_features = None
+    keep_t = t_obs | special_tokens(split)[rows] | ~pads["T"][rows]
+    if split.text_ids is not None:
+        text_ids = np.where(keep_t, split.text_ids[rows], UNK_ID).astype(np.int64)
+    if split.text_features is not None:
+        text_features = (split.text_features[rows] * (t_obs | ~pads["T"][rows])[..., None]).astype(np.float32)
+    batch = Batch(
+        ids=split.ids[rows],
+        text_mask=split.text_mask[rows].astype(np.int64),
+        audio=(split.audio[rows] * a_obs[..., None]).astype(np.float32),
+        audio_lengths=split.audio_lengths[rows].astype(np.int64),
+        vision=(split.vision[rows] * v_obs[..., None]).astype(np.float32),
+        vision_lengths=split.vision_lengths[rows].astype(np.int64),
+        text_ids=text_ids,
+        text_features=text_features,
+    )
+    if reveal:
+        mask = Mask(text=t_obs.copy(), audio=a_obs.copy(), vision=v_obs.copy(), revealed=True)
+    else:
+        mask = Mask(text=pads["T"][rows].copy(), audio=pads["A"][rows].copy(), vision=pads["V"][rows].copy(),
+                    revealed=False)
+    return batch, mask
+
+
+def fingerprint(protocol: Protocol, split: Split, seed: int, masks: dict[str, Observed] | None = None) -> str:
+    """sha256 over the ids and every observed mask of one seed: what makes two runs paired."""
+    masks = masks if masks is not None else observed(protocol, split, seed)
+    return _hash(split, {seed: masks})
+
+
+def _hash(split: Split, per_seed: dict[int, dict[str, Observed]]) -> str:
+    h = hashlib.sha256()
+    hash_array(h, "ids", split.ids)
+    for seed, masks in per_seed.items():
+        for name, obs in masks.items():
+            for m, arr in obs.by_modality().items():
+                hash_array(h, f"{m}/{name}/{seed}", arr)
+    return h.hexdigest()
+
+
+def export(protocol: Protocol, split: Split) -> tuple[dict[str, np.ndarray], str]:
+    """Every mask of the protocol as `{"M/condition/seed": bool [N, L]}` plus `ids`, and their hash."""
+    per_seed = {seed: observed(protocol, split, seed) for seed in protocol.seeds}
+    arrays: dict[str, np.ndarray] = {"ids": np.asarray(split.ids, dtype=str)}
+    for seed, masks in per_seed.items():
+        for name, obs in masks.items():
+            for m, arr in obs.by_modality().items():
+                arrays[f"{m}/{name}/{seed}"] = arr
+    return arrays, _hash(split, per_seed)
+
+
+__all__ = ["Observed", "observed", "corrupt", "draws", "valid", "fingerprint", "export", "Condition"]

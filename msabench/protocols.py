@@ -1,0 +1,258 @@
+"""Missing-modality protocols: defined once in a TOML file, validated strictly, frozen, hashed.
+
+A protocol says everything needed to corrupt an evaluation split reproducibly: which
+dataset and split, which seeds, which conditions (missing rates or availability sets),
+how dropped inputs are filled, whether the model is told, how masks are drawn and how
+conditions are aggregated. Its fingerprint is a hash of the normalised content, so a
+stored result can always be matched to the exact protocol that produced it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from msabench.data.core import MODALITIES
+from msabench.errors import MsabenchError
+
+PROTOCOL_DIR = Path(__file__).resolve().parent.parent / "protocols"
+KINDS = ("intra", "inter", "random-inter")
+CONVENTIONS = ("hash", "mmsa")
+FILLS = ("unk-zero",)
+AGGREGATIONS = ("mean", "area")
+INTER_SETS = ("T", "A", "V", "TA", "TV", "AV", "TAV")
+DATASETS = {
+    "mosi": ("aligned_50", "unaligned_50"),
+    "mosei": ("aligned_50", "unaligned_50"),
+    "sims": ("unaligned_39",),
+    "synth-mosi": ("aligned_50",),
+}
+PRIMARY = {
+    "mosi": ("Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score", "Mult_acc_5", "Mult_acc_7", "MAE", "Corr"),
+    "sims": ("Mult_acc_2", "Mult_acc_3", "Mult_acc_5", "F1_score", "MAE", "Corr"),
+}
+
+
+def dataset_kind(dataset: str) -> str:
+    return "sims" if dataset == "sims" else "mosi"
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One evaluation condition: a per-modality drop rate (intra / random-inter) or an availability set (inter)."""
+
+    name: str  # "r=0.3", "T=0.3,A=0,V=0", "TA", "p=0.5"; never contains "/"
+    rates: tuple[float, float, float] = (0.0, 0.0, 0.0)  # T, A, V; intra and random-inter
+    available: str = "TAV"  # inter: which modalities are present
+
+    @property
+    def level(self) -> float:
+        """The x value for area-over-rates (max rate over modalities)."""
+        return max(self.rates)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    version: int
+    dataset: str
+    variant: str
+    split: str
+    seeds: tuple[int, ...]
+    kind: str
+    conditions: tuple[Condition, ...]
+    modalities: str  # modalities the corruption applies to (intra/random-inter)
+    fill: str
+    reveal_mask: bool
+    mask_convention: str
+    primary_metric: str
+    aggregation: tuple[str, ...]
+    description: str = ""
+
+    @property
+    def metric_kind(self) -> str:
+        return dataset_kind(self.dataset)
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the normalised protocol; the description is not part of it."""
+        body = asdict(self)
+        body.pop("description")
+        blob = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def condition(self, name: str) -> Condition:
+        for c in self.conditions:
+            if c.name == name:
+                return c
+        raise MsabenchError(f"protocol {self.name} has no condition {name!r}; it has {[c.name for c in self.conditions]}")
+
+
+_TOP_KEYS = {
+    "name": str, "version": int, "description": str, "dataset": str, "variant": str, "split": str,
+    "seeds": list, "fill": str, "reveal_mask": bool, "mask_convention": str, "primary_metric": str,
+    "aggregation": list, "missing": dict,
+}
+_MISSING_KEYS = {"kind": str, "modalities": list, "rates": list, "conditions": list, "sets": list}
+_REQUIRED = ("name", "version", "dataset", "seeds", "missing", "primary_metric")
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def parse(data: dict, where: str) -> Protocol:
+    """Validate a protocol dict (as read from TOML) and freeze it. `where` names the file."""
+
+    def fail(key: str, msg: str):
+        raise MsabenchError(f"{where}: key '{key}': {msg}")
+
+    for key, value in data.items():
+        if key not in _TOP_KEYS:
+            fail(key, f"unknown key; allowed: {', '.join(sorted(_TOP_KEYS))}")
+        want = _TOP_KEYS[key]
+        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            fail(key, f"must be a {want.__name__}, got {type(value).__name__} {value!r}")
+    for key in _REQUIRED:
+        if key not in data:
+            fail(key, "is required")
+
+    name = data["name"]
+    if not name or "/" in name or name.strip() != name:
+        fail("name", "must be a non-empty name without '/' or surrounding spaces")
+    if data["version"] < 1:
+        fail("version", "must be >= 1")
+    dataset = data["dataset"]
+    if dataset not in DATASETS:
+        fail("dataset", f"unknown dataset {dataset!r}; allowed: {', '.join(DATASETS)}")
+    variant = data.get("variant", DATASETS[dataset][0])
+    if variant not in DATASETS[dataset]:
+        fail("variant", f"{variant!r} is not a variant of {dataset}; allowed: {', '.join(DATASETS[dataset])}")
+    split = data.get("split", "test")
+    if split not in ("test", "valid"):
+        fail("split", f"must be 'test' or 'valid', got {split!r}")
+    seeds = data["seeds"]
+    if not seeds:
+        fail("seeds", "must list at least one seed")
+    if not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**32 for s in seeds):
+        fail("seeds", f"must be integers in [0, 2^32), got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        fail("seeds", f"has duplicates: {seeds!r}")
+    fill = data.get("fill", "unk-zero")
+    if fill not in FILLS:
+        fail("fill", f"{fill!r} is not allowed; allowed: {', '.join(FILLS)}")
+    convention = data.get("mask_convention", "hash")
+    if convention not in CONVENTIONS:
+        fail("mask_convention", f"{convention!r} is not allowed; allowed: {', '.join(CONVENTIONS)}")
+    metric_names = PRIMARY[dataset_kind(dataset)]
+    primary = data["primary_metric"]
+    if primary not in metric_names:
+        fail("primary_metric", f"{primary!r} is not a {dataset} metric; allowed: {', '.join(metric_names)}")
+    aggregation = data.get("aggregation", ["mean"])
+    if not aggregation:
+        fail("aggregation", f"must list at least one of {', '.join(AGGREGATIONS)}")
+    for a in aggregation:
+        if a not in AGGREGATIONS:
+            fail("aggregation", f"{a!r} is not allowed; allowed: {', '.join(AGGREGATIONS)}")
+
+    missing = data["missing"]
+    for key, value in missing.items():
+        if key not in _MISSING_KEYS:
+            fail(f"missing.{key}", f"unknown key; allowed: {', '.join(sorted(_MISSING_KEYS))}")
+        if not isinstance(value, _MISSING_KEYS[key]):
+            fail(f"missing.{key}", f"must be a {_MISSING_KEYS[key].__name__}, got {value!r}")
+    kind = missing.get("kind")
+    if kind not in KINDS:
+        fail("missing.kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
+    allowed_here = {"intra": {"kind", "modalities", "rates", "conditions"},
+                    "inter": {"kind", "sets"},
+                    "random-inter": {"kind", "rates"}}[kind]
+    for key in missing:
+        if key not in allowed_here:
+            fail(f"missing.{key}", f"not allowed for kind {kind!r}; allowed: {', '.join(sorted(allowed_here))}")
+
+    def rate(value, key):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            fail(key, f"rates must be numbers in [0, 1], got {value!r}")
+        return float(value)
+
+    modalities = "TAV"
+    conditions: list[Condition] = []
+    if kind == "inter":
+        sets = missing.get("sets", list(INTER_SETS))
+        if not sets:
+            fail("missing.sets", f"must list at least one availability set of {', '.join(INTER_SETS)}")
+        for s in sets:
+            if s not in INTER_SETS:
+                fail("missing.sets", f"{s!r} is not an availability set; allowed: {', '.join(INTER_SETS)}")
+            conditions.append(Condition(name=s, available=s))
+    elif kind == "random-inter":
+        rates = missing.get("rates")
+        if not rates:
+            fail("missing.rates", "must list at least one missing probability p in [0, 1)")
+        for p in rates:
+            p = rate(p, "missing.rates")
+            if p >= 1.0:
+                fail("missing.rates", f"p must be < 1 (at least one modality is kept), got {p!r}")
+            conditions.append(Condition(name=f"p={_fmt(p)}", rates=(p, p, p)))
+    else:
+        mods = missing.get("modalities", list(MODALITIES))
+        if not mods or any(m not in MODALITIES for m in mods) or len(set(mods)) != len(mods):
+            fail("missing.modalities", f"must be a non-empty list of distinct {', '.join(MODALITIES)}, got {mods!r}")
+        modalities = "".join(m for m in MODALITIES if m in mods)
+        if ("rates" in missing) == ("conditions" in missing):
+            fail("missing.rates", "give exactly one of 'rates' (same r for every modality) or 'conditions' (per-modality rates)")
+        if "rates" in missing:
+            if not missing["rates"]:
+                fail("missing.rates", "must list at least one rate in [0, 1]")
+            for r in missing["rates"]:
+                r = rate(r, "missing.rates")
+                conditions.append(Condition(
+                    name=f"r={_fmt(r)}", rates=tuple(r if m in modalities else 0.0 for m in MODALITIES)))
+        else:
+            if not missing["conditions"]:
+                fail("missing.conditions", "must list at least one {T = r, A = r, V = r} table")
+            for c in missing["conditions"]:
+                if not isinstance(c, dict) or not c or any(k not in modalities for k in c):
+                    fail("missing.conditions", f"each entry is a table with keys among {', '.join(modalities)}, got {c!r}")
+                rates = tuple(rate(c.get(m, 0.0), "missing.conditions") for m in MODALITIES)
+                label = ",".join(f"{m}={_fmt(r)}" for m, r in zip(MODALITIES, rates) if m in modalities)
+                conditions.append(Condition(name=label, rates=rates))
+    names = [c.name for c in conditions]
+    if len(set(names)) != len(names):
+        fail("missing", f"conditions repeat: {names}")
+    if "area" in aggregation and (kind == "inter" or len(conditions) < 2):
+        fail("aggregation", "'area' needs at least two missing rates (not available for kind 'inter')")
+
+    return Protocol(
+        name=name, version=data["version"], dataset=dataset, variant=variant, split=split,
+        seeds=tuple(seeds), kind=kind, conditions=tuple(conditions), modalities=modalities, fill=fill,
+        reveal_mask=data.get("reveal_mask", False), mask_convention=convention, primary_metric=primary,
+        aggregation=tuple(aggregation), description=data.get("description", ""),
+    )
+
+
+def load(name_or_path: str | Path) -> Protocol:
+    """A shipped protocol by name (`mosi-intra`) or any protocol TOML file by path."""
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        shipped = PROTOCOL_DIR / f"{name_or_path}.toml"
+        if not shipped.exists():
+            raise MsabenchError(
+                f"unknown protocol {str(name_or_path)!r}: no file {shipped}; shipped protocols: {', '.join(available())}"
+            )
+        path = shipped
+    if not path.exists():
+        raise MsabenchError(f"protocol file {path} does not exist")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise MsabenchError(f"{path}: not valid TOML: {e}") from None
+    return parse(data, str(path))
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in PROTOCOL_DIR.glob("*.toml"))

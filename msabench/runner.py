@@ -1,0 +1,196 @@
+"""`run`: protocol -> masks -> model -> predictions -> metrics, for every seed of a protocol.
+
+The unit of work is one (protocol, model, seed): build the model, fit it once on the
+train split (valid for selection), then predict every condition of the protocol on the
+evaluation split. `run_unit` is a pure function of its inputs so any executor can run
+it; `run` adds the skipping of finished units and the atomic writes.
+"""
+
+from __future__ import annotations
+
+import platform
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import msabench
+from msabench import masking, metrics
+from msabench import protocols as protocols_mod
+from msabench import results as results_mod
+from msabench import submission as submission_mod
+from msabench.data import Dataset
+from msabench.data import load as load_data
+from msabench.errors import MsabenchError
+from msabench.protocols import Protocol
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every generator a submission might use, so an unseeded model is still repeatable."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.manual_seed(seed)
+
+
+def condition_metrics(pred: np.ndarray, label: np.ndarray, cond: np.ndarray, protocol: Protocol) -> dict:
+    """Per-condition metrics and their aggregates (mean over conditions, trapezoid area over rates)."""
+    per = {c.name: metrics.compute(pred[cond == c.name], label[cond == c.name], protocol.metric_kind)
+           for c in protocol.conditions}
+    names = metrics.METRICS[protocol.metric_kind]
+    agg = {}
+    if "mean" in protocol.aggregation:
+        agg["mean"] = {m: float(np.mean([per[c][m] for c in per])) for m in names}
+    if "area" in protocol.aggregation:
+        levels = np.array([c.level for c in protocol.conditions])
+        order = np.argsort(levels, kind="stable")
+        agg["area"] = {m: float(np.trapezoid(np.array([per[protocol.conditions[i].name][m] for i in order]),
+                                             levels[order])) for m in names}
+    return {"conditions": per, "aggregate": agg}
+
+
+def identity(protocol: Protocol, dataset: Dataset, sub: submission_mod.Submission, seed: int,
+             masks_fp: str) -> dict:
+    return {"protocol_fingerprint": protocol.fingerprint, "dataset_fingerprint": dataset.fingerprint,
+            "submission_sha256": sub.sha256, "masks_fingerprint": masks_fp, "seed": seed}
+
+
+def predict_conditions(model, split, protocol: Protocol, observed: dict, seed: int, batch_size: int,
+                       where: str, progress=None) -> np.ndarray:
+    """Predictions [C, N] for every condition; batches never change what a sample sees."""
+    n = len(split)
+    out = np.empty((len(protocol.conditions), n), dtype=np.float64)
+    for ci, cond in enumerate(protocol.conditions):
+        obs = observed[cond.name]
+        for start in range(0, n, batch_size):
+            rows = slice(start, min(start + batch_size, n))
+            batch, mask = masking.corrupt(split, obs, rows, protocol.reveal_mask)
+            at = f"{where}: condition {cond.name}, seed {seed}, samples {rows.start}-{rows.stop - 1}"
+            try:
+                raw = model.predict(batch, mask)
+            except MsabenchError:
+                raise
+            except Exception as e:
+                raise MsabenchError(f"{at}: predict raised {submission_mod._describe(e, Path(where))}") from None
+            out[ci, rows] = submission_mod.predictions(raw, len(batch), at, batch.ids)
+            if progress is not None:
+                progress.update(len(batch))
+    return out
+
+
+def run_unit(sub: submission_mod.Submission, dataset: Dataset, protocol: Protocol, seed: int,
+             batch_size: int = 64, progress=None) -> results_mod.UnitResult:
+    """Fit (if the model can) and evaluate one seed over every condition; nothing is written."""
+    if batch_size < 1:
+        raise MsabenchError(f"batch size must be >= 1, got {batch_size}")
+    split = dataset[protocol.split]
+    where = str(sub.path)
+    seed_everything(seed)
+    model = sub.build(dataset.info)
+    t0 = time.perf_counter()
+    if callable(getattr(model, "fit", None)):
+        try:
+            model.fit(dataset["train"], dataset["valid"], seed)
+        except MsabenchError:
+            raise
+        except Exception as e:
+            raise MsabenchError(f"{where}: fit(train, valid, seed={seed}) raised {submission_mod._describe(e, sub.path)}") from None
+    fit_s = time.perf_counter() - t0
+    observed = masking.observed(protocol, split, seed)
+    masks_fp = masking.fingerprint(protocol, split, seed, observed)
+    seed_everything(seed)
+    t1 = time.perf_counter()
+    pred = predict_conditions(model, split, protocol, observed, seed, batch_size, where, progress)
+    predict_s = time.perf_counter() - t1
+    n_cond = len(protocol.conditions)
+    cond = np.repeat(np.array([c.name for c in protocol.conditions]), len(split))
+    labels = np.tile(split.labels.astype(np.float64), n_cond)
+    flat = pred.reshape(-1)
+    manifest = {
+        "schema": results_mod.RESULT_SCHEMA,
+        "msabench_version": msabench.__version__,
+        "protocol": protocol.name,
+        "protocol_version": protocol.version,
+        "model": sub.name,
+        "submission_path": str(sub.path),
+        "dataset": dataset.name,
+        "dataset_variant": dataset.variant,
+        "dataset_source": dataset.source,
+        "split": protocol.split,
+        "n_samples": len(split),
+        "conditions": [c.name for c in protocol.conditions],
+        "batch_size": batch_size,
+        "fit_seconds": round(fit_s, 3),
+        "predict_seconds": round(predict_s, 3),
+        "versions": {"python": platform.python_version(), "numpy": np.__version__, **_torch_version()},
+        **identity(protocol, dataset, sub, seed, masks_fp),
+    }
+    return results_mod.UnitResult(
+        protocol=protocol.name, model=sub.name, seed=seed, ids=np.tile(split.ids, n_cond), predictions=flat,
+        labels=labels, conditions=cond, metrics=condition_metrics(flat, labels, cond, protocol), manifest=manifest,
+    )
+
+
+def _torch_version() -> dict:
+    torch = sys.modules.get("torch")
+    return {"torch": torch.__version__} if torch is not None else {}
+
+
+@dataclass
+class RunReport:
+    """What `run` did: the units it computed or found finished, and where they live."""
+
+    protocol: Protocol
+    model: str
+    out: Path
+    units: list[results_mod.UnitResult] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)  # seeds whose finished results were re-used
+
+
+def run(protocol: str | Protocol, model: str | Path, *, seeds: list[int] | None = None, out: str | Path = "results",
+        data: str | Path | None = None, data_dir: str | Path | None = None, batch_size: int = 64,
+        dataset: Dataset | None = None, progress: bool = False, log=None) -> RunReport:
+    """Run `model` under `protocol` for its seeds, re-using finished units whose fingerprints match."""
+    protocol = protocol if isinstance(protocol, Protocol) else protocols_mod.load(protocol)
+    sub = submission_mod.load(model)
+    seeds = list(protocol.seeds) if seeds is None else list(seeds)
+    for s in seeds:
+        if s not in protocol.seeds:
+            raise MsabenchError(f"seed {s} is not one of protocol {protocol.name}'s seeds {list(protocol.seeds)}")
+    if dataset is None:
+        dataset = load_data(protocol.dataset, protocol.variant, data=data, data_dir=data_dir)
+        if dataset.nonfinite_replaced and log:
+            log(f"note: {dataset.nonfinite_replaced} non-finite feature values (-inf/NaN) in {dataset.source} were set to 0")
+    if dataset.variant != protocol.variant or (protocol.dataset != "synth-mosi" and dataset.name != protocol.dataset):
+        raise MsabenchError(f"protocol {protocol.name} is for {protocol.dataset} {protocol.variant}, "
+                            f"but the data given is {dataset.name} {dataset.variant} ({dataset.source})")
+    split = dataset[protocol.split]
+    report = RunReport(protocol=protocol, model=sub.name, out=Path(out))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(seeds) * len(protocol.conditions) * len(split), unit="sample",
+                   desc=f"{sub.name} on {protocol.name}", file=sys.stderr, disable=None)
+    try:
+        for seed in seeds:
+            folder = results_mod.unit_dir(out, protocol.name, sub.name, seed)
+            masks_fp = masking.fingerprint(protocol, split, seed)
+            if results_mod.is_current(folder, identity(protocol, dataset, sub, seed, masks_fp)):
+                report.units.append(results_mod.read_unit(folder))
+                report.skipped.append(seed)
+                if bar is not None:
+                    bar.update(len(protocol.conditions) * len(split))
+                continue
+            unit = run_unit(sub, dataset, protocol, seed, batch_size, bar)
+            results_mod.write_unit(out, unit)
+            report.units.append(unit)
+    finally:
+        if bar is not None:
+            bar.close()
+    return report

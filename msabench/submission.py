@@ -1,0 +1,134 @@
+"""Loading a submission file (or a bundled model by name) and holding it to the contract.
+
+The file is imported under a private module name; anything that goes wrong while
+importing, building, fitting or predicting becomes one line naming the file, the
+step and, for predictions, the condition, seed and sample.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from msabench.data.core import DatasetInfo
+from msabench.errors import MsabenchError
+
+BASELINE_DIR = Path(__file__).resolve().parent / "baselines"
+
+
+def bundled() -> dict[str, Path]:
+    """Bundled model names -> their files (every public module in msabench/baselines/)."""
+    return {p.stem.replace("_", "-"): p for p in sorted(BASELINE_DIR.glob("*.py")) if not p.stem.startswith("_")}
+
+
+@dataclass(frozen=True)
+class Submission:
+    name: str
+    path: Path
+    sha256: str  # of the file's bytes: any edit makes stored results stale
+    factory: Callable[[DatasetInfo], Any]
+
+    def build(self, info: DatasetInfo):
+        """Build a fresh model; checks it has predict (and a callable fit if any)."""
+        try:
+            model = self.factory(info)
+        except Exception as e:
+            raise MsabenchError(f"{self.path}: build(info) raised {_describe(e, self.path)}") from None
+        if not callable(getattr(model, "predict", None)):
+            raise MsabenchError(f"{self.path}: the model built has no predict(batch, mask) method")
+        if hasattr(model, "fit") and not callable(model.fit):
+            raise MsabenchError(f"{self.path}: the model's fit attribute is not callable")
+        return model
+
+
+def _describe(e: BaseException, path: Path) -> str:
+    """`TypeError: msg (line N)`, with the deepest line number inside the submission file."""
+    line = ""
+    for frame in reversed(traceback.extract_tb(e.__traceback__)):
+        if Path(frame.filename).resolve() == path.resolve():
+            line = f" (line {frame.lineno})"
+            break
+    msg = str(e).splitlines()[0] if str(e) else ""
+    return f"{type(e).__name__}: {msg}{line}"
+
+
+def load(spec: str | Path) -> Submission:
+    """A submission by file path, or a bundled model by name (`mean`, ...)."""
+    spec = str(spec)
+    models = bundled()
+    if spec in models:
+        path = models[spec]
+    else:
+        path = Path(spec)
+        if not path.exists():
+            hint = f"; bundled models: {', '.join(models)}" if path.suffix != ".py" else ""
+            raise MsabenchError(f"submission {spec} does not exist{hint}")
+        if not path.is_file() or path.suffix != ".py":
+            raise MsabenchError(f"submission {spec} is not a Python file")
+    path = path.resolve()
+    source = path.read_bytes()
+    digest = hashlib.sha256(source).hexdigest()
+    try:
+        compile(source, str(path), "exec")
+    except SyntaxError as e:
+        raise MsabenchError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
+    module_name = f"msabench_submission_{digest[:16]}"
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module  # dataclasses and pickling look modules up here
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as e:
+        sys.modules.pop(module_name, None)
+        raise MsabenchError(f"{path}: importing the submission failed: {_describe(e, path)}") from None
+    factory = _factory(module, path)
+    name = getattr(module, "NAME", None) or getattr(factory, "name", None)
+    if not isinstance(name, str) or not name:
+        name = spec if spec in models else path.stem
+    return Submission(name=name, path=path, sha256=digest, factory=factory)
+
+
+def _factory(module, path: Path) -> Callable[[DatasetInfo], Any]:
+    build = getattr(module, "build", None)
+    if callable(build):
+        return build
+    classes = [obj for obj in vars(module).values()
+               if inspect.isclass(obj) and obj.__module__ == module.__name__ and callable(getattr(obj, "predict", None))]
+    if len(classes) == 1:
+        cls = classes[0]
+        try:
+            takes_info = len(inspect.signature(cls).parameters) > 0
+        except (TypeError, ValueError):
+            takes_info = True
+        return cls if takes_info else (lambda info: cls())
+    if len(classes) > 1:
+        names = ", ".join(c.__name__ for c in classes)
+        raise MsabenchError(f"{path}: defines several model classes ({names}) and no build(info); add build(info)")
+    raise MsabenchError(f"{path}: defines neither build(info) nor a model class with a predict(batch, mask) method")
+
+
+def predictions(out: Any, n: int, where: str, ids: np.ndarray) -> np.ndarray:
+    """Model output -> float64 [n]; shape and finiteness checked, one line on failure."""
+    if hasattr(out, "detach"):
+        out = out.detach().cpu().numpy()
+    try:
+        arr = np.asarray(out, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise MsabenchError(f"{where}: predict returned {type(out).__name__}, not numbers: {e}") from None
+    if arr.shape == (n, 1):
+        arr = arr[:, 0]
+    if arr.shape != (n,):
+        raise MsabenchError(f"{where}: predict returned shape {tuple(arr.shape)} for a batch of {n}; expected ({n},)")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise MsabenchError(f"{where}: predict returned {arr[i]} for sample {ids[i]} ({int(bad.sum())} non-finite in the batch)")
+    return arr

@@ -1,0 +1,160 @@
+"""Example submission: a small bag-of-words + pooled-frames regressor. Copy it to start.
+
+A submission is one Python file defining `build(info)`, which returns an object with
+    name                                   a short label for result tables
+    fit(train, valid, seed)                train on the clean train split; pick epochs on valid
+    predict(batch, mask) -> [B] scores     one sentiment score per sample (torch or numpy)
+msabench corrupts the test inputs (drops tokens/frames/modalities) BEFORE `predict` sees
+them: dropped tokens read [UNK] (id 100), dropped frames are zero vectors, and attention
+masks/lengths are those of the clean data. Unless the protocol reveals it, `mask` only
+marks padding, so this model ignores it.
+
+The model (about 1M weights, trains in a few seconds on 2 CPU cores):
+    text   = mean of token embeddings over the attention mask (one vector per sample)
+    audio  = mean of the audio frames over the valid length, vision likewise
+    score  = MLP([text, audio, vision])
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+
+from msabench.data.core import PAD_ID, UNK_ID, DatasetInfo, Split
+from msabench.interface import Batch, Mask
+
+VOCAB = 30522  # bert-base-uncased; ids at or above it (other tokenizers) are read as [UNK]
+EMBED, HIDDEN, DROPOUT = 32, 64, 0.1
+EPOCHS, BATCH_SIZE, LR, WEIGHT_DECAY = 25, 32, 3e-3, 1e-5
+
+# Everything runs in float64. In float32, CPU matrix products take different code paths
+# for different batch sizes (e.g. 1 vs 64 rows), so one sample's score could change in
+# its last bit with the batch it came in. In float64 the products agree, and the final
+# cast to float32 makes one sample's score bit-identical for any batch size.
+DTYPE = torch.float64
+
+
+def _masked_mean(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean of x [B, T, D] over the positions where valid [B, T] is True."""
+    valid = valid.to(x.dtype).unsqueeze(-1)
+    return (x * valid).sum(1) / valid.sum(1).clamp(min=1.0)
+
+
+class Net(nn.Module):
+    def __init__(self, info: DatasetInfo):
+        super().__init__()
+        self.use_ids = info.has_text_ids
+        if self.use_ids:
+            self.embed = nn.Embedding(VOCAB, EMBED)
+            with torch.no_grad():
+                # [PAD] never counts (masked out). [UNK] starts at zero and, since clean
+                # training data has no [UNK], stays zero: a dropped token adds nothing to
+                # the sum but still counts in the mean, so the text vector shrinks as
+                # tokens go missing. Train with token dropout to let it learn "missing".
+                self.embed.weight[PAD_ID].zero_()
+                self.embed.weight[UNK_ID].zero_()
+        else:  # datasets that ship token features (e.g. BERT outputs) instead of ids
+            self.text_proj = nn.Linear(info.text_feature_dim, EMBED)
+        # Audio/vision are divided by their train-set spread (set in fit), not centred:
+        # a fully dropped modality (all zero frames) then stays an all-zero input.
+        self.register_buffer("audio_scale", torch.ones(info.audio_dim, dtype=DTYPE))
+        self.register_buffer("vision_scale", torch.ones(info.vision_dim, dtype=DTYPE))
+        self.mlp = nn.Sequential(
+            nn.Linear(EMBED + info.audio_dim + info.vision_dim, HIDDEN),
+            nn.ReLU(),
+            nn.Dropout(DROPOUT),
+            nn.Linear(HIDDEN, 1),
+        )
+
+    def pooled_frames(self, x: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        steps_a = torch.arange(x["audio"].shape[1])
+        steps_v = torch.arange(x["vision"].shape[1])
+        audio = _masked_mean(x["audio"], steps_a[None, :] < x["audio_lengths"][:, None])
+        vision = _masked_mean(x["vision"], steps_v[None, :] < x["vision_lengths"][:, None])
+        return audio, vision
+
+    def forward(self, x: dict) -> torch.Tensor:
+        mask = x["text_mask"] > 0
+        if self.use_ids:
+            ids = torch.where(x["text_ids"] < VOCAB, x["text_ids"], UNK_ID)
+            text = _masked_mean(self.embed(ids), mask)
+        else:
+            text = self.text_proj(_masked_mean(x["text_features"], mask))
+        audio, vision = self.pooled_frames(x)
+        features = torch.cat([text, audio / self.audio_scale, vision / self.vision_scale], dim=1)
+        return self.mlp(features).squeeze(-1)
+
+
+def _tensors(data: Split | Batch, rows=slice(None)) -> dict:
+    """The numeric inputs of a Split or Batch (rows `rows`) as torch tensors."""
+    out = {
+        "text_mask": torch.from_numpy(np.asarray(data.text_mask[rows], dtype=np.int64)),
+        "audio": torch.from_numpy(np.asarray(data.audio[rows], dtype=np.float64)),
+        "audio_lengths": torch.from_numpy(np.asarray(data.audio_lengths[rows], dtype=np.int64)),
+        "vision": torch.from_numpy(np.asarray(data.vision[rows], dtype=np.float64)),
+        "vision_lengths": torch.from_numpy(np.asarray(data.vision_lengths[rows], dtype=np.int64)),
+    }
+    if data.text_ids is not None:
+        out["text_ids"] = torch.from_numpy(np.asarray(data.text_ids[rows], dtype=np.int64))
+    if data.text_features is not None:
+        out["text_features"] = torch.from_numpy(np.asarray(data.text_features[rows], dtype=np.float64))
+    return out
+
+
+class ExampleModel:
+    name = "example-bow-mlp"
+
+    def __init__(self, info: DatasetInfo):
+        if not info.has_text_ids and info.text_feature_dim is None:
+            raise ValueError("example model: the dataset has neither text ids nor text features")
+        self.info = info
+        self.net: Net | None = None
+
+    def fit(self, train: Split, valid: Split, seed: int) -> None:
+        # Seed everything this model draws from; same seed, same weights.
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        torch.use_deterministic_algorithms(True)
+        net = Net(self.info).to(DTYPE)
+        x_train, x_valid = _tensors(train), _tensors(valid)
+        y_train = torch.from_numpy(np.asarray(train.labels, dtype=np.float64))
+        y_valid = np.asarray(valid.labels, dtype=np.float64)
+        with torch.no_grad():
+            audio, vision = net.pooled_frames(x_train)
+            net.audio_scale.copy_(audio.pow(2).mean(0).sqrt().clamp(min=1e-6))
+            net.vision_scale.copy_(vision.pow(2).mean(0).sqrt().clamp(min=1e-6))
+        opt = torch.optim.Adam(net.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
+        best_mae, best_state = np.inf, None
+        for _ in range(EPOCHS):
+            net.train()
+            order = rng.permutation(len(train))
+            for start in range(0, len(order), BATCH_SIZE):
+                rows = torch.from_numpy(order[start : start + BATCH_SIZE])
+                x = {k: v[rows] for k, v in x_train.items()}
+                loss = nn.functional.l1_loss(net(x), y_train[rows])  # L1: MAE is a headline metric
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            # Model selection on the VALID split (never on test).
+            net.eval()
+            with torch.no_grad():
+                mae = float(np.mean(np.abs(net(x_valid).numpy() - y_valid)))
+            if mae < best_mae:
+                best_mae, best_state = mae, copy.deepcopy(net.state_dict())
+        net.load_state_dict(best_state)
+        net.eval()
+        self.net = net
+
+    def predict(self, batch: Batch, mask: Mask) -> np.ndarray:
+        if self.net is None:
+            raise RuntimeError("example model: predict called before fit")
+        self.net.eval()  # no dropout: deterministic scores
+        with torch.no_grad():
+            return self.net(_tensors(batch)).to(torch.float32).numpy()
+
+
+def build(info: DatasetInfo) -> ExampleModel:
+    return ExampleModel(info)
