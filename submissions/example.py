@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from msabench.data.core import PAD_ID, UNK_ID, DatasetInfo, Split
+from msabench.data.core import UNK_ID, DatasetInfo, Split
 from msabench.interface import Batch, Mask
 
-VOCAB = 30522  # bert-base-uncased; ids at or above it (other tokenizers) are read as [UNK]
+VOCAB = 30522  # bert-base-uncased; larger ids (other tokenizers) are clamped into range
 EMBED, HIDDEN, DROPOUT = 32, 64, 0.1
 EPOCHS, BATCH_SIZE, LR, WEIGHT_DECAY = 25, 32, 3e-3, 1e-5
 
@@ -48,14 +48,15 @@ class Net(nn.Module):
         super().__init__()
         self.use_ids = info.has_text_ids
         if self.use_ids:
-            self.embed = nn.Embedding(VOCAB, EMBED)
-            with torch.no_grad():
-                # [PAD] never counts (masked out). [UNK] starts at zero and, since clean
-                # training data has no [UNK], stays zero: a dropped token adds nothing to
-                # the sum but still counts in the mean, so the text vector shrinks as
-                # tokens go missing. Train with token dropout to let it learn "missing".
-                self.embed.weight[PAD_ID].zero_()
-                self.embed.weight[UNK_ID].zero_()
+            # Only words seen in training get a row (fit fills `rows`): row 0 is every
+            # word never seen in training, row 1 is [UNK], rows 2.. the training words.
+            # All rows start at zero, so a word contributes only what training taught it.
+            # Clean training data has no [UNK], so its row stays zero: a dropped token
+            # adds nothing to the sum but still counts in the mean, and the text vector
+            # shrinks as tokens go missing. (Train with token dropout to let [UNK] learn.)
+            self.register_buffer("rows", torch.zeros(VOCAB, dtype=torch.int64))
+            self.embed = nn.Embedding(VOCAB, EMBED)  # resized in fit
+            nn.init.zeros_(self.embed.weight)
         else:  # datasets that ship token features (e.g. BERT outputs) instead of ids
             self.text_proj = nn.Linear(info.text_feature_dim, EMBED)
         # Audio/vision are divided by their train-set spread (set in fit), not centred:
@@ -79,8 +80,8 @@ class Net(nn.Module):
     def forward(self, x: dict) -> torch.Tensor:
         mask = x["text_mask"] > 0
         if self.use_ids:
-            ids = torch.where(x["text_ids"] < VOCAB, x["text_ids"], UNK_ID)
-            text = _masked_mean(self.embed(ids), mask)
+            ids = x["text_ids"].clamp(0, VOCAB - 1)
+            text = _masked_mean(self.embed(self.rows[ids]), mask)
         else:
             text = self.text_proj(_masked_mean(x["text_features"], mask))
         audio, vision = self.pooled_frames(x)
@@ -118,7 +119,15 @@ class ExampleModel:
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
         torch.use_deterministic_algorithms(True)
-        net = Net(self.info).to(DTYPE)
+        net = Net(self.info)
+        if net.use_ids:
+            seen = np.unique(train.text_ids[train.text_mask > 0])
+            seen = seen[(seen != UNK_ID) & (seen < VOCAB)]
+            net.rows[UNK_ID] = 1
+            net.rows[torch.from_numpy(seen)] = torch.arange(2, 2 + len(seen))
+            net.embed = nn.Embedding(2 + len(seen), EMBED)
+            nn.init.zeros_(net.embed.weight)
+        net = net.to(DTYPE)
         x_train, x_valid = _tensors(train), _tensors(valid)
         y_train = torch.from_numpy(np.asarray(train.labels, dtype=np.float64))
         y_valid = np.asarray(valid.labels, dtype=np.float64)

@@ -1,0 +1,44 @@
+"""Shared fixtures: small generated datasets in the exact MMSA formats, and helpers to write files."""
+
+import pickle
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from msabench.data import mmsa, synth
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def small_raw(seed=0, sizes=(80, 30, 40), **kw):
+    return synth.make_raw(seed=seed, sizes=sizes, **kw)
+
+
+def small_dataset(seed=0, sizes=(80, 30, 40), name="synth-mosi", variant="aligned_50", **kw):
+    return mmsa.from_dict(small_raw(seed, sizes, **kw), name, variant, f"generated:test seed={seed}")
+
+
+@pytest.fixture
+def dataset():
+    return small_dataset()
+
+
+@pytest.fixture
+def unaligned():
+    return small_dataset(seed=3, aligned=False, audio_len=30, vision_len=40, name="mosi", variant="unaligned_50")
+
+
+def write_pickle(path, obj):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        pickle.dump(obj, f, protocol=4)
+    return path
+
+
+def write_file(path, text):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
