@@ -1,0 +1,5 @@
+import sys
+
+from msabench.cli import main
+
+sys.exit(main())
