@@ -107,18 +107,18 @@ def modality_draws(split: Split, seed: int, convention: str) -> np.ndarray:
         return _to_unit(_mix(keys[:, None] + np.arange(3, dtype=np.uint64)[None, :] * _GOLDEN))
 
 
-def valid(split: Split) -> dict[str, np.ndarray]:
+def valid(split: Split, rows: slice | np.ndarray = slice(None)) -> dict[str, np.ndarray]:
     """Positions inside each sample's valid length (the padding mask), per modality."""
-    out = {"T": split.text_mask.astype(bool)}
+    out = {"T": split.text_mask[rows].astype(bool)}
     for m in ("A", "V"):
-        out[m] = np.arange(split.seq_len(m))[None, :] < split.lengths(m)[:, None]
+        out[m] = np.arange(split.seq_len(m))[None, :] < split.lengths(m)[rows][:, None]
     return out
 
 
-def special_tokens(split: Split) -> np.ndarray:
+def special_tokens(text_mask: np.ndarray) -> np.ndarray:
     """[N, L] bool: [CLS] (position 0) and the last valid token ([SEP]), never dropped."""
-    lengths = split.text_lengths
-    out = np.zeros(split.text_mask.shape, dtype=bool)
+    lengths = text_mask.sum(axis=1)
+    out = np.zeros(text_mask.shape, dtype=bool)
     rows = np.flatnonzero(lengths > 0)
     out[rows, 0] = True
     out[rows, lengths[rows] - 1] = True
@@ -131,7 +131,7 @@ def observed(protocol: Protocol, split: Split, seed: int) -> dict[str, Observed]
     out: dict[str, Observed] = {}
     if protocol.kind == "intra":
         u = draws(split, seed, protocol.mask_convention)
-        specials = special_tokens(split) & pads["T"]
+        specials = special_tokens(split.text_mask) & pads["T"]
         for c in protocol.conditions:
             per = {m: (u[m] > r) & pads[m] for m, r in zip(MODALITIES, c.rates)}
             per["T"] |= specials
@@ -153,14 +153,14 @@ def observed(protocol: Protocol, split: Split, seed: int) -> dict[str, Observed]
 
 def corrupt(split: Split, obs: Observed, rows: slice | np.ndarray, reveal: bool) -> tuple[Batch, Mask]:
     """The model's inputs for `rows` under `obs`: fills applied, labels left out."""
-    pads = valid(split)
+    pads = valid(split, rows)
     t_obs, a_obs, v_obs = obs.text[rows], obs.audio[rows], obs.vision[rows]
     text_ids = text_features = None
-    keep_t = t_obs | special_tokens(split)[rows] | ~pads["T"][rows]
     if split.text_ids is not None:
+        keep_t = t_obs | special_tokens(pads["T"]) | ~pads["T"]
         text_ids = np.where(keep_t, split.text_ids[rows], UNK_ID).astype(np.int64)
     if split.text_features is not None:
-        text_features = (split.text_features[rows] * (t_obs | ~pads["T"][rows])[..., None]).astype(np.float32)
+        text_features = (split.text_features[rows] * (t_obs | ~pads["T"])[..., None]).astype(np.float32)
     batch = Batch(
         ids=split.ids[rows],
         text_mask=split.text_mask[rows].astype(np.int64),
@@ -174,8 +174,7 @@ def corrupt(split: Split, obs: Observed, rows: slice | np.ndarray, reveal: bool)
     if reveal:
         mask = Mask(text=t_obs.copy(), audio=a_obs.copy(), vision=v_obs.copy(), revealed=True)
     else:
-        mask = Mask(text=pads["T"][rows].copy(), audio=pads["A"][rows].copy(), vision=pads["V"][rows].copy(),
-                    revealed=False)
+        mask = Mask(text=pads["T"], audio=pads["A"], vision=pads["V"], revealed=False)
     return batch, mask
 
 

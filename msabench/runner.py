@@ -85,7 +85,7 @@ def predict_conditions(model, split, protocol: Protocol, observed: dict, seed: i
 
 
 def run_unit(sub: submission_mod.Submission, dataset: Dataset, protocol: Protocol, seed: int,
-             batch_size: int = 64, progress=None) -> results_mod.UnitResult:
+             batch_size: int = 64, progress=None, observed: dict | None = None) -> results_mod.UnitResult:
     """Fit (if the model can) and evaluate one seed over every condition; nothing is written."""
     if batch_size < 1:
         raise MsabenchError(f"batch size must be >= 1, got {batch_size}")
@@ -102,7 +102,7 @@ def run_unit(sub: submission_mod.Submission, dataset: Dataset, protocol: Protoco
         except Exception as e:
             raise MsabenchError(f"{where}: fit(train, valid, seed={seed}) raised {submission_mod._describe(e, sub.path)}") from None
     fit_s = time.perf_counter() - t0
-    observed = masking.observed(protocol, split, seed)
+    observed = observed if observed is not None else masking.observed(protocol, split, seed)
     masks_fp = masking.fingerprint(protocol, split, seed, observed)
     seed_everything(seed)
     t1 = time.perf_counter()
@@ -180,14 +180,15 @@ def run(protocol: str | Protocol, model: str | Path, *, seeds: list[int] | None 
     try:
         for seed in seeds:
             folder = results_mod.unit_dir(out, protocol.name, sub.name, seed)
-            masks_fp = masking.fingerprint(protocol, split, seed)
+            observed = masking.observed(protocol, split, seed)
+            masks_fp = masking.fingerprint(protocol, split, seed, observed)
             if results_mod.is_current(folder, identity(protocol, dataset, sub, seed, masks_fp)):
                 report.units.append(results_mod.read_unit(folder))
                 report.skipped.append(seed)
                 if bar is not None:
                     bar.update(len(protocol.conditions) * len(split))
                 continue
-            unit = run_unit(sub, dataset, protocol, seed, batch_size, bar)
+            unit = run_unit(sub, dataset, protocol, seed, batch_size, bar, observed)
             results_mod.write_unit(out, unit)
             report.units.append(unit)
     finally:

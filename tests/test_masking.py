@@ -137,7 +137,7 @@ def test_inter_sets(unaligned):
     batch, mask = masking.corrupt(split, obs["V"], slice(None), reveal=True)
     assert not batch.audio.any()
     assert np.array_equal(batch.vision, split.vision)
-    inner = split.text_mask.astype(bool) & ~masking.special_tokens(split)
+    inner = split.text_mask.astype(bool) & ~masking.special_tokens(split.text_mask)
     assert np.all(batch.text_ids[inner] == UNK_ID)
     assert np.array_equal(mask.modalities(), np.tile([False, False, True], (len(split), 1)))
 
