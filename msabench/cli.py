@@ -25,19 +25,22 @@ def _atomic_path(final: Path, suffix: str) -> Path:
 def cmd_run(args) -> int:
     from msabench import protocols, report, runner
 
-    failed = 0
-    for proto_name in args.protocol:
-        protocol = protocols.load(proto_name)
-        dataset = None
+    from msabench.data import load
+
+    plan = [protocols.load(name) for name in args.protocol]  # every protocol checked before any work
+    for protocol in plan:
+        dataset = load(protocol.dataset, protocol.variant, data=args.data, data_dir=args.data_dir)
+        if dataset.nonfinite_replaced:
+            print(f"note: {dataset.nonfinite_replaced} non-finite feature values (-inf/NaN) in {dataset.source} "
+                  "were set to 0", file=sys.stderr)
         for model in args.model:
-            rep = runner.run(protocol, model, seeds=args.seeds, out=args.out, data=args.data, data_dir=args.data_dir,
-                             batch_size=args.batch_size, dataset=dataset, progress=True,
-                             log=lambda m: print(m, file=sys.stderr))
+            rep = runner.run(protocol, model, seeds=args.seeds, out=args.out, batch_size=args.batch_size,
+                             dataset=dataset, progress=True)
             if rep.skipped:
                 print(f"re-used finished results for seeds {rep.skipped} in {args.out}", file=sys.stderr)
             print(report.summary_table(rep.units, protocol))
             print(f"results: {Path(args.out) / protocol.name / rep.model}\n")
-    return 1 if failed else 0
+    return 0
 
 
 def cmd_score(args) -> int:

@@ -65,8 +65,9 @@ def write_unit(out: str | Path, unit: UnitResult) -> Path:
     """Write one unit atomically (replacing a stale one) and return its folder."""
     final = unit_dir(out, unit.protocol, unit.model, unit.seed)
     final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(f".{final.name}.*-*"):  # left by an interrupted write
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     table = pa.table({
         "id": pa.array(unit.ids.astype(str), pa.string()),

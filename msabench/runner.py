@@ -155,7 +155,7 @@ class RunReport:
 
 def run(protocol: str | Protocol, model: str | Path, *, seeds: list[int] | None = None, out: str | Path = "results",
         data: str | Path | None = None, data_dir: str | Path | None = None, batch_size: int = 64,
-        dataset: Dataset | None = None, progress: bool = False, log=None) -> RunReport:
+        dataset: Dataset | None = None, progress: bool = False) -> RunReport:
     """Run `model` under `protocol` for its seeds, re-using finished units whose fingerprints match."""
     protocol = protocol if isinstance(protocol, Protocol) else protocols_mod.load(protocol)
     sub = submission_mod.load(model)
@@ -165,8 +165,6 @@ def run(protocol: str | Protocol, model: str | Path, *, seeds: list[int] | None 
             raise MsabenchError(f"seed {s} is not one of protocol {protocol.name}'s seeds {list(protocol.seeds)}")
     if dataset is None:
         dataset = load_data(protocol.dataset, protocol.variant, data=data, data_dir=data_dir)
-        if dataset.nonfinite_replaced and log:
-            log(f"note: {dataset.nonfinite_replaced} non-finite feature values (-inf/NaN) in {dataset.source} were set to 0")
     if dataset.variant != protocol.variant or (protocol.dataset != "synth-mosi" and dataset.name != protocol.dataset):
         raise MsabenchError(f"protocol {protocol.name} is for {protocol.dataset} {protocol.variant}, "
                             f"but the data given is {dataset.name} {dataset.variant} ({dataset.source})")

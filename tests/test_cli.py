@@ -131,3 +131,23 @@ def test_bad_protocol_file_via_cli(tmp_path):
     proto = write_file(tmp_path / "p.toml", 'name = "x"\nversion = 1\ndataset = "synth-mosi"\nseeds = []\n'
                                             'primary_metric = "MAE"\n[missing]\nkind = "inter"\n')
     one_line_error(msabench("run", "--protocol", proto, "--model", "mean"), str(proto), "'seeds'")
+
+
+def test_nonfinite_values_reported_once(tmp_path):
+    raw = small_raw()
+    raw["train"]["audio"][0, 0, :] = -np.inf
+    write_pickle(tmp_path / "MOSI" / "Processed" / "aligned_50.pkl", raw)
+    proto = write_file(tmp_path / "p.toml", """
+        name = "mini"
+        version = 1
+        dataset = "mosi"
+        seeds = [1]
+        primary_metric = "MAE"
+        [missing]
+        kind = "inter"
+        sets = ["T", "TAV"]
+        """)
+    proc = msabench("run", "--protocol", proto, "--model", "mean", "--data-dir", tmp_path, "--out", tmp_path / "o")
+    assert proc.returncode == 0, proc.stderr
+    notes = [line for line in proc.stderr.splitlines() if "non-finite" in line]
+    assert len(notes) == 1 and "5 non-finite" in notes[0]
