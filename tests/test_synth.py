@@ -1,0 +1,325 @@
+"""synth-mosi: determinism, the exact MMSA layout, token and label conventions, and an
+end-to-end check that the example submission learns it and degrades under missing data."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from msabench.data import synth
+from msabench.data.core import CLS_ID, PAD_ID, SEP_ID, UNK_ID
+from msabench.errors import MsabenchError
+from msabench.interface import Batch, Mask
+
+ROOT = Path(__file__).resolve().parent.parent
+SPLITS = ("train", "valid", "test")
+ARRAY_KEYS = {"text_bert", "audio", "vision", "regression_labels", "classification_labels"}
+OBJECT_KEYS = {"id", "raw_text", "annotations"}
+ALIGNED_KEYS = ARRAY_KEYS | OBJECT_KEYS
+UNALIGNED_KEYS = ALIGNED_KEYS | {"audio_lengths", "vision_lengths"}
+
+
+@pytest.fixture(scope="module")
+def raw():
+    return synth.make_raw()
+
+
+@pytest.fixture(scope="module")
+def raw_unaligned():
+    return synth.make_raw(seed=5, sizes=(90, 20, 40), audio_len=60, vision_len=70, aligned=False)
+
+
+def same(a, b) -> bool:
+    """Equal type, dtype, shape and bytes (lists: equal elements)."""
+    if isinstance(a, list) or isinstance(b, list):
+        return type(a) is type(b) and a == b
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if a.dtype == object:
+        return a.tolist() == b.tolist()
+    return a.tobytes() == b.tobytes()
+
+
+def text_lengths(part) -> np.ndarray:
+    return part["text_bert"][:, 1].sum(1).astype(np.int64)
+
+
+# --- determinism ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"aligned": False, "audio_len": 60, "vision_len": 70, "sizes": (50, 10, 20)}])
+def test_same_seed_is_bit_identical(kwargs):
+    a, b = synth.make_raw(seed=7, **kwargs), synth.make_raw(seed=7, **kwargs)
+    for split in SPLITS:
+        assert a[split].keys() == b[split].keys()
+        for key in a[split]:
+            assert same(a[split][key], b[split][key]), (split, key)
+    assert synth.make_dataset(7, **kwargs).fingerprint == synth.make_dataset(7, **kwargs).fingerprint
+
+
+def test_different_seed_gives_different_data(raw):
+    other = synth.make_raw(seed=1)
+    for split in SPLITS:
+        for key in ("text_bert", "audio", "vision", "regression_labels", "id", "raw_text"):
+            assert not same(raw[split][key], other[split][key]), (split, key)
+    assert synth.make_dataset(0).fingerprint != synth.make_dataset(1).fingerprint
+
+
+# --- layout ---------------------------------------------------------------------------
+
+
+def test_default_split_sizes(raw):
+    assert list(raw) == list(SPLITS)
+    assert [len(raw[s]["regression_labels"]) for s in SPLITS] == [1284, 229, 686]
+    ds = synth.make_dataset()
+    assert [len(ds[s]) for s in SPLITS] == [1284, 229, 686]
+
+
+def check_common(part, n, audio_shape, vision_shape, L=50):
+    assert part["text_bert"].shape == (n, 3, L)
+    assert part["audio"].shape == (n, *audio_shape)
+    assert part["vision"].shape == (n, *vision_shape)
+    for key in ARRAY_KEYS:
+        assert part[key].dtype == np.float32, key
+    assert part["regression_labels"].shape == part["classification_labels"].shape == (n,)
+    for key in OBJECT_KEYS:
+        assert part[key].dtype == object and part[key].shape == (n,), key
+        assert all(type(x) is str for x in part[key]), key
+
+
+def test_aligned_keys_shapes_dtypes(raw):
+    for split, n in zip(SPLITS, (1284, 229, 686)):
+        part = raw[split]
+        assert set(part) == ALIGNED_KEYS, split
+        check_common(part, n, (50, 5), (50, 20))
+
+
+def test_unaligned_keys_shapes_dtypes(raw_unaligned):
+    for split, n in zip(SPLITS, (90, 20, 40)):
+        part = raw_unaligned[split]
+        assert set(part) == UNALIGNED_KEYS, split
+        check_common(part, n, (60, 5), (70, 20))
+        for key, T in (("audio_lengths", 60), ("vision_lengths", 70)):
+            lengths = part[key]
+            assert isinstance(lengths, list) and len(lengths) == n
+            assert all(type(x) is int and 2 <= x < T for x in lengths), key
+            assert len(set(lengths)) > 5, key  # lengths vary
+
+
+def test_unaligned_frames_zero_after_length(raw_unaligned):
+    for part in raw_unaligned.values():
+        for key in ("audio", "vision"):
+            x, lengths = part[key], np.array(part[f"{key}_lengths"])
+            steps = np.arange(x.shape[1])[None, :]
+            assert not np.any(x[steps >= lengths[:, None]]), key
+            assert np.all(np.abs(x).sum(2)[steps < lengths[:, None]] > 0), key  # every valid frame is data
+
+
+def test_aligned_frames_zero_beyond_text_length(raw):
+    for part in raw.values():
+        lengths = text_lengths(part)
+        steps = np.arange(50)[None, :]
+        for key in ("audio", "vision"):
+            x = part[key]
+            assert not np.any(x[steps >= lengths[:, None]]), key
+            assert np.all(np.abs(x).sum(2)[steps < lengths[:, None]] > 0), key
+
+
+def test_aligned_rejects_unequal_lengths():
+    with pytest.raises(MsabenchError, match="aligned"):
+        synth.make_raw(audio_len=375)
+    with pytest.raises(MsabenchError, match="seed"):
+        synth.make_raw(seed=-1)
+    with pytest.raises(MsabenchError, match="sizes"):
+        synth.make_raw(sizes=(10, 10))
+
+
+def test_ids_videos_and_clips(raw):
+    videos = {}
+    for split in SPLITS:
+        ids = raw[split]["id"]
+        assert len(set(ids)) == len(ids)
+        vids = [i.split("$_$")[0] for i in ids]
+        assert all(i.count("$_$") == 1 and len(v) == 11 and i.split("$_$")[1].isdigit() for i, v in zip(ids, vids))
+        videos[split] = set(vids)
+        assert len(ids) / len(videos[split]) > 3  # several clips per video
+    assert not (videos["train"] & videos["valid"]) and not (videos["train"] & videos["test"])
+    assert not (videos["valid"] & videos["test"])
+
+
+# --- text conventions -----------------------------------------------------------------
+
+
+def test_special_tokens(raw):
+    for part in raw.values():
+        tb = part["text_bert"]
+        assert np.array_equal(tb, np.rint(tb))  # ids stored as integral floats
+        ids, att, seg = tb[:, 0].astype(np.int64), tb[:, 1], tb[:, 2]
+        n, L = ids.shape
+        lengths = text_lengths(part)
+        steps = np.arange(L)[None, :]
+        assert np.array_equal(att, (steps < lengths[:, None]).astype(np.float32))  # mask is a prefix
+        assert not np.any(seg)
+        assert np.all(ids[:, 0] == CLS_ID)
+        assert np.all(ids[np.arange(n), lengths - 1] == SEP_ID)
+        assert np.all(ids[steps >= lengths[:, None]] == PAD_ID)
+        content = ids[(steps > 0) & (steps < lengths[:, None] - 1)]
+        assert not np.any(content == UNK_ID)
+        assert content.min() >= 1000 and content.max() < 30000
+        assert lengths.min() >= 8 and lengths.max() <= L
+        assert 10 <= np.median(lengths) <= 20 and len(np.unique(lengths)) > 20
+
+
+def test_raw_text_matches_tokens(raw):
+    part = raw["valid"]
+    ids = part["text_bert"][:, 0].astype(np.int64)
+    for row, length, text in zip(ids, text_lengths(part), part["raw_text"]):
+        assert text.split() == [f"w{t}" for t in row[1 : length - 1]]
+
+
+# --- labels ---------------------------------------------------------------------------
+
+
+def test_label_granularity_zeros_and_spread(raw):
+    y = np.concatenate([raw[s]["regression_labels"] for s in SPLITS]).astype(np.float64)
+    assert y.min() >= -3 and y.max() <= 3
+    # means of 3, 4 or 5 integer ratings: multiples of 1/60, and mostly of 1/5
+    assert np.allclose(y * 60, np.rint(y * 60), atol=1e-4)
+    fifths = np.isclose(y * 5, np.rint(y * 5), atol=1e-4)
+    assert 0.7 < fifths.mean() < 1.0
+    assert np.any(~np.isclose(y * 5, np.rint(y * 5), atol=1e-4) & np.isclose(y * 3, np.rint(y * 3), atol=1e-4))
+    assert 0.04 <= np.mean(y == 0) <= 0.12
+    assert np.mean(np.abs(y) <= 1.5) > 2 * np.mean(np.abs(y) >= 2.5)  # more mass in the middle
+    assert np.mean(np.abs(y) >= 2.5) > 0.02  # but the extremes exist
+    assert 1.2 < y.std() < 1.8
+    for split in SPLITS:  # both signs well represented everywhere: chance is near 50%
+        ys = raw[split]["regression_labels"]
+        assert 0.35 < np.mean(ys[ys != 0] > 0) < 0.65, split
+
+
+def test_annotations_and_classes_follow_the_label(raw):
+    for part in raw.values():
+        y = part["regression_labels"]
+        expected = np.where(y > 0, "Positive", np.where(y < 0, "Negative", "Neutral"))
+        assert part["annotations"].tolist() == expected.tolist()
+        assert np.array_equal(part["classification_labels"], (np.sign(y) + 1).astype(np.float32))
+
+
+# --- conversion to a Dataset ----------------------------------------------------------
+
+
+def test_make_dataset_aligned(raw):
+    ds = synth.make_dataset()
+    assert (ds.name, ds.variant, ds.kind) == ("synth-mosi", "aligned_50", "mosi")
+    assert ds.source == "generated:synth-mosi seed=0"
+    for split in SPLITS:
+        s, part = ds[split], raw[split]
+        assert s.text_ids.dtype == s.text_mask.dtype == np.int64
+        assert s.audio_lengths.dtype == s.vision_lengths.dtype == np.int64
+        assert s.ids.dtype.kind == "U" and s.raw_text.dtype.kind == "U"
+        assert np.array_equal(s.text_ids, part["text_bert"][:, 0].astype(np.int64))
+        assert np.array_equal(s.text_lengths, text_lengths(part))
+        assert np.array_equal(s.audio_lengths, s.text_lengths) and np.array_equal(s.vision_lengths, s.text_lengths)
+        assert np.array_equal(s.labels, part["regression_labels"])
+        assert s.ids.tolist() == part["id"].tolist()
+
+
+def test_make_dataset_unaligned(raw_unaligned):
+    ds = synth.make_dataset(seed=5, sizes=(90, 20, 40), audio_len=60, vision_len=70, aligned=False)
+    assert ds.variant == "unaligned_50" and ds.source == "generated:synth-mosi seed=5"
+    info = ds.info
+    assert (info.audio_len, info.vision_len, info.audio_dim, info.vision_dim) == (60, 70, 5, 20)
+    for split in SPLITS:
+        assert ds[split].audio_lengths.tolist() == raw_unaligned[split]["audio_lengths"]
+        assert ds[split].vision_lengths.tolist() == raw_unaligned[split]["vision_lengths"]
+
+
+# --- end to end: the example submission learns it and degrades under missing data ------
+
+
+def load_example():
+    spec = importlib.util.spec_from_file_location("msabench_example_submission", ROOT / "submissions" / "example.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def drop(split, r: float, seed: int) -> tuple[Batch, Mask]:
+    """Random intra-modality missing at rate r for all three modalities (MMSA/LNLN rule).
+
+    np.random.seed(seed), then one uniform draw per position for T, A, V in turn; a
+    position inside the valid length is kept iff u > r; [CLS] and the last valid token
+    are always kept; dropped tokens become [UNK], dropped frames zero vectors.
+    """
+    np.random.seed(seed)
+    u = {m: np.random.uniform(size=(len(split), split.seq_len(m))) for m in "TAV"}
+    lengths = split.text_lengths
+    steps = np.arange(split.seq_len("T"))[None, :]
+    protected = (steps == 0) | (steps == lengths[:, None] - 1)
+    dropped = (steps < lengths[:, None]) & (u["T"] <= r) & ~protected
+    text_ids = np.where(dropped, UNK_ID, split.text_ids)
+    frames = {}
+    for m, x, lens in (("A", split.audio, split.audio_lengths), ("V", split.vision, split.vision_lengths)):
+        gone = (np.arange(x.shape[1])[None, :] < lens[:, None]) & (u[m] <= r)
+        frames[m] = np.where(gone[:, :, None], np.float32(0), x)
+    batch = Batch(
+        ids=split.ids, text_mask=split.text_mask, audio=frames["A"], audio_lengths=split.audio_lengths,
+        vision=frames["V"], vision_lengths=split.vision_lengths, text_ids=text_ids,
+    )
+    mask = Mask(
+        text=split.text_mask > 0,
+        audio=np.arange(split.audio.shape[1])[None, :] < split.audio_lengths[:, None],
+        vision=np.arange(split.vision.shape[1])[None, :] < split.vision_lengths[:, None],
+        revealed=False,
+    )
+    return batch, mask
+
+
+def non0_acc2(pred, y) -> float:
+    keep = y != 0
+    return float(np.mean((pred[keep] > 0) == (y[keep] > 0)))
+
+
+def test_drop_helper_follows_the_rule():
+    test = synth.make_dataset(sizes=(10, 10, 30))["test"]
+    clean, _ = drop(test, 0.0, 1111)
+    assert np.array_equal(clean.text_ids, test.text_ids) and np.array_equal(clean.audio, test.audio)
+    full, _ = drop(test, 1.0, 1111)
+    lengths = test.text_lengths
+    for i in range(len(test)):
+        kept = full.text_ids[i, : lengths[i]]
+        assert kept[0] == CLS_ID and kept[-1] == SEP_ID and np.all(kept[1:-1] == UNK_ID)
+    assert not np.any(full.audio) and not np.any(full.vision)
+
+
+def test_example_model_learns_and_degrades():
+    pytest.importorskip("torch")
+    ds = synth.make_dataset()
+    model = load_example().build(ds.info)
+    model.fit(ds["train"], ds["valid"], 1111)
+    test = ds["test"]
+    y = test.labels
+    acc = {}
+    for r in (0.0, 0.9):
+        batch, mask = drop(test, r, 1111)
+        pred = np.asarray(model.predict(batch, mask), dtype=np.float64)
+        assert pred.shape == (len(test),) and np.all(np.isfinite(pred))
+        acc[r] = non0_acc2(pred, y)
+    assert acc[0.0] > 0.7, acc
+    assert acc[0.9] < acc[0.0] - 0.1, acc
+    # batch size must not change a sample's score
+    batch, mask = drop(test, 0.3, 1111)
+    whole = np.asarray(model.predict(batch, mask))
+    parts = []
+    for start in range(0, len(test), 7):
+        sl = slice(start, start + 7)
+        sub = Batch(
+            ids=batch.ids[sl], text_mask=batch.text_mask[sl], audio=batch.audio[sl],
+            audio_lengths=batch.audio_lengths[sl], vision=batch.vision[sl],
+            vision_lengths=batch.vision_lengths[sl], text_ids=batch.text_ids[sl],
+        )
+        parts.append(np.asarray(model.predict(sub, Mask(mask.text[sl], mask.audio[sl], mask.vision[sl], False))))
+    assert np.concatenate(parts).tobytes() == whole.tobytes()
