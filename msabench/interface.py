@@ -43,6 +43,11 @@ class Batch:
     def __len__(self) -> int:
         return int(self.ids.shape[0])
 
+    def rows(self, index: slice) -> "Batch":
+        """A sub-batch (views, no copies)."""
+        return Batch(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[index]
+                        for f in fields(self)})
+
     def to_torch(self, device: Any = None) -> dict[str, Any]:
         """The numeric fields as torch tensors (ids stay a numpy array)."""
         import torch
@@ -63,6 +68,9 @@ class Mask:
     audio: np.ndarray  # [B, Ta] bool
     vision: np.ndarray  # [B, Tv] bool
     revealed: bool
+
+    def rows(self, index: slice) -> "Mask":
+        return Mask(self.text[index], self.audio[index], self.vision[index], self.revealed)
 
     def modalities(self) -> np.ndarray:
         """[B, 3] bool: whether T, A, V have any observed position."""

@@ -151,6 +151,11 @@ def observed(protocol: Protocol, split: Split, seed: int) -> dict[str, Observed]
     return out
 
 
+def _zero_dropped(frames: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """float32 copy of [B, T, D] frames with the frames where `keep` is False set to zero."""
+    return np.multiply(frames, keep[..., None], dtype=np.float32)
+
+
 def corrupt(split: Split, obs: Observed, rows: slice | np.ndarray, reveal: bool) -> tuple[Batch, Mask]:
     """The model's inputs for `rows` under `obs`: fills applied, labels left out."""
     pads = valid(split, rows)
@@ -158,16 +163,16 @@ def corrupt(split: Split, obs: Observed, rows: slice | np.ndarray, reveal: bool)
     text_ids = text_features = None
     if split.text_ids is not None:
         keep_t = t_obs | special_tokens(pads["T"]) | ~pads["T"]
-        text_ids = np.where(keep_t, split.text_ids[rows], UNK_ID).astype(np.int64)
+        text_ids = np.where(keep_t, split.text_ids[rows], UNK_ID).astype(np.int64, copy=False)
     if split.text_features is not None:
-        text_features = (split.text_features[rows] * (t_obs | ~pads["T"])[..., None]).astype(np.float32)
+        text_features = _zero_dropped(split.text_features[rows], t_obs | ~pads["T"])
     batch = Batch(
         ids=split.ids[rows],
-        text_mask=split.text_mask[rows].astype(np.int64),
-        audio=(split.audio[rows] * a_obs[..., None]).astype(np.float32),
-        audio_lengths=split.audio_lengths[rows].astype(np.int64),
-        vision=(split.vision[rows] * v_obs[..., None]).astype(np.float32),
-        vision_lengths=split.vision_lengths[rows].astype(np.int64),
+        text_mask=split.text_mask[rows].astype(np.int64, copy=False),
+        audio=_zero_dropped(split.audio[rows], a_obs),
+        audio_lengths=split.audio_lengths[rows].astype(np.int64, copy=False),
+        vision=_zero_dropped(split.vision[rows], v_obs),
+        vision_lengths=split.vision_lengths[rows].astype(np.int64, copy=False),
         text_ids=text_ids,
         text_features=text_features,
     )

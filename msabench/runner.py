@@ -61,26 +61,34 @@ def identity(protocol: Protocol, dataset: Dataset, sub: submission_mod.Submissio
             "submission_sha256": sub.sha256, "masks_fingerprint": masks_fp, "seed": seed}
 
 
+CHUNK_BYTES = 64 << 20  # corrupt this much input at a time, then cut batches out of it as views
+
+
 def predict_conditions(model, split, protocol: Protocol, observed: dict, seed: int, batch_size: int,
                        where: str, progress=None) -> np.ndarray:
     """Predictions [C, N] for every condition; batches never change what a sample sees."""
     n = len(split)
+    row_bytes = sum(a.nbytes for a in split.arrays().values()) / max(n, 1)
+    per_chunk = batch_size * max(1, int(CHUNK_BYTES // max(row_bytes * batch_size, 1)))
     out = np.empty((len(protocol.conditions), n), dtype=np.float64)
     for ci, cond in enumerate(protocol.conditions):
-        obs = observed[cond.name]
-        for start in range(0, n, batch_size):
-            rows = slice(start, min(start + batch_size, n))
-            batch, mask = masking.corrupt(split, obs, rows, protocol.reveal_mask)
-            at = f"{where}: condition {cond.name}, seed {seed}, samples {rows.start}-{rows.stop - 1}"
-            try:
-                raw = model.predict(batch, mask)
-            except MsabenchError:
-                raise
-            except Exception as e:
-                raise MsabenchError(f"{at}: predict raised {submission_mod._describe(e, Path(where))}") from None
-            out[ci, rows] = submission_mod.predictions(raw, len(batch), at, batch.ids)
-            if progress is not None:
-                progress.update(len(batch))
+        for chunk_start in range(0, n, per_chunk):
+            chunk_rows = slice(chunk_start, min(chunk_start + per_chunk, n))
+            chunk, chunk_mask = masking.corrupt(split, observed[cond.name], chunk_rows, protocol.reveal_mask)
+            for start in range(0, len(chunk), batch_size):
+                rows = slice(start, start + batch_size)
+                batch, mask = chunk.rows(rows), chunk_mask.rows(rows)
+                first = chunk_start + start
+                at = f"{where}: condition {cond.name}, seed {seed}, samples {first}-{first + len(batch) - 1}"
+                try:
+                    raw = model.predict(batch, mask)
+                except MsabenchError:
+                    raise
+                except Exception as e:
+                    raise MsabenchError(f"{at}: predict raised {submission_mod._describe(e, Path(where))}") from None
+                out[ci, first:first + len(batch)] = submission_mod.predictions(raw, len(batch), at, batch.ids)
+                if progress is not None:
+                    progress.update(len(batch))
     return out
 
 

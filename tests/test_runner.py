@@ -9,7 +9,7 @@ from msabench import metrics, protocols, results, runner, submission
 from msabench.errors import MsabenchError
 from msabench.interface import Batch
 
-from conftest import small_dataset, write_file
+from conftest import ROOT, small_dataset, write_file
 
 RIDGE = """
 import numpy as np
@@ -187,3 +187,13 @@ def test_bad_submissions(tmp_path, dataset, case):
 def test_missing_submission(tmp_path):
     with pytest.raises(MsabenchError, match="does not exist; bundled models: mean"):
         runner.run(intra(), "nosuchmodel", out=tmp_path)
+
+
+def test_example_submission_is_batch_size_invariant_end_to_end(tmp_path):
+    data = small_dataset(sizes=(200, 60, 90))
+    sub = submission.load(ROOT / "submissions" / "example.py")
+    p = intra(seeds=(3,))
+    runs = [runner.run_unit(sub, data, p, 3, batch_size=bs).predictions for bs in (1, 16, 90)]
+    assert runs[0].dtype == np.float64 and np.isfinite(runs[0]).all()
+    assert np.array_equal(runs[0], runs[1]) and np.array_equal(runs[0], runs[2])
+    assert np.unique(runs[0]).size > 10  # a real model, not a constant

@@ -77,7 +77,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from msabench.data.core import CLS_ID, PAD_ID, SEP_ID, Dataset, Split
+from msabench.data.core import CLS_ID, PAD_ID, SEP_ID, Dataset
 from msabench.errors import MsabenchError
 
 NAME = "synth-mosi"
@@ -295,36 +295,9 @@ def make_raw(
 
 
 def make_dataset(seed: int = 0, **kwargs) -> Dataset:
-    """`make_raw(seed, **kwargs)` as an msabench `Dataset` named "synth-mosi"."""
-    aligned = kwargs.get("aligned", True)
+    """`make_raw(seed, **kwargs)` as an msabench `Dataset` named "synth-mosi", read like any MMSA file."""
+    from msabench.data import mmsa
+
     text_len = kwargs.get("text_len", 50)
-    raw = make_raw(seed, **kwargs)
-    splits = {}
-    for name, d in raw.items():
-        text_bert = d["text_bert"]
-        text_ids = np.rint(text_bert[:, 0]).astype(np.int64)
-        text_mask = np.rint(text_bert[:, 1]).astype(np.int64)
-        if aligned:  # MMSA: aligned audio/vision lengths are the text length
-            audio_lengths = vision_lengths = text_mask.sum(1)
-        else:
-            audio_lengths = np.asarray(d["audio_lengths"], dtype=np.int64)
-            vision_lengths = np.asarray(d["vision_lengths"], dtype=np.int64)
-        splits[name] = Split(
-            name=name,
-            ids=np.asarray(d["id"], dtype=str),
-            labels=np.asarray(d["regression_labels"], dtype=np.float32),
-            text_mask=text_mask,
-            audio=d["audio"],
-            audio_lengths=np.array(audio_lengths, dtype=np.int64),
-            vision=d["vision"],
-            vision_lengths=np.array(vision_lengths, dtype=np.int64),
-            text_ids=text_ids,
-            raw_text=np.asarray(d["raw_text"], dtype=str),
-        )
-    return Dataset(
-        name=NAME,
-        variant=f"aligned_{text_len}" if aligned else f"unaligned_{text_len}",
-        kind="mosi",
-        splits=splits,
-        source=f"generated:{NAME} seed={seed}",
-    )
+    variant = f"aligned_{text_len}" if kwargs.get("aligned", True) else f"unaligned_{text_len}"
+    return mmsa.from_dict(make_raw(seed, **kwargs), NAME, variant, f"generated:{NAME} seed={seed}")
