@@ -93,8 +93,12 @@ def predict_conditions(model, split, protocol: Protocol, observed: dict, seed: i
 
 
 def run_unit(sub: submission_mod.Submission, dataset: Dataset, protocol: Protocol, seed: int,
-             batch_size: int = 64, progress=None, observed: dict | None = None) -> results_mod.UnitResult:
-    """Fit (if the model can) and evaluate one seed over every condition; nothing is written."""
+             batch_size: int = 64, progress=None, observed: dict | None = None,
+             masks_fp: str | None = None) -> results_mod.UnitResult:
+    """Fit (if the model can) and evaluate one seed over every condition; nothing is written.
+
+    `observed` and `masks_fp` may be passed when the caller has already computed them.
+    """
     if batch_size < 1:
         raise MsabenchError(f"batch size must be >= 1, got {batch_size}")
     split = dataset[protocol.split]
@@ -111,7 +115,7 @@ def run_unit(sub: submission_mod.Submission, dataset: Dataset, protocol: Protoco
             raise MsabenchError(f"{where}: fit(train, valid, seed={seed}) raised {submission_mod._describe(e, sub.path)}") from None
     fit_s = time.perf_counter() - t0
     observed = observed if observed is not None else masking.observed(protocol, split, seed)
-    masks_fp = masking.fingerprint(protocol, split, seed, observed)
+    masks_fp = masks_fp or masking.fingerprint(protocol, split, seed, observed)
     seed_everything(seed)
     t1 = time.perf_counter()
     pred = predict_conditions(model, split, protocol, observed, seed, batch_size, where, progress)
@@ -194,7 +198,7 @@ def run(protocol: str | Protocol, model: str | Path, *, seeds: list[int] | None 
                 if bar is not None:
                     bar.update(len(protocol.conditions) * len(split))
                 continue
-            unit = run_unit(sub, dataset, protocol, seed, batch_size, bar, observed)
+            unit = run_unit(sub, dataset, protocol, seed, batch_size, bar, observed, masks_fp)
             results_mod.write_unit(out, unit)
             report.units.append(unit)
     finally:
