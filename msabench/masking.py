@@ -125,17 +125,29 @@ def special_tokens(text_mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def drop(split: Split, u: dict[str, np.ndarray], rates: dict, pads: dict | None = None) -> Observed:
+    """Keep a position iff u > r; r per modality, a number or one per sample ([N] array).
+
+    The one place the intra-modality rule lives: protocols call it with fixed rates, the
+    training recipe with per-sample random rates.
+    """
+    pads = pads if pads is not None else valid(split)
+    per = {}
+    for m in MODALITIES:
+        r = np.asarray(rates[m], dtype=np.float64)
+        per[m] = (u[m] > (r[:, None] if r.ndim == 1 else r)) & pads[m]
+    per["T"] |= special_tokens(split.text_mask) & pads["T"]
+    return Observed(per["T"], per["A"], per["V"])
+
+
 def observed(protocol: Protocol, split: Split, seed: int) -> dict[str, Observed]:
     """Observed masks of the whole split for every condition of `protocol` under `seed`."""
     pads = valid(split)
     out: dict[str, Observed] = {}
     if protocol.kind == "intra":
         u = draws(split, seed, protocol.mask_convention)
-        specials = special_tokens(split.text_mask) & pads["T"]
         for c in protocol.conditions:
-            per = {m: (u[m] > r) & pads[m] for m, r in zip(MODALITIES, c.rates)}
-            per["T"] |= specials
-            out[c.name] = Observed(per["T"], per["A"], per["V"])
+            out[c.name] = drop(split, u, dict(zip(MODALITIES, c.rates)), pads)
     elif protocol.kind == "inter":
         for c in protocol.conditions:
             per = {m: pads[m] & (m in c.available) for m in MODALITIES}

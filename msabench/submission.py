@@ -60,17 +60,30 @@ def _describe(e: BaseException, path: Path) -> str:
     return f"{type(e).__name__}: {msg}{line}"
 
 
+def split_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """`prlf:rounds=2,amre=off` -> ("prlf", {"rounds": "2", "amre": "off"})."""
+    name, _, rest = spec.partition(":")
+    options = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise MsabenchError(f"model {spec}: options are written NAME:key=value,key=value; got {item!r}")
+        options[key.strip()] = value.strip()
+    return name, options
+
+
 def load(spec: str | Path) -> Submission:
-    """A submission by file path, or a bundled model by name (`mean`, ...)."""
+    """A submission by file path, or a bundled model by name with options (`prlf:rounds=2`)."""
     spec = str(spec)
     models = bundled()
-    if spec in models:
-        path = models[spec]
+    base, raw_options = split_spec(spec) if spec.split(":")[0] in models else (spec, {})
+    if base in models:
+        path = models[base]
     else:
         path = Path(spec)
         if not path.exists():
             hint = f"; bundled models: {', '.join(models)}" if path.suffix != ".py" else ""
-            raise MsabenchError(f"submission {spec} does not exist{hint}")
+            raise MsabenchError(f"submission {spec} is neither a file nor a bundled model{hint}")
         if not path.is_file() or path.suffix != ".py":
             raise MsabenchError(f"submission {spec} is not a Python file")
     path = path.resolve()
@@ -92,8 +105,26 @@ def load(spec: str | Path) -> Submission:
     factory = _factory(module, path)
     name = getattr(module, "NAME", None) or getattr(factory, "name", None)
     if not isinstance(name, str) or not name:
-        name = spec if spec in models else path.stem
+        name = base if base in models else path.stem
+    if base in models:
+        factory, name, digest = _bundled(module, base, raw_options, factory, digest)
     return Submission(name=name, path=path, sha256=digest, factory=factory)
+
+
+def _bundled(module, base: str, raw_options: dict, factory, digest: str):
+    """Bundled models: options checked now (not mid-run), and part of the name and the hash."""
+    options_cls = getattr(module, "OPTIONS", None)
+    if raw_options and options_cls is None:
+        raise MsabenchError(f"model {base} takes no options")
+    if options_cls is None:
+        return factory, base, digest
+    from msabench.baselines._torch import code_hash, parse_options
+
+    options = parse_options(options_cls, raw_options, base)
+    shown = ",".join(f"{k}={getattr(options, k)}" for k in sorted(raw_options))
+    name = f"{base}[{shown}]" if shown else base
+    digest = hashlib.sha256(f"{code_hash(Path(module.__file__))}|{options!r}".encode()).hexdigest()
+    return (lambda info: module.build(info, options)), name, digest
 
 
 def _factory(module, path: Path) -> Callable[[DatasetInfo], Any]:

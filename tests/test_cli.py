@@ -110,7 +110,7 @@ def test_data_convert_and_run_from_folder(tmp_path):
     (["run", "--protocol", "mosi-intra", "--model", "mean"], ["no data for mosi", "MOSI/Processed/unaligned_50.pkl"]),
     (["run", "--protocol", "mosi-intra", "--model", "mean", "--data", "/nonexistent/x.pkl"],
      ["/nonexistent/x.pkl does not exist"]),
-    (["run", "--protocol", "synth-intra", "--model", "missing.py"], ["submission missing.py does not exist"]),
+    (["run", "--protocol", "synth-intra", "--model", "missing.py"], ["submission missing.py is neither a file nor a bundled model"]),
     (["run", "--protocol", "synth-intra", "--model", "mean", "--seeds", "3"], ["seed 3 is not one of"]),
 ])
 def test_bad_input_is_one_line(tmp_path, args, needles):

@@ -185,7 +185,7 @@ def test_bad_submissions(tmp_path, dataset, case):
 
 
 def test_missing_submission(tmp_path):
-    with pytest.raises(MsabenchError, match="does not exist; bundled models: mean"):
+    with pytest.raises(MsabenchError, match="is neither a file nor a bundled model; bundled models: "):
         runner.run(intra(), "nosuchmodel", out=tmp_path)
 
 

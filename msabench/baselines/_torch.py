@@ -1,0 +1,256 @@
+"""What the bundled torch models share: options, encoders, the base class, the cache.
+
+A bundled model is a `TorchBaseline` subclass with an `Options` dataclass and a
+`make_net()` returning a `BaselineNet`. The base class trains it with the one recipe
+(`msabench.training`), caches the checkpoint under a fingerprint of everything that
+determines the weights, and predicts in float64 on one thread, cast to float32, so a
+sample's score does not depend on the batch it arrives in.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import inspect
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+import msabench
+from msabench import training
+from msabench.data.core import DatasetInfo, Split
+from msabench.errors import MsabenchError
+from msabench.interface import Batch, Mask
+
+VOCAB = 30522  # bert-base-uncased; larger ids are clamped (bert-base-chinese has 21128)
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Options:
+    """Options every bundled torch model takes (`--model NAME:key=value,...`)."""
+
+    hidden: int = 64
+    dropout: float = 0.1
+    text_encoder: str = "scratch"  # "scratch" (embeddings + Transformer) or "bert" (local HF weights)
+    bert_path: str = ""  # folder with Hugging Face BERT weights, for text_encoder="bert"
+    epochs: int = 30
+    lr: float = 1e-3
+    batch_size: int = 64
+    patience: int = 6
+    augment: bool = True  # LNLN-style missing augmentation during training
+
+
+def parse_options(cls, raw: dict[str, str], model: str):
+    """Strings from the command line -> a frozen options dataclass; one line per mistake."""
+    known = {f.name: f for f in fields(cls)}
+    values = {}
+    for key, text in raw.items():
+        if key not in known:
+            raise MsabenchError(f"model {model} has no option {key!r}; options: "
+                                f"{', '.join(f'{k}={v.default!r}' for k, v in known.items())}")
+        default = known[key].default
+        try:
+            if isinstance(default, bool):
+                if str(text).lower() not in ("1", "0", "true", "false", "on", "off", "yes", "no"):
+                    raise ValueError
+                value = str(text).lower() in ("1", "true", "on", "yes")
+            elif isinstance(default, (int, float, str)):
+                value = type(default)(text)
+            else:
+                value = text
+        except ValueError:
+            raise MsabenchError(f"model {model}: option {key}={text!r} is not a {type(default).__name__}") from None
+        values[key] = value
+    opts = cls(**values)
+    if opts.text_encoder not in ("scratch", "bert"):
+        raise MsabenchError(f"model {model}: option text_encoder must be 'scratch' or 'bert', got {opts.text_encoder!r}")
+    return opts
+
+
+class Output(NamedTuple):
+    pred: torch.Tensor  # [B]
+    aux: dict  # name -> scalar loss added to the L1 loss during training
+
+
+def masked_mean(seq: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    w = valid.unsqueeze(-1).to(seq.dtype)
+    return (seq * w).sum(1) / w.sum(1).clamp(min=1.0)
+
+
+def _attention_mask(valid: torch.Tensor) -> torch.Tensor:
+    """Padding mask for attention; a row with nothing valid attends to position 0 (no NaN)."""
+    keep = valid.clone()
+    keep[~keep.any(1), 0] = True
+    return ~keep
+
+
+def _encoder(hidden: int, dropout: float, layers: int = 1) -> nn.TransformerEncoder:
+    layer = nn.TransformerEncoderLayer(hidden, 4, 2 * hidden, dropout, batch_first=True)
+    return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+
+
+class TextEncoder(nn.Module):
+    """Token ids (embeddings from scratch, or a local BERT) or token features -> [B, L, H]."""
+
+    def __init__(self, info: DatasetInfo, opts: Options):
+        super().__init__()
+        h = opts.hidden
+        self.use_ids, self.bert = info.has_text_ids, None
+        if self.use_ids and opts.text_encoder == "bert":
+            self.bert = load_bert(opts.bert_path)
+            self.proj = nn.Linear(self.bert.config.hidden_size, h)
+        elif self.use_ids:
+            self.embed = nn.Embedding(VOCAB, h, padding_idx=0)
+        else:
+            self.proj = nn.Linear(info.text_feature_dim, h)
+        self.pos = nn.Parameter(torch.zeros(info.text_len, h))
+        self.encoder = _encoder(h, opts.dropout)
+
+    def forward(self, x: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        valid = x["text_mask"] > 0
+        if self.bert is not None:
+            states = self.bert(input_ids=x["text_ids"], attention_mask=x["text_mask"]).last_hidden_state
+            seq = self.proj(states.to(self.proj.weight.dtype))
+        elif self.use_ids:
+            seq = self.embed(x["text_ids"].clamp(0, VOCAB - 1))
+        else:
+            seq = self.proj(x["text_features"])
+        seq = self.encoder(seq + self.pos, src_key_padding_mask=_attention_mask(valid))
+        return seq, valid
+
+
+class FrameEncoder(nn.Module):
+    """Audio or vision frames [B, T, D] with lengths -> [B, T, H], padding respected."""
+
+    def __init__(self, dim: int, length: int, opts: Options):
+        super().__init__()
+        self.proj = nn.Linear(dim, opts.hidden)
+        self.pos = nn.Parameter(torch.zeros(length, opts.hidden))
+        self.encoder = _encoder(opts.hidden, opts.dropout)
+
+    def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        valid = torch.arange(frames.shape[1], device=frames.device)[None, :] < lengths[:, None]
+        seq = self.encoder(self.proj(frames) + self.pos, src_key_padding_mask=_attention_mask(valid))
+        return seq, valid
+
+
+class Encoders(nn.Module):
+    """The three unimodal encoders most models start from."""
+
+    def __init__(self, info: DatasetInfo, opts: Options):
+        super().__init__()
+        self.text = TextEncoder(info, opts)
+        self.audio = FrameEncoder(info.audio_dim, info.audio_len, opts)
+        self.vision = FrameEncoder(info.vision_dim, info.vision_len, opts)
+
+    def forward(self, x: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        return {"T": self.text(x), "A": self.audio(x["audio"], x["audio_lengths"]),
+                "V": self.vision(x["vision"], x["vision_lengths"])}
+
+
+def mlp(d_in: int, hidden: int, d_out: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, d_out))
+
+
+class BaselineNet(nn.Module):
+    """forward(x) -> Output(pred, aux). Override `training_loss` to use the clean view too."""
+
+    def training_loss(self, clean: dict, corrupted: dict, y: torch.Tensor):
+        out = self(corrupted)
+        parts = {"l1": nn.functional.l1_loss(out.pred, y), **out.aux}
+        return sum(parts.values()), {k: v.detach() for k, v in parts.items()}
+
+
+def load_bert(path: str):
+    try:
+        from transformers import AutoModel
+    except ImportError:
+        raise MsabenchError("text_encoder=bert needs the transformers package: pip install transformers") from None
+    if not path or not Path(path).is_dir():
+        raise MsabenchError(f"text_encoder=bert needs bert_path=FOLDER with local BERT weights; got {path!r} "
+                            "(msabench cannot download weights)")
+    try:
+        return AutoModel.from_pretrained(path, local_files_only=True)
+    except Exception as e:
+        raise MsabenchError(f"cannot load BERT weights from {path}: {type(e).__name__}: {e}") from None
+
+
+def code_hash(*files: Path) -> str:
+    h = hashlib.sha256()
+    for f in (Path(__file__), Path(training.__file__), *files):
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+class TorchBaseline:
+    """Base class of the bundled torch models: fit with the shared recipe, cached; exact predict."""
+
+    name = "baseline"
+    Options = Options
+
+    def __init__(self, info: DatasetInfo, options=None, log=None):
+        self.info = info
+        self.options = options if options is not None else self.Options()
+        self.net: BaselineNet | None = None
+        self._eval_net: BaselineNet | None = None
+        self.log = log or training.log_to_stderr(f"[{self.name}] ")
+        self.history: list[dict] = []
+
+    def make_net(self) -> BaselineNet:
+        raise NotImplementedError
+
+    def recipe(self) -> training.Recipe:
+        o = self.options
+        return training.Recipe(epochs=o.epochs, lr=o.lr, batch_size=o.batch_size, patience=o.patience,
+                               augment=o.augment)
+
+    def checkpoint_path(self, train: Split, valid: Split, seed: int) -> tuple[Path, dict]:
+        meta = {
+            "model": self.name,
+            "options": dataclasses.asdict(self.options),
+            "recipe": dataclasses.asdict(self.recipe()),
+            "data": training.data_fingerprint(train, valid),
+            "info": dataclasses.asdict(self.info),
+            "seed": seed,
+            "msabench": msabench.__version__,
+            "code": code_hash(Path(inspect.getfile(type(self)))),
+        }
+        fp = training.fingerprint(**meta)
+        meta["fingerprint"] = fp
+        return training.cache_dir() / self.name / f"{fp}.pt", meta
+
+    def fit(self, train: Split, valid: Split, seed: int) -> None:
+        path, meta = self.checkpoint_path(train, valid, seed)
+        with training.one_thread():
+            training.seed_all(seed)
+            self.net = self.make_net()
+            if path.exists():
+                try:
+                    state = training.load_checkpoint(path, {"fingerprint": meta["fingerprint"], "info": meta["info"]})
+                    self.net.load_state_dict(state)
+                    self.log(f"seed {seed}: loaded checkpoint {path}")
+                except (MsabenchError, RuntimeError) as e:
+                    self.log(f"seed {seed}: {e}; retraining")
+                    path.unlink(missing_ok=True)
+                    return self.fit(train, valid, seed)
+            else:
+                self.log(f"seed {seed}: training on {len(train)} samples (selection on {len(valid)} valid)")
+                self.history = training.fit(self.net, train, valid, seed, self.recipe(),
+                                            log=lambda m: self.log(f"seed {seed}: {m}"))
+                training.save_checkpoint(path, self.net.state_dict(), meta)
+        self._eval_net = None
+
+    def predict(self, batch: Batch, mask: Mask) -> np.ndarray:
+        if self.net is None:
+            raise RuntimeError(f"{self.name}: predict called before fit")
+        if self._eval_net is None:  # float64 copy: scores independent of the batch they come in
+            self._eval_net = copy.deepcopy(self.net).double().eval()
+        with torch.no_grad(), training.one_thread():
+            out = self._eval_net(training.tensors(batch, torch.float64)).pred
+        return out.float().double().numpy()

@@ -1,0 +1,31 @@
+"""`text-only`: the text encoder alone (audio and vision ignored), then an MLP.
+
+A reference point: what a model gets from words alone, and so how much the other
+modalities add; under inter-modality missing it collapses to the floor without T.
+"""
+
+from msabench.baselines._torch import BaselineNet, Options, Output, TextEncoder, TorchBaseline, masked_mean, mlp
+
+OPTIONS = Options
+
+
+class Net(BaselineNet):
+    def __init__(self, info, opts):
+        super().__init__()
+        self.text = TextEncoder(info, opts)
+        self.head = mlp(opts.hidden, opts.hidden, 1, opts.dropout)
+
+    def forward(self, x):
+        seq, valid = self.text(x)
+        return Output(self.head(masked_mean(seq, valid)).squeeze(-1), {})
+
+
+class TextOnly(TorchBaseline):
+    name = "text-only"
+
+    def make_net(self):
+        return Net(self.info, self.options)
+
+
+def build(info, options=None):
+    return TextOnly(info, options)

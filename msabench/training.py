@@ -1,0 +1,229 @@
+"""The one training recipe every bundled model uses, and the checkpoint cache.
+
+- Missing-modality augmentation as in LNLN: for each sample and modality a drop rate
+  r ~ U[0, 1), with half of the samples kept complete, applied by the same masking
+  code the protocols use (so training and evaluation corrupt inputs identically).
+- AdamW, linear warm-up then cosine decay, L1 loss (MMSA's regression loss) plus
+  whatever auxiliary losses a model adds.
+- Early stopping and checkpoint selection on the VALIDATION split only (never test),
+  on MAE over a fixed corrupted view and the clean view of it.
+- Full seed control: python, numpy and torch seeded, deterministic algorithms, one
+  CPU thread, so the same seed gives the same weights on any machine or worker.
+Checkpoints are cached under a fingerprint of everything that determines the weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import os
+import random
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from msabench import masking
+from msabench.data.core import MODALITIES, Split, hash_array
+from msabench.errors import MsabenchError
+from msabench.interface import Batch
+
+
+@dataclass(frozen=True)
+class Recipe:
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup: float = 0.1  # fraction of all steps
+    patience: int = 6  # epochs without a better valid MAE before stopping
+    augment: bool = True  # LNLN-style missing augmentation
+    complete_fraction: float = 0.5  # share of training samples left complete
+    grad_clip: float = 1.0
+
+
+class one_thread:
+    """Run torch on one CPU thread inside `with`: same summation order everywhere, then restore."""
+
+    def __enter__(self):
+        self.prev = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.prev)
+
+
+def seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+
+
+def tensors(batch: Batch, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """A batch as torch tensors; float inputs in `dtype`, ids/masks/lengths int64."""
+    out = {}
+    for key, value in batch.to_torch().items():
+        if key == "ids":
+            continue
+        out[key] = value.to(dtype) if value.is_floating_point() else value.long()
+    return out
+
+
+def augmentation(split: Split, seed: int, complete_fraction: float) -> masking.Observed:
+    """LNLN-style corruption of a whole split: r ~ U[0, 1) per sample and modality, some samples complete."""
+    rng = np.random.default_rng(seed)
+    n = len(split)
+    rates = rng.uniform(0.0, 1.0, size=(n, len(MODALITIES)))
+    rates[rng.random(n) < complete_fraction] = 0.0
+    u = masking.draws(split, seed, "hash")
+    return masking.drop(split, u, {m: rates[:, i] for i, m in enumerate(MODALITIES)})
+
+
+def complete(split: Split) -> masking.Observed:
+    pads = masking.valid(split)
+    return masking.Observed(pads["T"], pads["A"], pads["V"])
+
+
+def _schedule(total_steps: int, warmup: float):
+    warm = max(1, int(round(total_steps * warmup)))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        progress = (step - warm) / max(1, total_steps - warm)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def predict_split(net, split: Split, obs: masking.Observed, batch_size: int = 256) -> np.ndarray:
+    net.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(split), batch_size):
+            batch, _ = masking.corrupt(split, obs, slice(start, start + batch_size), reveal=False)
+            out.append(net(tensors(batch)).pred.double().numpy())
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def fit(net, train: Split, valid: Split, seed: int, recipe: Recipe, log=None) -> list[dict]:
+    """Train `net` in place and leave it at the epoch with the best validation MAE.
+
+    `net(x)` returns an object with `.pred` [B]; `net.training_loss(clean, corrupted, y)`
+    returns (loss, {name: value}). Returns the per-epoch history.
+    """
+    seed_all(seed)
+    rng = np.random.default_rng(seed)
+    n = len(train)
+    steps = math.ceil(n / recipe.batch_size)
+    opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(recipe.epochs * steps, recipe.warmup))
+    clean_train = complete(train)
+    valid_views = [complete(valid)]
+    if recipe.augment:
+        valid_views.append(augmentation(valid, seed + 7919, recipe.complete_fraction))
+    y_valid = valid.labels.astype(np.float64)
+    best, best_state, stale, history = math.inf, copy.deepcopy(net.state_dict()), 0, []
+    for epoch in range(recipe.epochs):
+        net.train()
+        obs = augmentation(train, seed * 1009 + epoch, recipe.complete_fraction) if recipe.augment else clean_train
+        order = rng.permutation(n)
+        total, parts_sum = 0.0, {}
+        for start in range(0, n, recipe.batch_size):
+            idx = np.sort(order[start:start + recipe.batch_size])
+            clean, _ = masking.corrupt(train, clean_train, idx, reveal=False)
+            corrupted, _ = masking.corrupt(train, obs, idx, reveal=False)
+            y = torch.from_numpy(train.labels[idx].astype(np.float32))
+            loss, parts = net.training_loss(tensors(clean), tensors(corrupted), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if recipe.grad_clip:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), recipe.grad_clip)
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+            for k, v in parts.items():
+                parts_sum[k] = parts_sum.get(k, 0.0) + float(v) * len(idx)
+        valid_mae = float(np.mean([np.mean(np.abs(predict_split(net, valid, v) - y_valid)) for v in valid_views]))
+        improved = valid_mae < best - 1e-6
+        if improved:
+            best, best_state, stale = valid_mae, copy.deepcopy(net.state_dict()), 0
+        else:
+            stale += 1
+        row = {"epoch": epoch + 1, "train_loss": total / n, "valid_mae": valid_mae,
+               **{k: v / n for k, v in parts_sum.items()}}
+        history.append(row)
+        if log:
+            log(f"epoch {epoch + 1:>3}/{recipe.epochs}  train loss {row['train_loss']:.4f}  "
+                f"valid MAE {valid_mae:.4f}{'  *' if improved else ''}")
+        if stale >= recipe.patience:
+            break
+    net.load_state_dict(best_state)
+    net.eval()
+    return history
+
+
+# ---- checkpoint cache ---------------------------------------------------------------------------
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MSABENCH_CACHE") or Path.home() / ".cache" / "msabench") / "checkpoints"
+
+
+def data_fingerprint(*splits: Split) -> str:
+    h = hashlib.sha256()
+    for s in splits:
+        for key, arr in sorted(s.arrays().items()):
+            hash_array(h, f"{s.name}/{key}", arr)
+    return h.hexdigest()
+
+
+def fingerprint(**parts) -> str:
+    """sha256 of a JSON-able description (options, recipe, data hash, seed, versions, code hash)."""
+    import json
+
+    def norm(v):
+        if hasattr(v, "__dataclass_fields__"):
+            return asdict(v)
+        return v
+
+    blob = json.dumps({k: norm(v) for k, v in parts.items()}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def save_checkpoint(path: Path, state: dict, meta: dict) -> None:
+    """Atomic: a reader sees the old file, the new file, or none, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save({"state_dict": state, "meta": meta}, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_checkpoint(path: Path, expect: dict) -> dict:
+    """The state dict stored at `path`; MsabenchError when unreadable or made for other data/options."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        state, meta = blob["state_dict"], blob["meta"]
+    except Exception as e:  # torch raises many types for a damaged file
+        raise MsabenchError(f"checkpoint {path} is unreadable ({type(e).__name__}); delete it to retrain") from None
+    for key, want in expect.items():
+        if meta.get(key) != want:
+            raise MsabenchError(f"checkpoint {path} was made with {key}={meta.get(key)!r}, "
+                                f"but this run has {key}={want!r}")
+    return state
+
+
+def log_to_stderr(prefix: str):
+    def log(msg: str) -> None:
+        print(f"{prefix}{msg}", file=sys.stderr, flush=True)
+
+    return log
