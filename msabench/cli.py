@@ -43,6 +43,35 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    import time
+
+    from msabench import runner, submission
+    from msabench.data import load
+    from msabench.protocols import DATASETS
+
+    if args.dataset not in DATASETS:
+        raise MsabenchError(f"unknown dataset {args.dataset!r}; known: {', '.join(DATASETS)}")
+    variant = args.variant or DATASETS[args.dataset][0]
+    if variant not in DATASETS[args.dataset]:
+        raise MsabenchError(f"{variant!r} is not a variant of {args.dataset}; allowed: {', '.join(DATASETS[args.dataset])}")
+    dataset = load(args.dataset, variant, data=args.data, data_dir=args.data_dir)
+    for spec in args.model:
+        sub = submission.load(spec)
+        for seed in args.seeds:
+            runner.seed_everything(seed)
+            model = sub.build(dataset.info)
+            if not callable(getattr(model, "fit", None)):
+                raise MsabenchError(f"model {sub.name} has no fit(train, valid, seed): nothing to train")
+            t0 = time.perf_counter()
+            model.fit(dataset["train"], dataset["valid"], seed)
+            where = ""
+            if hasattr(model, "checkpoint_path"):
+                where = f"; checkpoint {model.checkpoint_path(dataset['train'], dataset['valid'], seed)[0]}"
+            print(f"{sub.name} seed {seed}: ready in {time.perf_counter() - t0:.1f} s{where}")
+    return 0
+
+
 def cmd_score(args) -> int:
     from msabench import metrics
 
@@ -145,6 +174,14 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=int, default=64)
     data_args(r)
     r.set_defaults(func=cmd_run)
+
+    t = sub.add_parser("train", help="train models (checkpoints are cached; run re-uses them)")
+    t.add_argument("--model", nargs="+", required=True, help="bundled model name(s), NAME:key=value options")
+    t.add_argument("--dataset", default="synth-mosi", help="synth-mosi, mosi, mosei or sims")
+    t.add_argument("--variant", help="default: the dataset's first variant (aligned_50 for MOSI/MOSEI)")
+    t.add_argument("--seeds", nargs="+", type=int, default=[1111, 1112, 1113])
+    data_args(t)
+    t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("score", help="score a CSV with prediction and label columns")
     s.add_argument("csv")

@@ -1,0 +1,118 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from msabench import masking, protocols, runner, submission, training
+from msabench.errors import MsabenchError
+
+from conftest import ROOT, small_dataset
+
+FAST = "hidden=16,epochs=3,patience=3"
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MSABENCH_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def data():
+    return small_dataset(sizes=(120, 40, 60))
+
+
+def test_augmentation_follows_the_lnln_rule():
+    split = small_dataset(sizes=(10, 10, 2000))["test"]
+    obs = training.augmentation(split, 5, complete_fraction=0.5)
+    pads = masking.valid(split)
+    frac_kept = obs.audio.sum(1) / pads["A"].sum(1)
+    complete = np.all([(o == p).all(1) for o, p in zip(obs.by_modality().values(), pads.values())], axis=0)
+    assert abs(complete.mean() - 0.5) < 0.05  # half the samples untouched (plus rare r ~ 0 draws)
+    dropped = 1 - frac_kept[~complete]
+    assert abs(dropped.mean() - 0.5) < 0.05 and dropped.min() < 0.1 and dropped.max() > 0.9  # r ~ U[0, 1)
+    assert np.all(obs.text[:, 0]) and np.all(obs.text[np.arange(len(split)), split.text_lengths - 1])
+    again = training.augmentation(split, 5, complete_fraction=0.5)
+    assert np.array_equal(again.vision, obs.vision)
+    assert not np.array_equal(training.augmentation(split, 6, 0.5).vision, obs.vision)
+
+
+def test_schedule_warms_up_then_decays():
+    f = training._schedule(100, 0.1)
+    values = [f(s) for s in range(100)]
+    assert values[0] < values[5] < values[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(values[10:], values[11:])) and values[-1] < 0.01
+
+
+def test_options_are_parsed_named_and_hashed():
+    a = submission.load("text-only:hidden=16,augment=off")
+    b = submission.load("text-only")
+    assert a.name == "text-only[augment=False,hidden=16]" and b.name == "text-only"
+    assert a.sha256 != b.sha256
+    with pytest.raises(MsabenchError, match="has no option 'size'; options: hidden=64"):
+        submission.load("text-only:size=3")
+    with pytest.raises(MsabenchError, match="hidden='big' is not a int"):
+        submission.load("text-only:hidden=big")
+    with pytest.raises(MsabenchError, match="augment='maybe' is not a bool"):
+        submission.load("text-only:augment=maybe")
+    with pytest.raises(MsabenchError, match="model mean takes no options"):
+        submission.load("mean:x=1")
+    with pytest.raises(MsabenchError, match="key=value"):
+        submission.load("text-only:hidden")
+    with pytest.raises(MsabenchError, match="bundled models: .*late-fusion.*text-only"):
+        submission.load("nosuch")
+
+
+def test_late_fusion_learns_caches_and_reloads_identically(data, cache):
+    sub = submission.load(f"late-fusion:{FAST}")
+    model = sub.build(data.info)
+    model.fit(data["train"], data["valid"], 4)
+    losses = [h["train_loss"] for h in model.history]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    files = list(cache.rglob("*.pt"))
+    assert len(files) == 1
+    p = protocols.load("synth-inter")
+    first = runner.run_unit(sub, data, p, 4).predictions
+    assert np.isfinite(first).all()  # every availability set, including text missing
+    # a second unit loads the checkpoint: no training history, bit-identical predictions
+    again = runner.run_unit(sub, data, p, 4).predictions
+    assert np.array_equal(first, again)
+    # a damaged checkpoint is retrained, deterministically, to the same weights
+    files[0].write_bytes(b"not a checkpoint")
+    retrained = runner.run_unit(sub, data, p, 4).predictions
+    assert np.array_equal(first, retrained)
+
+
+def test_checkpoint_made_for_other_data_is_refused(tmp_path):
+    path = tmp_path / "c.pt"
+    training.save_checkpoint(path, {"w": torch.zeros(2)}, {"info": {"audio_dim": 5}, "fingerprint": "a"})
+    assert torch.equal(training.load_checkpoint(path, {"fingerprint": "a"})["w"], torch.zeros(2))
+    with pytest.raises(MsabenchError, match="made with info=.*audio_dim.*5"):
+        training.load_checkpoint(path, {"info": {"audio_dim": 74}})
+    path.write_bytes(path.read_bytes()[:20])
+    with pytest.raises(MsabenchError, match="unreadable"):
+        training.load_checkpoint(path, {})
+
+
+def test_text_only_ignores_audio_and_vision(data):
+    sub = submission.load(f"text-only:{FAST}")
+    p = protocols.load("synth-inter")
+    preds = runner.run_unit(sub, data, p, 1).predictions.reshape(len(p.conditions), -1)
+    names = [c.name for c in p.conditions]
+    assert np.array_equal(preds[names.index("T")], preds[names.index("TAV")])
+    assert not np.array_equal(preds[names.index("A")], preds[names.index("TAV")])
+
+
+def test_train_command(tmp_path):
+    env = {"MSABENCH_CACHE": str(tmp_path / "c"), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-m", "msabench", "train", "--model", f"text-only:{FAST}", "--seeds", "1"],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "text-only[epochs=3,hidden=16,patience=3] seed 1: ready" in proc.stdout
+    assert "epoch   1/3" in proc.stderr and "valid MAE" in proc.stderr
+    assert len(list((tmp_path / "c").rglob("*.pt"))) == 1
+    bad = subprocess.run([sys.executable, "-m", "msabench", "train", "--model", "mean", "--dataset", "iemocap"],
+                         capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert bad.returncode == 2 and "unknown dataset 'iemocap'" in bad.stderr
