@@ -23,17 +23,22 @@ def _atomic_path(final: Path, suffix: str) -> Path:
 
 
 def cmd_run(args) -> int:
-    from msabench import protocols, report, runner
+    from msabench import protocols, report, runner, submission
 
     from msabench.data import load
 
     plan = [protocols.load(name) for name in args.protocol]  # every protocol checked before any work
+    models = list(args.model)
+    if args.ablate:
+        models += [v for m in args.model for v in submission.ablations(m)]
+    for m in models:
+        submission.load(m)  # every model checked before any work
     for protocol in plan:
         dataset = load(protocol.dataset, protocol.variant, data=args.data, data_dir=args.data_dir)
         if dataset.nonfinite_replaced:
             print(f"note: {dataset.nonfinite_replaced} non-finite feature values (-inf/NaN) in {dataset.source} "
                   "were set to 0", file=sys.stderr)
-        for model in args.model:
+        for model in models:
             rep = runner.run(protocol, model, seeds=args.seeds, out=args.out, batch_size=args.batch_size,
                              dataset=dataset, progress=True)
             if rep.skipped:
@@ -69,6 +74,14 @@ def cmd_train(args) -> int:
             if hasattr(model, "checkpoint_path"):
                 where = f"; checkpoint {model.checkpoint_path(dataset['train'], dataset['valid'], seed)[0]}"
             print(f"{sub.name} seed {seed}: ready in {time.perf_counter() - t0:.1f} s{where}")
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    from msabench import leaderboard
+
+    path = leaderboard.write(args.results, args.out, command=args.command_line or "")
+    print(f"wrote {path} (+ results.csv, results.json)")
     return 0
 
 
@@ -172,6 +185,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--seeds", nargs="+", type=int, help="a subset of the protocol's seeds")
     r.add_argument("--out", default="results", help="results folder (default: results)")
     r.add_argument("--batch-size", type=int, default=64)
+    r.add_argument("--ablate", action="store_true",
+                   help="also run each bundled model with each of its components switched off")
     data_args(r)
     r.set_defaults(func=cmd_run)
 
@@ -208,6 +223,12 @@ def parser() -> argparse.ArgumentParser:
     y.add_argument("--out", required=True)
     y.add_argument("--seed", type=int, default=0)
     y.set_defaults(func=cmd_data_synth)
+
+    lb = sub.add_parser("leaderboard", help="write leaderboard tables from stored results")
+    lb.add_argument("--results", default="results")
+    lb.add_argument("--out", default="leaderboard")
+    lb.add_argument("--command-line", help="the command(s) that produced the results, quoted in the README")
+    lb.set_defaults(func=cmd_leaderboard)
 
     pr = sub.add_parser("protocols", help="list shipped protocols with their fingerprints")
     pr.set_defaults(func=cmd_protocols)

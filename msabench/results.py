@@ -47,10 +47,10 @@ def unit_dir(out: str | Path, protocol: str, model: str, seed: int) -> Path:
     return Path(out) / protocol / model / f"seed-{seed}"
 
 
-def _jsonable(obj):
+def jsonable(obj):
     if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, float) and not math.isfinite(obj):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (float, np.floating)) and not math.isfinite(obj):
         return None  # JSON has no NaN; None reads back as NaN
     return obj
 
@@ -77,8 +77,8 @@ def write_unit(out: str | Path, unit: UnitResult) -> Path:
         "seed": pa.array(np.full(len(unit.ids), unit.seed, dtype=np.int64), pa.int64()),
     })
     pq.write_table(table, tmp / "predictions.parquet")
-    (tmp / "metrics.json").write_text(json.dumps(_jsonable(unit.metrics), indent=1, allow_nan=False))
-    (tmp / "manifest.json").write_text(json.dumps(_jsonable(unit.manifest), indent=1, allow_nan=False))
+    (tmp / "metrics.json").write_text(json.dumps(jsonable(unit.metrics), indent=1, allow_nan=False))
+    (tmp / "manifest.json").write_text(json.dumps(jsonable(unit.manifest), indent=1, allow_nan=False))
     for f in tmp.iterdir():
         with f.open("rb") as fh:
             os.fsync(fh.fileno())

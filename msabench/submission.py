@@ -35,6 +35,7 @@ class Submission:
     path: Path
     sha256: str  # of the file's bytes: any edit makes stored results stale
     factory: Callable[[DatasetInfo], Any]
+    options_cls: type | None = None  # bundled models: their options dataclass
 
     def build(self, info: DatasetInfo):
         """Build a fresh model; checks it has predict (and a callable fit if any)."""
@@ -108,7 +109,8 @@ def load(spec: str | Path) -> Submission:
         name = base if base in models else path.stem
     if base in models:
         factory, name, digest = _bundled(module, base, raw_options, factory, digest)
-    return Submission(name=name, path=path, sha256=digest, factory=factory)
+    return Submission(name=name, path=path, sha256=digest, factory=factory,
+                      options_cls=getattr(module, "OPTIONS", None) if base in models else None)
 
 
 def _bundled(module, base: str, raw_options: dict, factory, digest: str):
@@ -139,7 +141,14 @@ def _factory(module, path: Path) -> Callable[[DatasetInfo], Any]:
             takes_info = len(inspect.signature(cls).parameters) > 0
         except (TypeError, ValueError):
             takes_info = True
-        return cls if takes_info else (lambda info: cls())
+        if takes_info:
+            return cls
+
+        def factory(info):
+            return cls()
+
+        factory.name = getattr(cls, "name", None)
+        return factory
     if len(classes) > 1:
         names = ", ".join(c.__name__ for c in classes)
         raise MsabenchError(f"{path}: defines several model classes ({names}) and no build(info); add build(info)")
@@ -163,3 +172,21 @@ def predictions(out: Any, n: int, where: str, ids: np.ndarray) -> np.ndarray:
         i = int(np.flatnonzero(bad)[0])
         raise MsabenchError(f"{where}: predict returned {arr[i]} for sample {ids[i]} ({int(bad.sum())} non-finite in the batch)")
     return arr
+
+
+def ablations(spec: str) -> list[str]:
+    """`prlf` -> ["prlf:amre=off", ...]: one variant per component switch the model adds to the shared options."""
+    base, raw = split_spec(spec)
+    if base not in bundled():
+        return []
+    options_cls = load(base).options_cls
+    if options_cls is None:
+        return []
+    from dataclasses import fields
+
+    from msabench.baselines._torch import Options
+
+    shared = {f.name for f in fields(Options)}
+    switches = [f.name for f in fields(options_cls) if f.name not in shared and isinstance(f.default, bool) and f.default]
+    prefix = ",".join(f"{k}={v}" for k, v in raw.items())
+    return [f"{base}:{prefix + ',' if prefix else ''}{name}=off" for name in switches]

@@ -11,6 +11,20 @@ from msabench.data import mmsa, synth
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _checkpoint_cache(tmp_path_factory):
+    """Checkpoints trained by tests go to a temporary folder, never the user's cache."""
+    import os
+
+    old = os.environ.get("MSABENCH_CACHE")
+    os.environ["MSABENCH_CACHE"] = str(tmp_path_factory.mktemp("msabench-cache"))
+    yield
+    if old is None:
+        os.environ.pop("MSABENCH_CACHE", None)
+    else:
+        os.environ["MSABENCH_CACHE"] = old
+
+
 def small_raw(seed=0, sizes=(80, 30, 40), **kw):
     return synth.make_raw(seed=seed, sizes=sizes, **kw)
 

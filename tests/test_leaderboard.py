@@ -1,0 +1,75 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from msabench import leaderboard, protocols, runner
+from msabench.errors import MsabenchError
+
+from conftest import small_dataset, write_file
+
+GOOD = """
+import numpy as np
+
+class Good:
+    name = "good_model"
+
+    def predict(self, batch, mask):
+        # the fraction of real (non-[UNK]) tokens times a fixed word signal: a weak but real score
+        return (batch.text_ids % 7 - 3.0).mean(1) * (batch.text_ids != 100).mean(1)
+"""
+
+
+@pytest.fixture(scope="module")
+def results_dir(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("lb")
+    data = small_dataset(sizes=(60, 20, 50))
+    good = write_file(tmp / "good.py", GOOD)
+    p = protocols.load("synth-intra")
+    for model in ("mean", good, "text-only:epochs=2", "text-only:epochs=2,augment=off"):
+        runner.run(p, model, out=tmp / "results", dataset=data, seeds=[1111, 1112])
+    runner.run(protocols.load("synth-inter"), "mean", out=tmp / "results", dataset=data, seeds=[1111])
+    return tmp / "results"
+
+
+def test_leaderboard_tables_are_recomputed_from_results(results_dir, tmp_path):
+    path = leaderboard.write(results_dir, tmp_path, command="make leaderboard")
+    text = path.read_text()
+    assert "## synth-intra" in text and "## synth-inter" in text and "`make leaderboard`" in text
+    assert "good\\_model" in text  # markdown-escaped
+    grouped = leaderboard.collect(results_dir)
+    entries = grouped["synth-intra"]
+    order = [e.model for e in leaderboard.ranked([e for e in entries if "[" not in e.model], "Non0_acc_2")]
+    means = [next(e for e in entries if e.model == m).aggregate("Non0_acc_2")[0] for m in order]
+    assert means == sorted(means, reverse=True)
+    # the mean ± std in the table is the seeds' mean and sample std of the stored aggregates
+    mean_entry = next(e for e in entries if e.model == "mean")
+    vals = [u.metrics["aggregate"]["mean"]["MAE"] for u in mean_entry.units]
+    assert f"{np.mean(vals):.4f} ± {np.std(vals, ddof=1):.4f}" in text
+    rows = list(csv.DictReader((tmp_path / "results.csv").open()))
+    assert {r["protocol"] for r in rows} == {"synth-intra", "synth-inter"}
+    assert all(len(r["protocol_fingerprint"]) == 64 for r in rows)
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert len(data) == len(rows) and data[0]["Corr"] is None  # the constant model's Corr is undefined
+
+
+def test_ablation_table_pairs_variant_with_full_model(results_dir, tmp_path):
+    text = leaderboard.write(results_dir, tmp_path).read_text()
+    assert "Ablations" not in text  # options that are not a bare base model pair with nothing
+    grouped = leaderboard.collect(results_dir)
+    entries = grouped["synth-intra"]
+    base = next(e for e in entries if e.model == "text-only[epochs=2]")
+    variant = next(e for e in entries if e.model == "text-only[augment=False,epochs=2]")
+    renamed = [leaderboard.Entry(e.protocol, "text-only", e.units) if e is base else e for e in entries]
+    renamed = [leaderboard.Entry(e.protocol, "text-only[augment=False]", e.units) if e is variant else e
+               for e in renamed]
+    table = leaderboard.ablation_table(protocols.load("synth-intra"), renamed)
+    delta = np.subtract([u.metrics["aggregate"]["mean"]["Non0_acc_2"] for u in variant.units],
+                        [u.metrics["aggregate"]["mean"]["Non0_acc_2"] for u in base.units])
+    assert "text\\-only\\[augment=False\\]" in table and f"{delta.mean():.4f}" in table
+
+
+def test_empty_results(tmp_path):
+    with pytest.raises(MsabenchError, match="no finished results"):
+        leaderboard.write(tmp_path / "none", tmp_path / "out")
