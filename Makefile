@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.msabench-installed
 
-.PHONY: run test bench
+.PHONY: run test bench leaderboard
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,3 +23,19 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/harness.py
+	$(PY) benchmarks/baselines.py
+
+# The leaderboard in leaderboard/: every bundled model on synth-intra and synth-inter (3 seeds; a
+# model is trained once per seed, the checkpoint serves both protocols), plus an ablation of each
+# paper component on synth-intra (seed 1111). `make -j2 leaderboard` uses both cores.
+LB_RESULTS := results/leaderboard
+MSABENCH := $(VENV)/bin/msabench
+
+lb-%: $(STAMP)
+	$(MSABENCH) run --protocol synth-intra synth-inter --model $* --out $(LB_RESULTS) > /dev/null
+
+ablate-%: lb-%
+	$(MSABENCH) run --protocol synth-intra --model $* --ablate --seeds 1111 --out $(LB_RESULTS) > /dev/null
+
+leaderboard: lb-mean lb-text-only lb-late-fusion ablate-prlf ablate-derl ablate-firf
+	$(MSABENCH) leaderboard --results $(LB_RESULTS) --out leaderboard --command-line "make -j2 leaderboard"

@@ -42,7 +42,11 @@ Our choices (the gaps):
   attention of every non-dominant modality to the dominant one, and the dominant sequence
   is left unchanged (it is the anchor); with soft alpha each modality moves towards the
   others in proportion to their reliability. All (m, d) pairs run as one masked, per-block
-  softmax attention over the concatenated sequences, so unaligned lengths work too.
+  softmax attention over the concatenated sequences, so unaligned lengths work too. For
+  speed on CPU the rounds work on `segments` (default 10) masked-mean segments of each
+  encoded sequence (ceil(L/10) steps each; `segments=0`: every step) and attention weights
+  get no dropout; pooled representations are count-weighted segment means, which equal the
+  masked step means before the first round.
 - Alignment objective (`align_loss`): after round k, the pooled aligned representation of
   every modality m is pulled (1 - cosine) towards the stop-gradient reliability-weighted
   pooled representation of the others, sum_{d != m} alpha_d p_d / sum_{d != m} alpha_d
@@ -87,11 +91,32 @@ class PRLFOptions(Options):
     unimodal_heads: bool = True  # auxiliary L1 + Laplace-NLL loss of the unimodal heads
     hard_dominant: bool = False  # ProgInteract anchors on the argmax modality (straight-through)
     rounds: int = 2  # ProgInteract rounds
+    segments: int = 10  # ProgInteract works on this many mean-pooled segments per modality; 0: every step
     uni_weight: float = 0.5  # weight of the unimodal-head loss (mean over modalities)
     align_weight: float = 0.1  # weight of the alignment loss
 
 
 OPTIONS = PRLFOptions
+
+
+def segment(seq, valid, k: int):
+    """[B,L,H] -> k masked-mean segments [B,k,H] of ceil(L/k) steps each, and their valid counts [B,k]."""
+    w = valid.to(seq.dtype)
+    if k <= 0 or k >= seq.shape[1]:
+        return seq, w
+    size = -(-seq.shape[1] // k)
+    pad = size * k - seq.shape[1]
+    if pad:
+        seq, w = F.pad(seq, (0, 0, 0, pad)), F.pad(w, (0, pad))
+    b, _, h = seq.shape
+    counts = w.view(b, k, size).sum(-1)
+    sums = (seq * w.unsqueeze(-1)).view(b, k, size, h).sum(2)
+    return sums / counts.clamp(min=1.0).unsqueeze(-1), counts
+
+
+def weighted_mean(seq, counts):
+    """Count-weighted mean of segments: equals the masked mean over the steps they pool."""
+    return (seq * counts.unsqueeze(-1)).sum(1) / counts.sum(1, keepdim=True).clamp(min=1.0)
 
 
 class UnimodalHead(nn.Module):
@@ -113,7 +138,8 @@ class InteractRound(nn.Module):
         super().__init__()
         self.heads, self.dh = heads, hidden // heads
         self.norm_q, self.norm_kv, self.norm_ff = nn.LayerNorm(hidden), nn.LayerNorm(hidden), nn.LayerNorm(hidden)
-        self.q, self.k, self.v, self.o = (nn.Linear(hidden, hidden) for _ in range(4))
+        self.q, self.k, self.v = (nn.Linear(hidden, hidden) for _ in range(3))
+        self.o = nn.Linear(hidden, hidden, bias=False)  # no bias: a zero mixture is a zero update
         self.ff = mlp(hidden, 2 * hidden, hidden, dropout)
         self.drop = nn.Dropout(dropout)
 
@@ -132,7 +158,7 @@ class InteractRound(nn.Module):
         for d, blk in enumerate(blocks):
             logits = q @ k[:, :, blk].transpose(-1, -2) / math.sqrt(self.dh)  # [B,h,N,Ld]
             logits = logits.masked_fill(~valid[:, None, None, blk], NEG)
-            attn = self.drop(torch.softmax(logits, dim=-1))
+            attn = torch.softmax(logits, dim=-1)  # no dropout on attention weights (cost, see docstring)
             mixed = mixed + pair_w[:, None, :, d, None] * (attn @ v[:, :, blk])
         b, _, n, _ = mixed.shape
         x = x + self.drop(self.o(mixed.transpose(1, 2).reshape(b, n, -1)))
@@ -170,7 +196,7 @@ class Net(BaselineNet):
         if not self.opts.hard_dominant:
             return alpha
         hard = F.one_hot(alpha.argmax(-1), len(MODS)).to(alpha.dtype)  # ties -> first (text)
-        return hard + alpha - alpha.detach()
+        return hard + alpha - alpha.detach() if self.training else hard
 
     # ---- forward ---------------------------------------------------------------------------
     def run(self, x) -> dict:
@@ -183,19 +209,21 @@ class Net(BaselineNet):
         anchor = self.anchor_weights(alpha)
         stages = [pooled]  # pooled representations after each round (round 0: the encodings)
         if self.opts.prog_interact:
-            lengths = [s.shape[1] for s in seqs]
+            h_dev = anchor.device
+            segs, counts = zip(*(segment(s, v, self.opts.segments) for s, v in zip(seqs, valids)))
+            lengths = [s.shape[1] for s in segs]
             starts = [0, lengths[0], lengths[0] + lengths[1]]
             blocks = [slice(s, s + n) for s, n in zip(starts, lengths)]
-            mod_of = torch.cat([torch.full((n,), i, dtype=torch.long) for i, n in enumerate(lengths)])
+            mod_of = torch.cat([torch.full((n,), i, dtype=torch.long, device=h_dev) for i, n in enumerate(lengths)])
             own = F.one_hot(mod_of, len(MODS)).to(anchor.dtype)  # [N,3]
             pair_w = anchor[:, None, :] * (1.0 - own)[None]  # [B,N,3]
             stay = 1.0 - anchor[:, mod_of]  # [B,N]
-            h, valid = torch.cat(seqs, 1), torch.cat(valids, 1)
+            h, valid = torch.cat(segs, 1), torch.cat(counts, 1) > 0
             for rnd in self.rounds:
                 h = rnd(h, valid, blocks, pair_w, stay)
-                stages.append([masked_mean(h[:, blk], v) for blk, v in zip(blocks, valids)])
+                stages.append([weighted_mean(h[:, blk], c) for blk, c in zip(blocks, counts)])
         final = stages[-1]
-        fused = torch.cat([3.0 * alpha[:, i, None] * final[i] for i in range(len(MODS))], -1)
+        fused = torch.cat([len(MODS) * alpha[:, i, None] * final[i] for i in range(len(MODS))], -1)
         pred = self.head(fused).squeeze(-1)
         return {"pred": pred, "mu": mu, "b": b, "alpha": alpha, "anchor": anchor, "conf": conf,
                 "log_fisher": log_fisher, "stages": stages}
