@@ -159,11 +159,15 @@ def mlp(d_in: int, hidden: int, d_out: int, dropout: float) -> nn.Sequential:
 
 
 class BaselineNet(nn.Module):
-    """forward(x) -> Output(pred, aux). Override `training_loss` to use the clean view too."""
+    """forward(x) -> Output(pred, aux). Override `loss_parts` to add losses or use the clean view."""
+
+    def loss_parts(self, clean: dict, corrupted: dict, y: torch.Tensor) -> dict:
+        """Named, already weighted training losses on one batch; their sum is minimised."""
+        out = self(corrupted)
+        return {"l1": nn.functional.l1_loss(out.pred, y), **out.aux}
 
     def training_loss(self, clean: dict, corrupted: dict, y: torch.Tensor):
-        out = self(corrupted)
-        parts = {"l1": nn.functional.l1_loss(out.pred, y), **out.aux}
+        parts = self.loss_parts(clean, corrupted, y)
         return sum(parts.values()), {k: v.detach() for k, v in parts.items()}
 
 

@@ -43,7 +43,7 @@ Part by part ([paper] = named in the abstract, [ours] = our filling of the gap):
   6 a_k f_k (so uniform weights give the plain concatenation). Off: plain
   concatenation of the 6 features.
 - Regression [ours]: a 2-layer MLP on the fused representation, L1 loss (the shared
-  recipe), auxiliary losses added in `training_loss`.
+  recipe), auxiliary losses added in `loss_parts`.
 - Not in this re-implementation: anything beyond the abstract, e.g. a similarity loss
   aligning the shared features of different modalities (MISA's CMD); text encoder is
   scratch by default (the recipe's `text_encoder=bert` works as for the other models).
@@ -183,10 +183,6 @@ class Net(BaselineNet):
             if self.fused_rec:
                 parts["rec_fused"] = self.opts.fused_rec_weight * normalised_mse(z["fused"], target["fused"])
         return parts
-
-    def training_loss(self, clean: dict, corrupted: dict, y: torch.Tensor):
-        parts = self.loss_parts(clean, corrupted, y)
-        return sum(parts.values()), {k: v.detach() for k, v in parts.items()}
 
 
 class DERL(TorchBaseline):

@@ -34,7 +34,7 @@ Our own choices (the simplest standard choice for each gap):
     modalities, weight `recon_weight` (1.0).
 - Predictor: an MLP on concat(s_T, s_A, s_V, h_T, h_A, h_V) (the noise parts never reach it). With
   `factorization` off: the same MLP on concat(u_T, u_A, u_V) and no constraints (= late-fusion).
-- Self-distillation (overridden `training_loss`): the net runs on the clean (complete) view and on the
+- Self-distillation (overridden `loss_parts`): the net runs on the clean (complete) view and on the
   corrupted (incomplete) view of the same samples. Loss =
       L1(pred_incomplete, y) + L1(pred_complete, y)                 (both views supervised)
     + calib_weight * D(z_incomplete, sg(z_complete))                (complete -> incomplete, 1.0)
@@ -156,10 +156,10 @@ class Net(BaselineNet):
         pred, _, aux = self.run(x)
         return Output(pred, aux)
 
-    def training_loss(self, clean: dict, corrupted: dict, y: torch.Tensor):
+    def loss_parts(self, clean: dict, corrupted: dict, y: torch.Tensor) -> dict:
         o = self.opts
         if not o.self_distillation:
-            return super().training_loss(clean, corrupted, y)
+            return super().loss_parts(clean, corrupted, y)
         # Rows the augmentation left complete are the same input in both views: their outputs serve both
         # views. The complete view of the other rows runs in the same forward pass as the incomplete view.
         b = len(y)
@@ -172,7 +172,7 @@ class Net(BaselineNet):
         if o.bidirectional:
             parts["calib_back"] = o.back_weight * calibration(z_c, z_i)
         parts.update(aux)
-        return sum(parts.values()), {k: v.detach() for k, v in parts.items()}
+        return parts
 
 
 class FIRF(TorchBaseline):

@@ -255,7 +255,7 @@ class Net(BaselineNet):
                 total = total + rw * ((1.0 - w[:, m]) * (1.0 - cos)).mean() / len(MODS)
         return total
 
-    def training_loss(self, clean, corrupted, y):
+    def loss_parts(self, clean, corrupted, y):
         out = self.run(corrupted)
         parts = {"l1": F.l1_loss(out["pred"], y)}
         if self.opts.unimodal_heads:
@@ -265,7 +265,7 @@ class Net(BaselineNet):
             parts["unimodal"] = self.opts.uni_weight * (l1 + nll)
         if self.opts.align_loss:
             parts["align"] = self.opts.align_weight * self.alignment(out["stages"], out["anchor"])
-        return sum(parts.values()), {k: v.detach() for k, v in parts.items()}
+        return parts
 
 
 class PRLF(TorchBaseline):

@@ -1,0 +1,32 @@
+"""The paper baselines, trained by the harness on the full synthetic data, learn and degrade.
+
+Shortened training (8 epochs) keeps this to about a minute per model on two cores; the
+leaderboard uses the full recipe.
+"""
+
+import pytest
+
+from msabench import protocols, runner, submission
+from msabench.data import synth
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return synth.make_dataset()
+
+
+@pytest.fixture(scope="module")
+def floor(dataset):
+    unit = runner.run_unit(submission.load("mean"), dataset, protocols.load("synth-intra"), 1111)
+    return unit.metrics["conditions"]["r=0"]
+
+
+@pytest.mark.parametrize("name", ["prlf", "derl", "firf"])
+def test_beats_the_mean_and_degrades_with_the_rate(name, dataset, floor):
+    unit = runner.run_unit(submission.load(f"{name}:epochs=8"), dataset, protocols.load("synth-intra"), 1111)
+    per = unit.metrics["conditions"]
+    assert per["r=0"]["Non0_acc_2"] > floor["Non0_acc_2"] + 0.15
+    assert per["r=0"]["MAE"] < floor["MAE"] - 0.25
+    assert per["r=0.5"]["Non0_acc_2"] < per["r=0"]["Non0_acc_2"]
+    assert per["r=0.9"]["Non0_acc_2"] < per["r=0.5"]["Non0_acc_2"] - 0.03
+    assert per["r=0.9"]["MAE"] > per["r=0"]["MAE"] + 0.15
