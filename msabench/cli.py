@@ -23,28 +23,43 @@ def _atomic_path(final: Path, suffix: str) -> Path:
 
 
 def cmd_run(args) -> int:
-    from msabench import protocols, report, runner, submission
-
+    from msabench import executors, protocols, report, submission
     from msabench.data import load
 
-    plan = [protocols.load(name) for name in args.protocol]  # every protocol checked before any work
+    plan = [protocols.load(name) for name in args.protocol]  # every input checked before any work
     models = list(args.model)
     if args.ablate:
         models += [v for m in args.model for v in submission.ablations(m)]
-    for m in models:
-        submission.load(m)  # every model checked before any work
-    for protocol in plan:
-        dataset = load(protocol.dataset, protocol.variant, data=args.data, data_dir=args.data_dir)
-        if dataset.nonfinite_replaced:
-            print(f"note: {dataset.nonfinite_replaced} non-finite feature values (-inf/NaN) in {dataset.source} "
-                  "were set to 0", file=sys.stderr)
-        for model in models:
-            rep = runner.run(protocol, model, seeds=args.seeds, out=args.out, batch_size=args.batch_size,
-                             dataset=dataset, progress=True)
-            if rep.skipped:
-                print(f"re-used finished results for seeds {rep.skipped} in {args.out}", file=sys.stderr)
-            print(report.summary_table(rep.units, protocol))
-            print(f"results: {Path(args.out) / protocol.name / rep.model}\n")
+    subs = {m: submission.load(m) for m in models}
+    for s in args.seeds or []:
+        if not any(s in p.seeds for p in plan):
+            raise MsabenchError(f"seed {s} is not one of the seeds of {', '.join(p.name for p in plan)}")
+    executor = executors.make(args.executor, args.address, args.cpus_per_job, args.gpus_per_job)
+    datasets = {}
+    for p in plan:
+        if (p.dataset, p.variant) not in datasets:
+            ds = load(p.dataset, p.variant, data=args.data, data_dir=args.data_dir)
+            if ds.nonfinite_replaced:
+                print(f"note: {ds.nonfinite_replaced} non-finite feature values (-inf/NaN) in {ds.source} "
+                      "were set to 0", file=sys.stderr)
+            datasets[(p.dataset, p.variant)] = ds
+    grid = executors.run_grid(plan, models, datasets, args.out, executor, seeds=args.seeds,
+                              batch_size=args.batch_size)
+    if grid.reused:
+        print(f"re-used {len(grid.reused)} finished result(s) in {args.out}", file=sys.stderr)
+    units = grid.reused + grid.units
+    for p in plan:
+        for m in models:
+            mine = sorted((u for u in units if u.protocol == p.name and u.model == subs[m].name), key=lambda u: u.seed)
+            if mine:
+                print(report.summary_table(mine, p))
+                print(f"results: {Path(args.out) / p.name / subs[m].name}\n")
+    for job, error in grid.failures:
+        print(f"msabench: error: {error}", file=sys.stderr)
+    if grid.failures:
+        print(f"msabench: {len(grid.failures)} of {len(grid.failures) + len({(u.model, u.seed) for u in grid.units})} "
+              "job(s) failed; re-run the same command to retry them", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -185,6 +200,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--seeds", nargs="+", type=int, help="a subset of the protocol's seeds")
     r.add_argument("--out", default="results", help="results folder (default: results)")
     r.add_argument("--batch-size", type=int, default=64)
+    r.add_argument("--executor", choices=["serial", "ray"], default="serial")
+    r.add_argument("--address", help="Ray cluster to join (auto or HOST:PORT); default: start a local one")
+    r.add_argument("--cpus-per-job", type=float, default=1.0, help="Ray CPUs reserved per (model, seed) job")
+    r.add_argument("--gpus-per-job", type=float, default=0.0, help="Ray GPUs per job; fractions pack jobs on a GPU")
     r.add_argument("--ablate", action="store_true",
                    help="also run each bundled model with each of its components switched off")
     data_args(r)

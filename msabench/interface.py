@@ -56,7 +56,8 @@ class Batch:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name != "ids" and value is not None:
-                out[f.name] = torch.from_numpy(np.ascontiguousarray(value)).to(device)
+                # contiguous and writable (arrays from Ray's object store are read-only)
+                out[f.name] = torch.from_numpy(np.require(value, requirements=["C", "W"])).to(device)
         return out
 
 

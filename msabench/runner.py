@@ -99,9 +99,15 @@ def run_unit(sub: submission_mod.Submission, dataset: Dataset, protocol: Protoco
 
     `observed` and `masks_fp` may be passed when the caller has already computed them.
     """
+    masks = None if observed is None else {protocol.name: (observed, masks_fp)}
+    return run_job(sub, dataset, [protocol], seed, batch_size, progress, masks)[0]
+
+
+def run_job(sub: submission_mod.Submission, dataset: Dataset, protocols: list[Protocol], seed: int,
+            batch_size: int = 64, progress=None, masks: dict | None = None) -> list[results_mod.UnitResult]:
+    """Build and fit the model once for `seed`, then evaluate it under each protocol (same dataset)."""
     if batch_size < 1:
         raise MsabenchError(f"batch size must be >= 1, got {batch_size}")
-    split = dataset[protocol.split]
     where = str(sub.path)
     seed_everything(seed)
     model = sub.build(dataset.info)
@@ -114,39 +120,44 @@ def run_unit(sub: submission_mod.Submission, dataset: Dataset, protocol: Protoco
         except Exception as e:
             raise MsabenchError(f"{where}: fit(train, valid, seed={seed}) raised {submission_mod._describe(e, sub.path)}") from None
     fit_s = time.perf_counter() - t0
-    observed = observed if observed is not None else masking.observed(protocol, split, seed)
-    masks_fp = masks_fp or masking.fingerprint(protocol, split, seed, observed)
-    seed_everything(seed)
-    t1 = time.perf_counter()
-    pred = predict_conditions(model, split, protocol, observed, seed, batch_size, where, progress)
-    predict_s = time.perf_counter() - t1
-    n_cond = len(protocol.conditions)
-    cond = np.repeat(np.array([c.name for c in protocol.conditions]), len(split))
-    labels = np.tile(split.labels.astype(np.float64), n_cond)
-    flat = pred.reshape(-1)
-    manifest = {
-        "schema": results_mod.RESULT_SCHEMA,
-        "msabench_version": msabench.__version__,
-        "protocol": protocol.name,
-        "protocol_version": protocol.version,
-        "model": sub.name,
-        "submission_path": str(sub.path),
-        "dataset": dataset.name,
-        "dataset_variant": dataset.variant,
-        "dataset_source": dataset.source,
-        "split": protocol.split,
-        "n_samples": len(split),
-        "conditions": [c.name for c in protocol.conditions],
-        "batch_size": batch_size,
-        "fit_seconds": round(fit_s, 3),
-        "predict_seconds": round(predict_s, 3),
-        "versions": {"python": platform.python_version(), "numpy": np.__version__, **_torch_version()},
-        **identity(protocol, dataset, sub, seed, masks_fp),
-    }
-    return results_mod.UnitResult(
-        protocol=protocol.name, model=sub.name, seed=seed, ids=np.tile(split.ids, n_cond), predictions=flat,
-        labels=labels, conditions=cond, metrics=condition_metrics(flat, labels, cond, protocol), manifest=manifest,
-    )
+    units = []
+    for protocol in protocols:
+        split = dataset[protocol.split]
+        observed, masks_fp = (masks or {}).get(protocol.name, (None, None))
+        observed = observed if observed is not None else masking.observed(protocol, split, seed)
+        masks_fp = masks_fp or masking.fingerprint(protocol, split, seed, observed)
+        seed_everything(seed)
+        t1 = time.perf_counter()
+        pred = predict_conditions(model, split, protocol, observed, seed, batch_size, where, progress)
+        predict_s = time.perf_counter() - t1
+        n_cond = len(protocol.conditions)
+        cond = np.repeat(np.array([c.name for c in protocol.conditions]), len(split))
+        labels = np.tile(split.labels.astype(np.float64), n_cond)
+        flat = pred.reshape(-1)
+        manifest = {
+            "schema": results_mod.RESULT_SCHEMA,
+            "msabench_version": msabench.__version__,
+            "protocol": protocol.name,
+            "protocol_version": protocol.version,
+            "model": sub.name,
+            "submission_path": str(sub.path),
+            "dataset": dataset.name,
+            "dataset_variant": dataset.variant,
+            "dataset_source": dataset.source,
+            "split": protocol.split,
+            "n_samples": len(split),
+            "conditions": [c.name for c in protocol.conditions],
+            "batch_size": batch_size,
+            "fit_seconds": round(fit_s, 3),
+            "predict_seconds": round(predict_s, 3),
+            "versions": {"python": platform.python_version(), "numpy": np.__version__, **_torch_version()},
+            **identity(protocol, dataset, sub, seed, masks_fp),
+        }
+        units.append(results_mod.UnitResult(
+            protocol=protocol.name, model=sub.name, seed=seed, ids=np.tile(split.ids, n_cond), predictions=flat,
+            labels=labels, conditions=cond, metrics=condition_metrics(flat, labels, cond, protocol),
+            manifest=manifest))
+    return units
 
 
 def _torch_version() -> dict:

@@ -37,7 +37,7 @@ def test_run_mean_on_synth_inter(tmp_path):
     manifest = json.loads((tmp_path / "synth-inter" / "mean" / "seed-1111" / "manifest.json").read_text())
     assert manifest["protocol_fingerprint"] == protocols.load("synth-inter").fingerprint
     again = msabench("run", "--protocol", "synth-inter", "--model", "mean", "--seeds", "1111", "--out", tmp_path)
-    assert "re-used finished results for seeds [1111]" in again.stderr
+    assert "re-used 1 finished result(s)" in again.stderr
     assert again.stdout == proc.stdout
 
 
@@ -111,7 +111,7 @@ def test_data_convert_and_run_from_folder(tmp_path):
     (["run", "--protocol", "mosi-intra", "--model", "mean", "--data", "/nonexistent/x.pkl"],
      ["/nonexistent/x.pkl does not exist"]),
     (["run", "--protocol", "synth-intra", "--model", "missing.py"], ["submission missing.py is neither a file nor a bundled model"]),
-    (["run", "--protocol", "synth-intra", "--model", "mean", "--seeds", "3"], ["seed 3 is not one of"]),
+    (["run", "--protocol", "synth-intra", "--model", "mean", "--seeds", "3"], ["seed 3 is not one of the seeds of synth-intra"]),
 ])
 def test_bad_input_is_one_line(tmp_path, args, needles):
     proc = msabench(*args, "--out", tmp_path / "out", env={"MSABENCH_DATA": ""})

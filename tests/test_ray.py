@@ -1,0 +1,184 @@
+"""The Ray executor on a real local cluster: same predictions as serial, retries, failures, resume."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from msabench import executors, protocols, results
+from msabench.data import synth
+
+from conftest import ROOT, small_dataset, write_file
+
+ray = pytest.importorskip("ray", reason="ray is not installed")
+
+RIDGE = """
+import numpy as np
+
+class Ridge:
+    def fit(self, train, valid, seed):
+        rng = np.random.default_rng(seed)
+        self.w = rng.normal(size=train.audio.shape[2])
+
+    def predict(self, batch, mask):
+        return (batch.audio.mean(1) * self.w).sum(1) + (batch.text_ids == 100).mean(1)
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def data():
+    return small_dataset(sizes=(80, 30, 40))
+
+
+def grid(tmp, data, models, executor, seeds=None):
+    plan = [protocols.load("synth-intra"), protocols.load("synth-inter")]
+    return executors.run_grid(plan, [str(m) for m in models], {("synth-mosi", "aligned_50"): data}, tmp, executor,
+                              seeds=seeds, progress=False)
+
+
+def stored(out):
+    return {(u.protocol, u.model, u.seed): u for u in map(results.read_unit, results.find_units(out))}
+
+
+def test_ray_matches_serial_bit_for_bit(cluster, data, tmp_path):
+    ridge = write_file(tmp_path / "ridge.py", RIDGE)
+    models = [ridge, "mean", "text-only:hidden=16,epochs=2", ROOT / "submissions" / "example.py"]
+    a = grid(tmp_path / "serial", data, models, executors.SerialExecutor())
+    b = grid(tmp_path / "ray", data, models, executors.RayExecutor())
+    assert not a.failures and not b.failures
+    sa, sb = stored(tmp_path / "serial"), stored(tmp_path / "ray")
+    assert sa.keys() == sb.keys() and len(sa) == 2 * 4 * 3
+    for key in sa:
+        assert np.array_equal(sa[key].predictions, sb[key].predictions), key
+        assert json.dumps(results.jsonable(sa[key].metrics)) == json.dumps(results.jsonable(sb[key].metrics))
+        assert sa[key].manifest["masks_fingerprint"] == sb[key].manifest["masks_fingerprint"]
+
+
+def test_killed_worker_is_retried(cluster, data, tmp_path):
+    marker = tmp_path / "killed-once"
+    killer = write_file(tmp_path / "killer.py", f"""
+        import os, signal
+        from pathlib import Path
+        import numpy as np
+
+        class Killer:
+            def predict(self, batch, mask):
+                mark = Path({str(marker)!r})
+                if not mark.exists():
+                    mark.write_text("the first attempt dies here")
+                    os.kill(os.getpid(), signal.SIGKILL)
+                return np.full(len(batch), 0.5)
+        """)
+    report = grid(tmp_path / "out", data, [killer], executors.RayExecutor(max_retries=2), seeds=[1111])
+    assert marker.exists() and not report.failures
+    units = stored(tmp_path / "out")
+    assert len(units) == 2 and all(np.all(u.predictions == 0.5) for u in units.values())
+
+
+def test_failing_job_is_reported_and_the_rest_completes(cluster, data, tmp_path):
+    bad = write_file(tmp_path / "bad.py", """
+        class Bad:
+            def predict(self, batch, mask):
+                raise ValueError("always")
+        """)
+    report = grid(tmp_path / "out", data, [bad, "mean"], executors.RayExecutor(), seeds=[1111, 1112])
+    assert len(report.failures) == 2
+    assert all("predict raised ValueError: always" in err and "bad.py" in err for _, err in report.failures)
+    assert sorted(stored(tmp_path / "out")) == sorted(
+        (p, "mean", s) for p in ("synth-intra", "synth-inter") for s in (1111, 1112))
+
+
+def test_rerun_does_only_what_is_missing(cluster, data, tmp_path):
+    ridge = write_file(tmp_path / "ridge.py", RIDGE)
+    full = grid(tmp_path / "full", data, [ridge], executors.RayExecutor())
+    part = grid(tmp_path / "part", data, [ridge], executors.RayExecutor(), seeds=[1112])
+    rest = grid(tmp_path / "part", data, [ridge], executors.RayExecutor())
+    assert len(full.units) == 6 and len(part.units) == 2 and len(rest.reused) == 2 and len(rest.units) == 4
+    a, b = stored(tmp_path / "full"), stored(tmp_path / "part")
+    assert a.keys() == b.keys()
+    assert all(np.array_equal(a[k].predictions, b[k].predictions) for k in a)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+SLOW = """
+import time
+import numpy as np
+
+class Slow:
+    def fit(self, train, valid, seed):
+        time.sleep(3)
+        self.bias = seed / 10000
+
+    def predict(self, batch, mask):
+        return np.full(len(batch), self.bias)
+"""
+
+
+def test_cli_on_a_cluster_started_with_ray_start(tmp_path):
+    port = _free_port()
+    ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
+    # a loopback test cluster: Ray's token authentication is switched off on both sides
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    head = subprocess.Popen([ray_bin, "start", "--head", f"--port={port}", "--num-cpus=2", "--block",
+                             "--include-dashboard=false"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
+    try:
+        slow = write_file(tmp_path / "slow.py", SLOW)
+        cmd = [sys.executable, "-m", "msabench", "run", "--protocol", "synth-inter", "--model", str(slow),
+               "--executor", "ray", "--address", f"127.0.0.1:{port}", "--out", str(tmp_path / "out")]
+        proc = None
+        time.sleep(5)
+        for _ in range(10):  # the head takes a few seconds to come up
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+            if proc.returncode == 0 or "cannot reach a Ray cluster" not in proc.stderr:
+                break
+            time.sleep(1)
+        assert proc.returncode == 0, proc.stderr
+        assert "slow on synth-inter" in proc.stdout
+        assert len(results.find_units(tmp_path / "out")) == 3
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=60)
+
+
+def test_interrupted_cli_run_keeps_complete_results_and_resumes(tmp_path):
+    slow = write_file(tmp_path / "slow.py", SLOW)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "msabench", "run", "--protocol", "synth-intra", "synth-inter", "--model",
+           str(slow), "mean", "--executor", "ray", "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and len(results.find_units(out)) < 2:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    done = results.find_units(out)
+    assert 2 <= len(done) < 12, err
+    for folder in done:  # every result folder present is complete and readable
+        assert results.read_unit(folder).predictions.size > 0
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert len(results.find_units(out)) == 12
+    serial = tmp_path / "serial"
+    subprocess.run(cmd[:-4] + ["--out", str(serial)], capture_output=True, text=True, cwd=ROOT, timeout=600,
+                   check=True)
+    a, b = stored(out), stored(serial)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k].predictions, b[k].predictions) for k in a)
