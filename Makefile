@@ -24,6 +24,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/harness.py
 	$(PY) benchmarks/baselines.py
+	$(PY) benchmarks/ray_grid.py
 
 # The leaderboard in leaderboard/: every bundled model on synth-intra and synth-inter (3 seeds; a
 # model is trained once per seed, the checkpoint serves both protocols), plus an ablation of each
