@@ -54,7 +54,7 @@ def cmd_run(args) -> int:
             if mine:
                 print(report.summary_table(mine, p))
                 print(f"results: {Path(args.out) / p.name / subs[m].name}\n")
-    for job, error in grid.failures:
+    for _, error in grid.failures:
         print(f"msabench: error: {error}", file=sys.stderr)
     if grid.failures:
         print(f"msabench: {len(grid.failures)} of {len(grid.failures) + len({(u.model, u.seed) for u in grid.units})} "

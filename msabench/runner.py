@@ -179,11 +179,16 @@ class RunReport:
 def run(protocol: str | Protocol, model: str | Path, *, seeds: list[int] | None = None, out: str | Path = "results",
         data: str | Path | None = None, data_dir: str | Path | None = None, batch_size: int = 64,
         dataset: Dataset | None = None, progress: bool = False) -> RunReport:
-    """Run `model` under `protocol` for its seeds, re-using finished units whose fingerprints match."""
+    """Run `model` under `protocol` for its seeds (serially), re-using finished units whose fingerprints match.
+
+    The notebook entry point for one protocol and one model; a failure raises (the CLI's grid
+    runs through `msabench.executors`, which records failures and goes on).
+    """
+    from msabench import executors
+
     protocol = protocol if isinstance(protocol, Protocol) else protocols_mod.load(protocol)
     sub = submission_mod.load(model)
-    seeds = list(protocol.seeds) if seeds is None else list(seeds)
-    for s in seeds:
+    for s in seeds or []:
         if s not in protocol.seeds:
             raise MsabenchError(f"seed {s} is not one of protocol {protocol.name}'s seeds {list(protocol.seeds)}")
     if dataset is None:
@@ -191,28 +196,10 @@ def run(protocol: str | Protocol, model: str | Path, *, seeds: list[int] | None 
     if dataset.variant != protocol.variant or (protocol.dataset != "synth-mosi" and dataset.name != protocol.dataset):
         raise MsabenchError(f"protocol {protocol.name} is for {protocol.dataset} {protocol.variant}, "
                             f"but the data given is {dataset.name} {dataset.variant} ({dataset.source})")
-    split = dataset[protocol.split]
-    report = RunReport(protocol=protocol, model=sub.name, out=Path(out))
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(seeds) * len(protocol.conditions) * len(split), unit="sample",
-                   desc=f"{sub.name} on {protocol.name}", file=sys.stderr, disable=None)
-    try:
-        for seed in seeds:
-            folder = results_mod.unit_dir(out, protocol.name, sub.name, seed)
-            observed = masking.observed(protocol, split, seed)
-            masks_fp = masking.fingerprint(protocol, split, seed, observed)
-            if results_mod.is_current(folder, identity(protocol, dataset, sub, seed, masks_fp)):
-                report.units.append(results_mod.read_unit(folder))
-                report.skipped.append(seed)
-                if bar is not None:
-                    bar.update(len(protocol.conditions) * len(split))
-                continue
-            unit = run_unit(sub, dataset, protocol, seed, batch_size, bar, observed, masks_fp)
-            results_mod.write_unit(out, unit)
-            report.units.append(unit)
-    finally:
-        if bar is not None:
-            bar.close()
-    return report
+    grid = executors.run_grid([protocol], [str(model)], {(protocol.dataset, protocol.variant): dataset}, out,
+                              executors.SerialExecutor(), seeds=seeds, batch_size=batch_size, progress=progress)
+    if grid.failures:
+        raise MsabenchError(grid.failures[0][1])
+    units = sorted(grid.reused + grid.units, key=lambda u: u.seed)
+    return RunReport(protocol=protocol, model=sub.name, out=Path(out), units=units,
+                     skipped=sorted(u.seed for u in grid.reused))

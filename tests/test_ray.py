@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from msabench import executors, protocols, results
-from msabench.data import synth
 
 from conftest import ROOT, small_dataset, write_file
 
