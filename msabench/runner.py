@@ -65,7 +65,7 @@ CHUNK_BYTES = 64 << 20  # corrupt this much input at a time, then cut batches ou
 
 
 def predict_conditions(model, split, protocol: Protocol, observed: dict, seed: int, batch_size: int,
-                       where: str, progress=None) -> np.ndarray:
+                       where: str) -> np.ndarray:
     """Predictions [C, N] for every condition; batches never change what a sample sees."""
     n = len(split)
     row_bytes = sum(a.nbytes for a in split.arrays().values()) / max(n, 1)
@@ -87,24 +87,22 @@ def predict_conditions(model, split, protocol: Protocol, observed: dict, seed: i
                 except Exception as e:
                     raise MsabenchError(f"{at}: predict raised {submission_mod._describe(e, Path(where))}") from None
                 out[ci, first:first + len(batch)] = submission_mod.predictions(raw, len(batch), at, batch.ids)
-                if progress is not None:
-                    progress.update(len(batch))
     return out
 
 
 def run_unit(sub: submission_mod.Submission, dataset: Dataset, protocol: Protocol, seed: int,
-             batch_size: int = 64, progress=None, observed: dict | None = None,
+             batch_size: int = 64, observed: dict | None = None,
              masks_fp: str | None = None) -> results_mod.UnitResult:
     """Fit (if the model can) and evaluate one seed over every condition; nothing is written.
 
     `observed` and `masks_fp` may be passed when the caller has already computed them.
     """
     masks = None if observed is None else {protocol.name: (observed, masks_fp)}
-    return run_job(sub, dataset, [protocol], seed, batch_size, progress, masks)[0]
+    return run_job(sub, dataset, [protocol], seed, batch_size, masks)[0]
 
 
 def run_job(sub: submission_mod.Submission, dataset: Dataset, protocols: list[Protocol], seed: int,
-            batch_size: int = 64, progress=None, masks: dict | None = None) -> list[results_mod.UnitResult]:
+            batch_size: int = 64, masks: dict | None = None) -> list[results_mod.UnitResult]:
     """Build and fit the model once for `seed`, then evaluate it under each protocol (same dataset)."""
     if batch_size < 1:
         raise MsabenchError(f"batch size must be >= 1, got {batch_size}")
@@ -128,7 +126,7 @@ def run_job(sub: submission_mod.Submission, dataset: Dataset, protocols: list[Pr
         masks_fp = masks_fp or masking.fingerprint(protocol, split, seed, observed)
         seed_everything(seed)
         t1 = time.perf_counter()
-        pred = predict_conditions(model, split, protocol, observed, seed, batch_size, where, progress)
+        pred = predict_conditions(model, split, protocol, observed, seed, batch_size, where)
         predict_s = time.perf_counter() - t1
         n_cond = len(protocol.conditions)
         cond = np.repeat(np.array([c.name for c in protocol.conditions]), len(split))
