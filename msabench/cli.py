@@ -95,8 +95,46 @@ def cmd_train(args) -> int:
 def cmd_leaderboard(args) -> int:
     from msabench import leaderboard
 
-    path = leaderboard.write(args.results, args.out, command=args.command_line or "")
-    print(f"wrote {path} (+ results.csv, results.json)")
+    settings = leaderboard.Settings(n_resamples=args.resamples, seed=args.bootstrap_seed, figures=not args.no_figures)
+    path = leaderboard.write(args.results, args.out, command=args.command_line or "", settings=settings)
+    print(f"wrote {path} (+ results.csv, results.json{'' if args.no_figures else ', figures'})")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from msabench import compare
+
+    paired = compare.pair(args.results, args.protocol, args.a, args.b, seeds=args.seeds)
+    if args.conditions:
+        paired = paired.only(args.conditions)
+    report = compare.compare(paired, n_resamples=args.resamples, seed=args.bootstrap_seed, alpha=args.alpha,
+                             metric_names=args.metrics)
+    print(report.table())
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from msabench import claims
+
+    if not args.claim and not args.claims:
+        raise MsabenchError("verify needs --claim \"A > B on PROTOCOL: METRIC +VALUE\" or --claims FILE.toml")
+    reported = None
+    if args.reported:
+        if len(args.claim or []) != 1 or args.claims:
+            raise MsabenchError("--reported checks exactly one --claim from published numbers")
+        ma, sa, na, mb, sb, nb = args.reported
+        for n in (na, nb):
+            if n != int(n):
+                raise MsabenchError(f"--reported: seed counts must be whole numbers, got {n:g}")
+        reported = claims.check_reported(claims.Reported(ma, sa, int(na), mb, sb, int(nb)), "--reported")
+    todo = [claims.parse(text, reported) for text in args.claim or []]
+    if args.claims:
+        todo += claims.load_file(args.claims)
+    from_results = [c for c in todo if c.reported is None]
+    verdicts = claims.verify(from_results, args.results, n_resamples=args.resamples, seed=args.bootstrap_seed,
+                             alpha=args.alpha) if from_results else []
+    verdicts += [claims.verify_reported(c, alpha=args.alpha) for c in todo if c.reported is not None]
+    print(claims.table(verdicts))
     return 0
 
 
@@ -248,6 +286,35 @@ def parser() -> argparse.ArgumentParser:
     lb.add_argument("--out", default="leaderboard")
     lb.add_argument("--command-line", help="the command(s) that produced the results, quoted in the README")
     lb.set_defaults(func=cmd_leaderboard)
+
+    def stats_args(q):
+        q.add_argument("--results", default="results", help="results folder written by msabench run")
+        q.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
+        q.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the resampling (default 0)")
+
+    lb.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples for the vs-best tests")
+    lb.add_argument("--bootstrap-seed", type=int, default=0)
+    lb.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+
+    cp = sub.add_parser("compare", help="paired significance tests of model A against model B")
+    cp.add_argument("a", help="model A (its name in the results folder)")
+    cp.add_argument("b", help="model B")
+    cp.add_argument("--protocol", required=True)
+    cp.add_argument("--seeds", nargs="+", type=int, help="a subset of the shared seeds")
+    cp.add_argument("--conditions", nargs="+", help="a subset of the protocol's conditions")
+    cp.add_argument("--metrics", nargs="+", help="a subset of the metrics (Holm runs over those shown)")
+    cp.add_argument("--alpha", type=float, default=0.05)
+    stats_args(cp)
+    cp.set_defaults(func=cmd_compare)
+
+    v = sub.add_parser("verify", help="check a claimed improvement against stored results or published numbers")
+    v.add_argument("--claim", action="append", help='"A > B on PROTOCOL: METRIC +VALUE" (repeatable)')
+    v.add_argument("--claims", help="TOML file of [[claim]] tables")
+    v.add_argument("--reported", nargs=6, type=float, metavar=("MEAN_A", "STD_A", "N_A", "MEAN_B", "STD_B", "N_B"),
+                   help="check the claim from published mean, std and seed count of both models only")
+    v.add_argument("--alpha", type=float, default=0.05)
+    stats_args(v)
+    v.set_defaults(func=cmd_verify)
 
     pr = sub.add_parser("protocols", help="list shipped protocols with their fingerprints")
     pr.set_defaults(func=cmd_protocols)

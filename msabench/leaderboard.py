@@ -1,9 +1,13 @@
 """Leaderboards from stored results: no re-running, every number recomputed from result files.
 
 Per protocol: models ranked by the primary metric's mean over conditions, each metric as
-mean ± std over seeds; a per-condition table of the primary metric; and, for bundled
-models run with components switched off (`prlf:amre=off`), an ablation table against
-the full model. results.csv / results.json carry every fingerprint behind each row.
+mean ± std over seeds, the best value of each column in bold, and every model compared
+with the best one by the paired bootstrap (Holm over the comparisons), so a reader sees
+which gaps are real: a model whose difference from the best is not significant is marked
+tied. Then a per-condition table, a robustness curve (metric per condition with 95%
+bands), a Friedman test with Nemenyi critical difference over conditions (3+ models),
+and, for bundled models run with components switched off (`prlf:amre=off`), an ablation
+table. results.csv / results.json carry every fingerprint behind each row.
 """
 
 from __future__ import annotations
@@ -20,9 +24,28 @@ from pathlib import Path
 import numpy as np
 from tabulate import tabulate
 
-from msabench import metrics, protocols, results
+from msabench import compare, metrics, plots, protocols, results, stats
 from msabench.errors import MsabenchError
 from msabench.report import seed_stats
+
+DATA_TITLES = {
+    "synth-mosi": "Synthetic data (synth-mosi, generated; checks the plumbing, not real-world skill)",
+    "mosi-utt": "Real data: CMU-MOSI utterance-level features, bc-LSTM split (split_bclstm)",
+    "mosi": "CMU-MOSI (MMSA files)",
+    "mosei": "CMU-MOSEI (MMSA files)",
+    "sims": "CH-SIMS (MMSA files)",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How much resampling the significance marks use."""
+
+    n_resamples: int = 10_000
+    curve_resamples: int = 2_000
+    seed: int = 0
+    alpha: float = 0.05
+    figures: bool = True
 
 
 @dataclass(frozen=True)
@@ -80,31 +103,139 @@ def ranked(entries: list[Entry], primary: str) -> list[Entry]:
     return sorted(entries, key=key)
 
 
-def protocol_section(protocol: protocols.Protocol, entries: list[Entry]) -> str:
+@dataclass(frozen=True)
+class VsBest:
+    """A model's primary-metric difference from the best model, paired."""
+
+    diff: float
+    ci: tuple[float, float]
+    p_holm: float
+    tied: bool | None  # None: not tested (see note)
+    note: str = ""
+
+
+def versus_best(entries: list[Entry], primary: str, settings: Settings) -> dict[str, VsBest]:
+    """Each model against the best one on the primary metric; Holm over the comparisons."""
+    order = ranked(entries, primary)
+    best = order[0]
+    tested: dict[str, stats.Comparison] = {}
+    out: dict[str, VsBest] = {}
+    for e in order[1:]:
+        try:
+            paired = compare.pair_units(list(e.units), list(best.units))
+            if len(paired.seed_list) < 2:
+                raise MsabenchError(f"shares {len(paired.seed_list)} seed with {best.model}; needs 2")
+            tested[e.model] = stats.paired_bootstrap(paired.a, paired.b, paired.labels, paired.seeds, paired.kind,
+                                                     n_resamples=settings.n_resamples, seed=settings.seed,
+                                                     alpha=settings.alpha)[primary]
+        except MsabenchError as err:
+            out[e.model] = VsBest(float("nan"), (float("nan"), float("nan")), float("nan"), None, str(err))
+    adjusted = stats.holm([c.p for c in tested.values()])
+    for (model, c), p in zip(tested.items(), adjusted):
+        tied = None if not math.isfinite(p) else bool(p >= settings.alpha)
+        out[model] = VsBest(c.diff, c.ci_diff, float(p), tied)
+    return out
+
+
+def _best_values(entries: list[Entry], names: tuple[str, ...], agg: str = "mean") -> dict[str, float]:
+    best = {}
+    for m in names:
+        vals = [e.aggregate(m, agg)[0] for e in entries if math.isfinite(e.aggregate(m, agg)[0])]
+        if vals:
+            best[m] = min(vals) if m in metrics.LOWER_IS_BETTER else max(vals)
+    return best
+
+
+def _cell(e: Entry, m: str, best: dict[str, float], agg: str = "mean") -> str:
+    text = _fmt(*e.aggregate(m, agg))
+    return f"**{text}**" if m in best and e.aggregate(m, agg)[0] == best[m] else text
+
+
+def protocol_section(protocol: protocols.Protocol, entries: list[Entry], out_dir: Path | None = None,
+                     settings: Settings = Settings()) -> str:
     names = metrics.METRICS[protocol.metric_kind]
     primary = protocol.primary_metric
-    full = [e for e in entries if "[" not in e.model]
-    lines = [f"## {protocol.name}", "", f"{protocol.description}", "",
-             f"Primary metric: {primary} (mean over conditions); each cell is mean ± std over seeds. "
+    full = ranked([e for e in entries if "[" not in e.model], primary)
+    vs = versus_best(full, primary, settings) if len(full) > 1 else {}
+    lines = [f"### {protocol.name}", "", f"{protocol.description}", "",
+             f"Primary metric: {primary} (mean over conditions); each cell is mean ± std over seeds, the best of "
+             f"each column in bold. \"vs best\" is the paired bootstrap difference from the best model on {primary} "
+             f"({settings.n_resamples} item resamples, seed variance included) with Holm-adjusted p; **tied** = not "
+             f"significantly different from the best at α = {settings.alpha}. "
              f"Protocol fingerprint `{protocol.fingerprint[:12]}`.", ""]
+    best = _best_values(full, names)
     rows = []
-    for rank, e in enumerate(ranked(full, primary), 1):
-        rows.append([rank, md_escape(e.model), len(e.seeds)] + [_fmt(*e.aggregate(m)) for m in names])
-    lines.append(tabulate(rows, headers=["#", "model", "seeds", *names], tablefmt="github", disable_numparse=True))
+    for rank, e in enumerate(full, 1):
+        v = vs.get(e.model)
+        if rank == 1:
+            mark, diff, p = "best", "", ""
+        elif v is None or v.tied is None:
+            mark, diff, p = "not tested" + (f" ({v.note})" if v and v.note else ""), "", ""
+        else:
+            mark = "**tied**" if v.tied else "worse"
+            diff = f"{v.diff:+.4f} [{v.ci[0]:+.4f}, {v.ci[1]:+.4f}]"
+            p = compare._p(v.p_holm)
+        rows.append([rank, md_escape(e.model), len(e.seeds), *[_cell(e, m, best) for m in names], diff, p, mark])
+    lines.append(tabulate(rows, headers=["#", "model", "seeds", *names, f"vs best: Δ {primary} [95% CI]", "p Holm",
+                                         "vs best"], tablefmt="github", disable_numparse=True))
     if "area" in protocol.aggregation:
-        rows = [[md_escape(e.model)] + [_fmt(*e.aggregate(m, "area")) for m in names] for e in ranked(full, primary)]
+        best_area = _best_values(full, names, "area")
+        rows = [[md_escape(e.model)] + [_cell(e, m, best_area, "area") for m in names] for e in full]
         lines += ["", "Area over rates (trapezoid, unnormalised):", "",
                   tabulate(rows, headers=["model", *names], tablefmt="github", disable_numparse=True)]
     rows = [[md_escape(e.model)] + [_fmt(*e.condition(primary, c.name), digits=3) for c in protocol.conditions]
-            for e in ranked(full, primary)]
+            for e in full]
     lines += ["", f"{primary} per condition:", "",
               tabulate(rows, headers=["model", *[c.name for c in protocol.conditions]], tablefmt="github",
                        disable_numparse=True)]
+    if out_dir is not None and settings.figures and full:
+        png = robustness_figure(protocol, full, out_dir, settings)
+        lines += ["", f"![{primary} per condition with 95% bands]({png.name})"]
+    ranking = friedman_section(protocol, full, out_dir if settings.figures else None)
+    if ranking:
+        lines += ["", ranking]
     ablation = ablation_table(protocol, entries)
     if ablation:
         lines += ["", f"Ablations ({primary}, mean over conditions; Δ against the full model with the same seeds):",
                   "", ablation]
     return "\n".join(lines) + "\n"
+
+
+def robustness_figure(protocol: protocols.Protocol, full: list[Entry], out_dir: Path, settings: Settings) -> Path:
+    """The primary metric per condition, one line per model, 95% bands from the same bootstrap."""
+    primary = protocol.primary_metric
+    series = {}
+    for e in full:
+        ids, pred, labels, seeds, conds = compare.stack(list(e.units))
+        per = stats.condition_intervals(pred, labels, conds, seeds, protocol.metric_kind, primary,
+                                        n_resamples=settings.curve_resamples, seed=settings.seed,
+                                        alpha=settings.alpha)
+        cs = [c.name for c in protocol.conditions]
+        series[e.model] = ([per[c][0] for c in cs], [per[c][1] for c in cs], [per[c][2] for c in cs])
+    x = None if protocol.kind == "inter" else [c.level for c in protocol.conditions]
+    return plots.robustness_curve(Path(out_dir) / f"{protocol.name}-curve.png",
+                                  f"{protocol.name}: {primary} (mean over seeds, 95% band)", primary, x,
+                                  [c.name for c in protocol.conditions], series)
+
+
+def friedman_section(protocol: protocols.Protocol, full: list[Entry], out_dir: Path | None) -> str:
+    """Friedman test over conditions and Nemenyi critical difference (Demšar 2006), for 3+ models."""
+    primary = protocol.primary_metric
+    if len(full) < 3 or len(protocol.conditions) < 2:
+        return ""
+    scores = np.array([[e.condition(primary, c.name)[0] for e in full] for c in protocol.conditions])
+    if not np.all(np.isfinite(scores)):
+        return f"Friedman test skipped: {primary} is undefined in some condition."
+    fr = stats.friedman_nemenyi(scores, lower_is_better=primary in metrics.LOWER_IS_BETTER)
+    ranks = {e.model: float(r) for e, r in zip(full, fr.mean_ranks)}
+    text = (f"Ranking over the {fr.n_blocks} conditions (blocks) by {primary}: Friedman χ² = {fr.statistic:.2f}, "
+            f"p = {compare._p(fr.p)}; Nemenyi critical difference {fr.cd:.2f} (α = 0.05). Mean ranks: "
+            + ", ".join(f"{md_escape(m)} {r:.2f}" for m, r in sorted(ranks.items(), key=lambda kv: kv[1])) + ".")
+    if out_dir is not None:
+        png = plots.cd_diagram(Path(out_dir) / f"{protocol.name}-cd.png",
+                               f"{protocol.name}: mean rank over conditions ({primary})", ranks, fr.cd)
+        text += f"\n\n![critical-difference diagram]({png.name})"
+    return text
 
 
 def ablation_table(protocol: protocols.Protocol, entries: list[Entry]) -> str:
@@ -153,16 +284,20 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write(results_dir: str | Path, out_dir: str | Path, command: str = "") -> Path:
-    """Write README.md, results.csv and results.json for every protocol found."""
+def write(results_dir: str | Path, out_dir: str | Path, command: str = "", settings: Settings = Settings()) -> Path:
+    """Write README.md (+ figures), results.csv and results.json for every protocol found."""
     grouped = collect(results_dir)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     parts = ["# msabench leaderboard", "",
              "Generated from stored per-sample results by `msabench leaderboard`; do not edit by hand.",
              *([f"Produced by: `{command}`", ""] if command else [""])]
-    for proto_name, entries in grouped.items():
-        parts.append(protocol_section(protocols.load(proto_name), entries))
+    loaded = {name: protocols.load(name) for name in grouped}
+    for dataset in dict.fromkeys(p.dataset for p in loaded.values()):
+        parts += [f"## {DATA_TITLES.get(dataset, dataset)}", ""]
+        for proto_name, entries in grouped.items():
+            if loaded[proto_name].dataset == dataset:
+                parts.append(protocol_section(loaded[proto_name], entries, out, settings))
     rows = records(grouped)
     buf = io.StringIO()
     keys = list(dict.fromkeys(k for r in rows for k in r))

@@ -36,7 +36,7 @@ def results_dir(tmp_path_factory):
 def test_leaderboard_tables_are_recomputed_from_results(results_dir, tmp_path):
     path = leaderboard.write(results_dir, tmp_path, command="make leaderboard")
     text = path.read_text()
-    assert "## synth-intra" in text and "## synth-inter" in text and "`make leaderboard`" in text
+    assert "### synth-intra" in text and "### synth-inter" in text and "`make leaderboard`" in text
     assert "good\\_model" in text  # markdown-escaped
     grouped = leaderboard.collect(results_dir)
     entries = grouped["synth-intra"]

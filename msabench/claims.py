@@ -1,0 +1,217 @@
+"""Checking a paper's claim ("derl > prlf on mosi-intra: Non0_acc_2 +2.47") against the data.
+
+A claim names the better model, the worse one, a protocol, a metric and the claimed
+difference better − worse, written as papers print it: accuracies and F1 in percentage
+points, MAE and Corr in their own units. Against stored results the difference is
+measured with the paired bootstrap of `msabench.compare` (Holm-corrected across all
+claims checked together) and given one verdict:
+
+- supported: significant, and the claimed value lies inside the 95% CI;
+- significant, but smaller than claimed / larger than claimed: the CI excludes it;
+- not significant: with the minimum detectable effect of this test set and seed count;
+- contradicted: significant in the other direction.
+
+`reported` mode checks a claim from published means, standard deviations and seed
+counts only (Welch's t-test over seeds): what a reader can check without predictions.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from msabench import compare, metrics, protocols, stats
+from msabench.errors import MsabenchError
+
+GRAMMAR = ('MODEL_A > MODEL_B on PROTOCOL: METRIC ±VALUE, e.g. "derl > prlf on mosi-intra: Non0_acc_2 +2.47" '
+           "(accuracies and F1 in percentage points, MAE and Corr in their own units; '<' claims MODEL_A is worse)")
+_CLAIM = re.compile(r"^\s*(?P<a>[^\s<>]+)\s*(?P<op>[<>])\s*(?P<b>[^\s<>]+)\s+on\s+(?P<protocol>[^\s:]+)\s*:\s*"
+                    r"(?P<metric>[A-Za-z0-9_]+)\s+(?P<value>[+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*$")
+
+
+def scale(metric: str) -> float:
+    """Paper units per metric unit: accuracies and F1 are printed in percent."""
+    return 1.0 if metric in ("MAE", "Corr") else 100.0
+
+
+def sign(metric: str) -> float:
+    """+1 where higher is better, -1 where lower is (MAE)."""
+    return -1.0 if metric in metrics.LOWER_IS_BETTER else 1.0
+
+
+@dataclass(frozen=True)
+class Reported:
+    """Published seed-level numbers of the two models, in paper units."""
+
+    mean_a: float
+    std_a: float
+    n_a: int
+    mean_b: float
+    std_b: float
+    n_b: int
+
+
+@dataclass(frozen=True)
+class Claim:
+    text: str
+    better: str  # the model claimed better
+    worse: str
+    protocol: str
+    metric: str
+    value: float  # claimed better − worse, in paper units (sign as in the text, for the better/worse order)
+    reported: Reported | None = None
+
+    @property
+    def improvement(self) -> float:
+        """The claimed gain in paper units, positive when the claim is coherent."""
+        return sign(self.metric) * self.value
+
+
+def parse(text: str, reported: Reported | None = None) -> Claim:
+    """A claim string -> Claim; one line with the grammar when it does not parse or does not add up."""
+    m = _CLAIM.match(text)
+    if not m:
+        raise MsabenchError(f"claim {text!r} does not parse; grammar: {GRAMMAR}")
+    a, b, value = m["a"], m["b"], float(m["value"])
+    if m["op"] == "<":  # "a < b: M -x" is "b > a: M +x"
+        a, b, value = b, a, -value
+        if reported is not None:
+            reported = Reported(reported.mean_b, reported.std_b, reported.n_b,
+                                reported.mean_a, reported.std_a, reported.n_a)
+    proto = protocols.load(m["protocol"])
+    names = metrics.METRICS[proto.metric_kind]
+    if m["metric"] not in names:
+        raise MsabenchError(f"claim {text!r}: metric {m['metric']!r} does not exist for {proto.name} "
+                            f"({proto.dataset}); metrics: {', '.join(names)}")
+    claim = Claim(text, a, b, proto.name, m["metric"], value, reported)
+    if claim.improvement <= 0:
+        direction = "lower" if sign(claim.metric) < 0 else "higher"
+        raise MsabenchError(f"claim {text!r}: says {a} is better than {b} but {claim.metric} {m['value']} is not an "
+                            f"improvement ({direction} {claim.metric} is better); write the signed difference "
+                            f"{a} − {b}")
+    return claim
+
+
+def load_file(path: str | Path) -> list[Claim]:
+    """A TOML file of claims: [[claim]] text = "...", optional reported = {a = [mean, std, n], b = [...]}."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MsabenchError(f"claims file {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise MsabenchError(f"{path}: not valid TOML: {e}") from None
+    entries = data.get("claim")
+    if not isinstance(entries, list) or not entries or set(data) != {"claim"}:
+        raise MsabenchError(f"{path}: expected one or more [[claim]] tables (and nothing else), each with "
+                            "text = \"...\" and optional reported = {a = [mean, std, n], b = [mean, std, n]}")
+    out = []
+    for i, entry in enumerate(entries, 1):
+        where = f"{path}, claim {i}"
+        extra = set(entry) - {"text", "reported"}
+        if extra or not isinstance(entry.get("text"), str):
+            raise MsabenchError(f"{where}: needs text = \"...\" (and optionally reported); unknown keys "
+                                f"{sorted(extra) or 'none'}")
+        rep = entry.get("reported")
+        out.append(parse(entry["text"], _reported(rep, where) if rep is not None else None))
+    return out
+
+
+def _reported(rep, where: str) -> Reported:
+    try:
+        (ma, sa, na), (mb, sb, nb) = rep["a"], rep["b"]
+        values = Reported(float(ma), float(sa), int(na), float(mb), float(sb), int(nb))
+    except (KeyError, TypeError, ValueError):
+        raise MsabenchError(f"{where}: reported must be {{a = [mean, std, n], b = [mean, std, n]}}, got {rep!r}") from None
+    return check_reported(values, where)
+
+
+def check_reported(r: Reported, where: str = "reported") -> Reported:
+    if r.n_a < 2 or r.n_b < 2:
+        raise MsabenchError(f"{where}: a seed-level test needs at least 2 seeds per model, got n = {r.n_a} and {r.n_b}")
+    if r.std_a < 0 or r.std_b < 0 or not all(map(math.isfinite, (r.mean_a, r.std_a, r.mean_b, r.std_b))):
+        raise MsabenchError(f"{where}: means and standard deviations must be finite, stds >= 0")
+    return r
+
+
+@dataclass(frozen=True)
+class Verdict:
+    claim: Claim
+    verdict: str
+    measured: float  # better − worse, paper units
+    ci: tuple[float, float]
+    p: float  # Holm-adjusted over the claims checked together (results mode) or Welch p (reported mode)
+    mde: float  # minimum detectable |difference| at 80% power, paper units
+    source: str  # "results" or "reported"
+    note: str = ""
+
+
+def judge(claim: Claim, measured: float, ci: tuple[float, float], p: float, mde: float, alpha: float,
+          source: str) -> Verdict:
+    """The verdict, reasoning in 'improvement' units so MAE and accuracies read the same way."""
+    s = sign(claim.metric)
+    gain, lo, hi = s * measured, *sorted((s * ci[0], s * ci[1]))
+    claimed = claim.improvement
+    if not math.isfinite(p) or not math.isfinite(gain):
+        word = "undefined (the metric is not defined on these predictions)"
+    elif p >= alpha:
+        word = "not significant"
+    elif gain < 0:
+        word = "contradicted"
+    elif claimed > hi:
+        word = "significant, but smaller than claimed"
+    elif claimed < lo:
+        word = "significant, and larger than claimed"
+    else:
+        word = "supported"
+    note = ""
+    if word == "not significant":
+        note = f"smallest difference this test detects (80% power): {mde:.3g}"
+    return Verdict(claim, word, measured, ci, p, mde, source, note)
+
+
+def verify(claims: list[Claim], results_dir: str | Path, *, n_resamples: int = 10_000, seed: int = 0,
+           alpha: float = compare.ALPHA) -> list[Verdict]:
+    """Measure every claim on stored results; Holm over the claims checked together."""
+    measured = []
+    for c in claims:
+        paired = compare.pair(results_dir, c.protocol, c.better, c.worse)
+        report = compare.compare(paired, n_resamples=n_resamples, seed=seed, alpha=alpha, metric_names=[c.metric])
+        measured.append(report.row(c.metric).result)
+    adjusted = stats.holm([m.p for m in measured])
+    out = []
+    for c, m, p in zip(claims, measured, adjusted):
+        k = scale(c.metric)
+        out.append(judge(c, m.diff * k, (m.ci_diff[0] * k, m.ci_diff[1] * k), float(p),
+                         stats.mde(m.se, m.df, alpha) * k, alpha, "results"))
+    return out
+
+
+def verify_reported(claim: Claim, alpha: float = compare.ALPHA) -> Verdict:
+    """Welch's t over seeds from the published numbers alone."""
+    r = claim.reported
+    if r is None:
+        raise MsabenchError(f"claim {claim.text!r} has no reported numbers to check")
+    diff, ci, p, df = stats.welch_from_stats(r.mean_a, r.std_a, r.n_a, r.mean_b, r.std_b, r.n_b, alpha=alpha)
+    se = math.sqrt(r.std_a ** 2 / r.n_a + r.std_b ** 2 / r.n_b)
+    v = judge(claim, diff, ci, p, stats.mde(se, df, alpha), alpha, "reported")
+    notes = [v.note] if v.note else []
+    if abs(diff - claim.value) > 0.011 * max(1.0, abs(claim.value)):
+        notes.append(f"the reported means differ by {diff:+.3g}, not the claimed {claim.value:+.3g}")
+    notes.append("seed-level only: test-set sampling is not in these numbers")
+    return Verdict(v.claim, v.verdict, v.measured, v.ci, v.p, v.mde, v.source, "; ".join(notes))
+
+
+def table(verdicts: list[Verdict], fmt: str = "github") -> str:
+    from tabulate import tabulate
+
+    rows = []
+    for v in verdicts:
+        unit = "pp" if scale(v.claim.metric) == 100.0 else ""
+        rows.append([v.claim.text, v.source, f"{v.claim.value:+.3g}{unit}", f"{v.measured:+.3g}{unit}",
+                     f"[{v.ci[0]:+.3g}, {v.ci[1]:+.3g}]", compare._p(v.p), v.verdict, v.note])
+    return tabulate(rows, headers=["claim", "from", "claimed", "measured", "95% CI", "p", "verdict", "note"],
+                    tablefmt=fmt, disable_numparse=True)

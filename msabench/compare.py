@@ -1,0 +1,290 @@
+"""Paired comparison of two models from stored results, with tests that have real power.
+
+Both models were scored on the same test items under the same masks, so every
+difference can be judged item by item. `pair` lines the stored predictions up as
+[strata, items] arrays (a stratum is one (seed, condition)), refusing results whose
+protocol, dataset or mask fingerprints differ; `compare` runs the paired bootstrap
+for every metric (msabench.stats), the exact McNemar test for accuracies and the
+sign-flip test for MAE, corrects the p-values with Holm and says which model wins.
+The verdict uses the bootstrap p, which also carries the between-seed variance
+(retraining noise); McNemar and sign-flip treat the trained models as fixed and are
+shown for reference.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tabulate import tabulate
+
+from msabench import metrics, protocols, results, stats
+from msabench.errors import MsabenchError
+
+PAIRED_KEYS = ("protocol_fingerprint", "dataset_fingerprint")
+ALPHA = 0.05
+
+
+@dataclass(frozen=True, eq=False)
+class Paired:
+    """Two models' predictions on identical strata: arrays [S, n], same items in every row."""
+
+    protocol: str
+    kind: str  # metric family: "mosi" or "sims"
+    model_a: str
+    model_b: str
+    ids: np.ndarray  # [n]
+    a: np.ndarray  # [S, n]
+    b: np.ndarray  # [S, n]
+    labels: np.ndarray  # [S, n]
+    seeds: np.ndarray  # [S] seed of each stratum
+    conditions: np.ndarray  # [S] condition of each stratum
+    fingerprints: dict  # protocol/dataset fingerprints and masks per seed, shared by both models
+
+    @property
+    def seed_list(self) -> list[int]:
+        return sorted(set(self.seeds.tolist()))
+
+    def only(self, conditions: list[str]) -> "Paired":
+        """The same pairing restricted to some conditions."""
+        unknown = [c for c in conditions if c not in set(self.conditions.tolist())]
+        if unknown:
+            raise MsabenchError(f"protocol {self.protocol} has no condition {unknown[0]!r}; "
+                                f"it has {list(dict.fromkeys(self.conditions.tolist()))}")
+        keep = np.isin(self.conditions, conditions)
+        return Paired(self.protocol, self.kind, self.model_a, self.model_b, self.ids, self.a[keep], self.b[keep],
+                      self.labels[keep], self.seeds[keep], self.conditions[keep], self.fingerprints)
+
+
+def units_of(results_dir: str | Path, protocol: str, model: str) -> list[results.UnitResult]:
+    """Every stored seed of (protocol, model); one clear line when there are none."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise MsabenchError(f"results folder {root} does not exist; run `msabench run --out {root}` first")
+    folders = results.find_units(root, protocol, model)
+    if not folders:
+        here = sorted({f.parent.name for f in results.find_units(root, protocol)})
+        if not here:
+            found = sorted({f.parent.parent.name for f in results.find_units(root)})
+            raise MsabenchError(f"no results for protocol {protocol} under {root}; protocols there: "
+                                f"{', '.join(found) or 'none'}")
+        raise MsabenchError(f"no results for model {model} on {protocol} under {root}; models there: {', '.join(here)}")
+    return [results.read_unit(f) for f in folders]
+
+
+def _rows(unit: results.UnitResult, conditions: list[str], ids: np.ndarray) -> np.ndarray:
+    """[C, n] predictions of one unit in (condition, item) order, by id."""
+    out = np.empty((len(conditions), len(ids)))
+    for i, c in enumerate(conditions):
+        sel = unit.conditions == c
+        got = dict(zip(unit.ids[sel].tolist(), unit.predictions[sel].tolist()))
+        if len(got) != len(ids) or any(x not in got for x in ids.tolist()):
+            raise MsabenchError(f"{unit.model} seed {unit.seed} on {unit.protocol}: condition {c} does not hold "
+                                "exactly the test items of the other results; re-run it")
+        out[i] = [got[x] for x in ids.tolist()]
+    return out
+
+
+def pair(results_dir: str | Path, protocol: str, model_a: str, model_b: str,
+         seeds: list[int] | None = None) -> Paired:
+    """Load and align two models' stored results on `protocol`, checking they are truly paired."""
+    if model_a == model_b:
+        raise MsabenchError(f"compare needs two different models, got {model_a} twice")
+    return pair_units(units_of(results_dir, protocol, model_a), units_of(results_dir, protocol, model_b), seeds)
+
+
+def pair_units(units_a: list[results.UnitResult], units_b: list[results.UnitResult],
+               seeds: list[int] | None = None) -> Paired:
+    """Align two models' units on their shared seeds; refuse anything that is not paired."""
+    ua, ub = {u.seed: u for u in units_a}, {u.seed: u for u in units_b}
+    first_a, first_b = units_a[0], units_b[0]
+    protocol, model_a, model_b = first_a.protocol, first_a.model, first_b.model
+    if first_b.protocol != protocol:
+        raise MsabenchError(f"{model_a} results are on {protocol}, {model_b} results on {first_b.protocol}")
+    shared = sorted(set(ua) & set(ub))
+    if seeds:
+        missing = [s for s in seeds if s not in shared]
+        if missing:
+            raise MsabenchError(f"seed {missing[0]} is not stored for both {model_a} (seeds {sorted(ua)}) and "
+                                f"{model_b} (seeds {sorted(ub)}) on {protocol}")
+        shared = sorted(seeds)
+    if not shared:
+        raise MsabenchError(f"{model_a} (seeds {sorted(ua)}) and {model_b} (seeds {sorted(ub)}) share no seed "
+                            f"on {protocol}: nothing is paired")
+    first = ua[shared[0]]
+    conditions = list(first.manifest["conditions"])
+    fps: dict = {k: first.manifest[k] for k in PAIRED_KEYS}
+    for seed in shared:
+        for u in (ua[seed], ub[seed]):
+            for k in PAIRED_KEYS:
+                if u.manifest[k] != fps[k]:
+                    raise MsabenchError(
+                        f"{u.model} seed {seed} on {protocol} has {k.replace('_', ' ')} {u.manifest[k][:12]}, "
+                        f"{first.model} seed {shared[0]} has {fps[k][:12]}: the results are not comparable")
+            if list(u.manifest["conditions"]) != conditions:
+                raise MsabenchError(f"{u.model} seed {seed} on {protocol} has conditions "
+                                    f"{u.manifest['conditions']}, expected {conditions}")
+        if ua[seed].manifest["masks_fingerprint"] != ub[seed].manifest["masks_fingerprint"]:
+            raise MsabenchError(
+                f"{model_a} and {model_b} seed {seed} on {protocol} were scored under different masks "
+                f"({ua[seed].manifest['masks_fingerprint'][:12]} vs {ub[seed].manifest['masks_fingerprint'][:12]}): "
+                "not a paired comparison")
+        fps[f"masks_fingerprint/{seed}"] = ua[seed].manifest["masks_fingerprint"]
+    ids = np.array(sorted(set(first.ids.tolist())), dtype=str)
+    a = np.concatenate([_rows(ua[s], conditions, ids) for s in shared])
+    b = np.concatenate([_rows(ub[s], conditions, ids) for s in shared])
+    labels = np.concatenate([_rows(_label_unit(ua[s]), conditions, ids) for s in shared])
+    return Paired(
+        protocol=protocol, kind=protocols.dataset_kind(first.manifest["dataset"]),
+        model_a=model_a, model_b=model_b, ids=ids, a=a, b=b, labels=labels,
+        seeds=np.repeat(np.array(shared), len(conditions)),
+        conditions=np.array(conditions * len(shared), dtype=str), fingerprints=fps,
+    )
+
+
+def stack(units: list[results.UnitResult]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One model's units as (ids [n], predictions [S, n], labels [S, n], seeds [S], conditions [S])."""
+    units = sorted(units, key=lambda u: u.seed)
+    conditions = list(units[0].manifest["conditions"])
+    ids = np.array(sorted(set(units[0].ids.tolist())), dtype=str)
+    pred = np.concatenate([_rows(u, conditions, ids) for u in units])
+    labels = np.concatenate([_rows(_label_unit(u), conditions, ids) for u in units])
+    return (ids, pred, labels, np.repeat(np.array([u.seed for u in units]), len(conditions)),
+            np.array(conditions * len(units), dtype=str))
+
+
+def _label_unit(u: results.UnitResult) -> results.UnitResult:
+    """A view of a unit whose 'predictions' are its labels (to align labels the same way)."""
+    return results.UnitResult(u.protocol, u.model, u.seed, u.ids, u.labels, u.labels, u.conditions, u.metrics,
+                              u.manifest)
+
+
+def _accuracy_correct(kind: str, metric: str, pred: np.ndarray, labels: np.ndarray):
+    """Per-item correctness [S, n] and the items the metric counts, for every accuracy metric."""
+    everything = np.ones(labels.shape[1], dtype=bool)
+    if kind == "mosi":
+        if metric == "Has0_acc_2":
+            return (pred >= 0) == (labels >= 0), everything
+        if metric == "Non0_acc_2":
+            return (pred > 0) == (labels > 0), labels[0] != 0
+        if metric in ("Mult_acc_5", "Mult_acc_7"):
+            c = 2.0 if metric == "Mult_acc_5" else 3.0
+            return np.round(np.clip(pred, -c, c)) == np.round(np.clip(labels, -c, c)), everything
+        return None
+    edges = {"Mult_acc_2": metrics.SIMS_EDGES_2, "Mult_acc_3": metrics.SIMS_EDGES_3,
+             "Mult_acc_5": metrics.SIMS_EDGES_5}.get(metric)
+    if edges is None:
+        return None
+    bins = [metrics.sims_bins(np.clip(x, -1.0, 1.0), edges) for x in (pred, labels)]
+    return bins[0] == bins[1], everything
+
+
+@dataclass(frozen=True)
+class Row:
+    """One metric of a comparison."""
+
+    metric: str
+    result: stats.Comparison
+    test: str  # "McNemar", "sign-flip" or ""
+    test_p: float
+    p_holm: float
+    verdict: str
+
+
+@dataclass(frozen=True)
+class Report:
+    protocol: str
+    model_a: str
+    model_b: str
+    seeds: tuple[int, ...]
+    conditions: tuple[str, ...]
+    n_items: int
+    n_resamples: int
+    alpha: float
+    rows: tuple[Row, ...]
+    fingerprints: dict
+
+    def row(self, metric: str) -> Row:
+        for r in self.rows:
+            if r.metric == metric:
+                return r
+        raise MsabenchError(f"no metric {metric!r} in this comparison; metrics: {', '.join(r.metric for r in self.rows)}")
+
+    def table(self, fmt: str = "github") -> str:
+        a, b = self.model_a, self.model_b
+        head = (f"{a} vs {b} on {self.protocol}: {self.n_items} items x {len(self.conditions)} condition(s) x "
+                f"{len(self.seeds)} seed(s) {list(self.seeds)}; paired bootstrap ({self.n_resamples} resamples of "
+                f"items, seed term added); Holm over {len(self.rows)} metrics; alpha {self.alpha}")
+        rows = []
+        for r in self.rows:
+            c = r.result
+            rows.append([r.metric, _ms(*c.seed_a), _ms(*c.seed_b), f"{_num(c.diff)} [{_num(c.ci_diff[0])}, "
+                         f"{_num(c.ci_diff[1])}]", _p(c.p), _p(r.p_holm),
+                         f"{_p(r.test_p)} ({r.test})" if r.test else "", r.verdict])
+        return head + "\n" + tabulate(
+            rows, headers=["metric", f"{a} (seeds)", f"{b} (seeds)", f"Δ {a}−{b} [95% CI]", "p", "p Holm",
+                           "McNemar / sign-flip p", "verdict"], tablefmt=fmt, disable_numparse=True)
+
+
+def _num(x: float) -> str:
+    return "nan" if not math.isfinite(x) else f"{x:+.4f}"
+
+
+def _ms(mean: float, std: float) -> str:
+    if not math.isfinite(mean):
+        return "nan"
+    return f"{mean:.4f}" if not math.isfinite(std) else f"{mean:.4f} ± {std:.4f}"
+
+
+def _p(p: float) -> str:
+    if not math.isfinite(p):
+        return "nan"
+    return f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
+
+
+def verdict(c: stats.Comparison, p_adj: float, alpha: float, a: str, b: str) -> str:
+    if not math.isfinite(p_adj) or not c.better:
+        return "undefined" if not math.isfinite(c.diff) else "no difference"
+    if p_adj >= alpha:
+        return "not significant"
+    return f"{a if c.better == 'a' else b} better"
+
+
+def compare(paired: Paired, *, n_resamples: int = 10_000, seed: int = 0, alpha: float = ALPHA,
+            metric_names: list[str] | None = None) -> Report:
+    """Every metric's paired difference with CI, p, Holm-adjusted p and a verdict."""
+    if len(paired.seed_list) < 2:
+        raise MsabenchError(
+            f"compare needs at least 2 seeds shared by {paired.model_a} and {paired.model_b} on {paired.protocol} "
+            f"(found {paired.seed_list}): seed-level mean ± std and the retraining-variance term need two")
+    names = list(metrics.METRICS[paired.kind])
+    if metric_names:
+        for m in metric_names:
+            if m not in names:
+                raise MsabenchError(f"metric {m!r} does not exist for {paired.protocol} ({paired.kind} metrics: "
+                                    f"{', '.join(names)})")
+        names = [m for m in names if m in metric_names]
+    boot = stats.paired_bootstrap(paired.a, paired.b, paired.labels, paired.seeds, paired.kind,
+                                  n_resamples=n_resamples, seed=seed, alpha=alpha)
+    adjusted = stats.holm([boot[m].p for m in names])
+    rows = []
+    for m, p_adj in zip(names, adjusted):
+        test, test_p = "", float("nan")
+        acc = _accuracy_correct(paired.kind, m, paired.a, paired.labels)
+        if acc is not None:
+            ok_b = _accuracy_correct(paired.kind, m, paired.b, paired.labels)[0]
+            ok_a, keep = acc
+            test, test_p = "McNemar", stats.mcnemar(ok_a[:, keep], ok_b[:, keep])[2]
+        elif m == "MAE":
+            test = "sign-flip"
+            test_p = stats.signflip(np.abs(paired.a - paired.labels), np.abs(paired.b - paired.labels),
+                                    n_resamples=n_resamples, seed=seed)
+        rows.append(Row(m, boot[m], test, float(test_p), float(p_adj),
+                        verdict(boot[m], float(p_adj), alpha, paired.model_a, paired.model_b)))
+    return Report(
+        protocol=paired.protocol, model_a=paired.model_a, model_b=paired.model_b, seeds=tuple(paired.seed_list),
+        conditions=tuple(dict.fromkeys(paired.conditions.tolist())), n_items=len(paired.ids),
+        n_resamples=n_resamples, alpha=alpha, rows=tuple(rows), fingerprints=paired.fingerprints,
+    )

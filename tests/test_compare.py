@@ -1,0 +1,272 @@
+"""compare / verify / leaderboard significance on results written by the real runner."""
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from msabench import claims, compare, leaderboard, protocols, runner, stats
+from msabench.errors import MsabenchError
+
+from conftest import ROOT, small_dataset, write_file
+
+RIDGE = """
+import numpy as np
+
+NOISE = {noise}
+ALPHA = {alpha}
+
+class Ridge:
+    name = "{name}"
+
+    def __init__(self, info):
+        pass
+
+    def _x(self, ids, mask, audio, vision):
+        words = np.stack([((ids == w) & (mask > 0)).sum(1) for w in self.words], 1) / mask.sum(1, keepdims=True)
+        return np.concatenate([words, audio.mean(1), vision.mean(1)], 1)
+
+    def fit(self, train, valid, seed):
+        ids = train.text_ids[train.text_mask > 0]
+        vocab, counts = np.unique(ids[ids > 102], return_counts=True)
+        self.words = vocab[np.argsort(-counts, kind="stable")[:80]]
+        rows = np.random.default_rng(seed).integers(0, len(train), len(train))
+        x = self._x(train.text_ids[rows], train.text_mask[rows], train.audio[rows], train.vision[rows])
+        self.mu, self.sd = x.mean(0), x.std(0) + 1e-6
+        x = (x - self.mu) / self.sd
+        y = train.labels[rows].astype(float)
+        self.b0 = y.mean()
+        self.w = np.linalg.solve(x.T @ x + ALPHA * np.eye(x.shape[1]), x.T @ (y - self.b0))
+
+    def predict(self, batch, mask):
+        x = (self._x(batch.text_ids, batch.text_mask, batch.audio, batch.vision) - self.mu) / self.sd
+        jitter = np.array([sum(i.encode()) * 7919 % 1000 for i in batch.ids.tolist()]) / 1000.0 - 0.5
+        return x @ self.w + self.b0 + NOISE * 4 * jitter
+"""
+SEEDS = [1111, 1112, 1113]
+
+
+@pytest.fixture(scope="module")
+def res(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cmp")
+    data = small_dataset(sizes=(300, 60, 200))
+    p = protocols.load("synth-intra")
+    models = {"strong": (0.0, 1.0), "weak": (1.0, 1.0), "strong2": (0.0, 1.5)}
+    for name, (noise, alpha) in models.items():
+        path = write_file(tmp / f"{name}.py", RIDGE.format(name=name, noise=noise, alpha=alpha))
+        runner.run(p, path, out=tmp / "results", dataset=data, seeds=SEEDS)
+    runner.run(p, "mean", out=tmp / "results", dataset=data, seeds=SEEDS)
+    runner.run(protocols.load("synth-inter"), "mean", out=tmp / "results", dataset=data, seeds=SEEDS[:1])
+    return tmp / "results"
+
+
+def msabench(*args):
+    return subprocess.run([sys.executable, "-m", "msabench", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT)
+
+
+def one_line_error(proc, *needles):
+    assert proc.returncode == 2, proc.stderr + proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("msabench: error:"), proc.stderr
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+def stored(res, model, metric, seeds=SEEDS):
+    """The seed-level aggregates straight from metrics.json."""
+    out = []
+    for s in seeds:
+        m = json.loads((res / "synth-intra" / model / f"seed-{s}" / "metrics.json").read_text())
+        out.append(m["aggregate"]["mean"][metric])
+    return np.array(out, dtype=float)
+
+
+def test_pair_aligns_stored_predictions(res):
+    paired = compare.pair(res, "synth-intra", "strong", "weak")
+    assert paired.a.shape == (30, 200) and paired.seed_list == SEEDS
+    for metric in ("Non0_acc_2", "MAE"):
+        per = stats.stratum_metrics(paired.a, paired.labels, "mosi")[metric]
+        assert np.allclose(per.reshape(3, 10).mean(1), stored(res, "strong", metric), atol=1e-12)
+
+
+def test_compare_report_matches_independent_computations(res):
+    paired = compare.pair(res, "synth-intra", "strong", "weak")
+    report = compare.compare(paired, n_resamples=2000)
+    for metric in ("Non0_acc_2", "MAE", "Has0_F1_score"):
+        row = report.row(metric)
+        diff = stored(res, "strong", metric) - stored(res, "weak", metric)
+        assert row.result.diff == pytest.approx(diff.mean(), abs=1e-12)
+        assert row.result.seed_a[1] == pytest.approx(np.std(stored(res, "strong", metric), ddof=1), abs=1e-12)
+    # Holm over every metric shown, against the definition
+    p = np.array([r.result.p for r in report.rows])
+    order = np.argsort(p)
+    brute = np.empty_like(p)
+    running = 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (len(p) - k) * p[i]))
+        brute[i] = running
+    assert np.allclose([r.p_holm for r in report.rows], brute)
+    # McNemar on Has0 Acc-2 with items as units: wins per item over the 30 strata, then a sign test
+    ok_a = (paired.a >= 0) == (paired.labels >= 0)
+    ok_b = (paired.b >= 0) == (paired.labels >= 0)
+    wins = ok_a.sum(0).astype(int) - ok_b.sum(0).astype(int)
+    k, n = int((wins > 0).sum()), int((wins != 0).sum())
+    assert report.row("Has0_acc_2").test_p == pytest.approx(sps.binomtest(k, n, 0.5).pvalue)
+    assert report.row("MAE").test == "sign-flip"
+    # the noisy copy is worse on MAE, decisively
+    assert report.row("MAE").verdict == "strong better" and report.row("MAE").result.diff < 0
+
+
+def test_compare_cli_prints_every_metric(res):
+    proc = msabench("compare", "strong", "weak", "--protocol", "synth-intra", "--results", res, "--resamples", 500)
+    assert proc.returncode == 0, proc.stderr
+    for metric in ("Has0_acc_2", "Non0_F1_score", "Mult_acc_7", "MAE", "Corr"):
+        assert re.search(rf"\| {metric} +\|", proc.stdout), metric
+    assert "Holm over 8 metrics" in proc.stdout and "strong better" in proc.stdout
+    sub = msabench("compare", "strong", "weak", "--protocol", "synth-intra", "--results", res, "--resamples", 500,
+                   "--conditions", "r=0", "r=0.5", "--metrics", "MAE")
+    assert sub.returncode == 0 and "2 condition(s)" in sub.stdout and "Holm over 1 metrics" in sub.stdout
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["strong", "nobody"], ["no results for model nobody on synth-intra", "models there: ", "strong"]),
+    (["strong", "weak", "--metrics", "Mult_acc_3"], ["metric 'Mult_acc_3' does not exist for synth-intra"]),
+    (["strong", "weak", "--seeds", "1111"], ["at least 2 seeds", "[1111]"]),
+    (["strong", "weak", "--conditions", "r=2"], ["no condition 'r=2'"]),
+    (["strong", "strong"], ["two different models"]),
+])
+def test_compare_bad_input(res, args, needles):
+    one_line_error(msabench("compare", *args, "--protocol", "synth-intra", "--results", res), *needles)
+
+
+def test_compare_refuses_unpaired_results(res, tmp_path):
+    import shutil
+
+    copy = tmp_path / "r"
+    shutil.copytree(res, copy)
+    one_line_error(msabench("compare", "strong", "weak", "--protocol", "synth-intra", "--results", tmp_path / "none"),
+                   "does not exist")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    one_line_error(msabench("compare", "a", "b", "--protocol", "synth-intra", "--results", empty),
+                   "no results for protocol synth-intra")
+    manifest = copy / "synth-intra" / "weak" / "seed-1112" / "manifest.json"
+    m = json.loads(manifest.read_text())
+    m["masks_fingerprint"] = "0" * 64
+    manifest.write_text(json.dumps(m))
+    one_line_error(msabench("compare", "strong", "weak", "--protocol", "synth-intra", "--results", copy),
+                   "seed 1112", "different masks")
+    m["dataset_fingerprint"] = "f" * 64
+    manifest.write_text(json.dumps(m))
+    one_line_error(msabench("compare", "strong", "weak", "--protocol", "synth-intra", "--results", copy),
+                   "dataset fingerprint", "not comparable")
+
+
+def test_claim_grammar_and_units():
+    c = claims.parse("derl > prlf on mosi-intra: Non0_acc_2 +2.47")
+    assert (c.better, c.worse, c.protocol, c.metric, c.value) == ("derl", "prlf", "mosi-intra", "Non0_acc_2", 2.47)
+    c = claims.parse("prlf < derl on mosi-intra: MAE +0.03")  # prlf worse: its MAE is 0.03 higher
+    assert (c.better, c.worse, c.value, c.improvement) == ("derl", "prlf", -0.03, 0.03)
+    assert claims.scale("Non0_acc_2") == 100 and claims.scale("MAE") == 1
+    with pytest.raises(MsabenchError, match="does not parse; grammar: MODEL_A > MODEL_B on PROTOCOL"):
+        claims.parse("derl beats prlf by 2 points")
+    with pytest.raises(MsabenchError, match="'Mult_acc_3' does not exist for mosi-intra"):
+        claims.parse("a > b on mosi-intra: Mult_acc_3 +1")
+    with pytest.raises(MsabenchError, match="not an improvement"):
+        claims.parse("a > b on mosi-intra: MAE +0.02")
+    with pytest.raises(MsabenchError, match="unknown protocol"):
+        claims.parse("a > b on nowhere: MAE -0.02")
+
+
+@pytest.mark.parametrize("measured, ci, p, word", [
+    (2.4, (1.0, 3.8), 0.001, "supported"),
+    (0.8, (0.3, 1.3), 0.001, "significant, but smaller than claimed"),
+    (6.0, (4.0, 8.0), 0.001, "significant, and larger than claimed"),
+    (0.5, (-0.9, 1.9), 0.4, "not significant"),
+    (-1.5, (-2.5, -0.5), 0.003, "contradicted"),
+])
+def test_verdicts(measured, ci, p, word):
+    c = claims.parse("a > b on mosi-intra: Non0_acc_2 +2.47")
+    assert claims.judge(c, measured, ci, p, 1.2, 0.05, "results").verdict == word
+    m = claims.parse("a > b on mosi-intra: MAE -0.0247")  # the same story in MAE units, signs flipped
+    v = claims.judge(m, -measured / 100, (-ci[1] / 100, -ci[0] / 100), p, 0.012, 0.05, "results")
+    assert v.verdict == word
+
+
+def test_verify_against_results(res, tmp_path):
+    paired = compare.pair(res, "synth-intra", "strong", "weak")
+    row = compare.compare(paired, n_resamples=2000, metric_names=["MAE"]).row("MAE").result
+    assert row.p < 0.05  # the premise of this test
+    exact = claims.parse(f"strong > weak on synth-intra: MAE {row.diff:+.5f}")
+    big = claims.parse(f"strong > weak on synth-intra: MAE {row.diff * 5:+.5f}")
+    verdicts = claims.verify([exact, big], res, n_resamples=2000)
+    assert [v.verdict for v in verdicts] == ["supported", "significant, but smaller than claimed"]
+    assert verdicts[0].measured == pytest.approx(row.diff)
+    backwards = claims.parse(f"weak > strong on synth-intra: MAE {row.diff:+.5f}")
+    assert claims.verify([backwards], res, n_resamples=2000)[0].verdict == "contradicted"
+    null = claims.verify([claims.parse("strong2 > strong on synth-intra: Non0_acc_2 +2.47")], res, n_resamples=2000)[0]
+    if null.verdict == "not significant":
+        assert null.mde > 0 and "smallest difference" in null.note
+    # a claims file goes through the CLI, Holm across its claims
+    f = write_file(tmp_path / "claims.toml", f"""
+        [[claim]]
+        text = "strong > weak on synth-intra: MAE {row.diff:+.5f}"
+        [[claim]]
+        text = "strong > mean on synth-intra: Non0_acc_2 +5"
+        reported = {{a = [60.0, 1.0, 5], b = [50.0, 2.0, 5]}}
+        """)
+    proc = msabench("verify", "--claims", f, "--results", res, "--resamples", 500)
+    assert proc.returncode == 0, proc.stderr
+    assert "supported" in proc.stdout and "reported" in proc.stdout
+
+
+def test_verify_reported_matches_welch():
+    proc = msabench("verify", "--claim", "derl > prlf on mosi-intra: Non0_acc_2 +2.47",
+                    "--reported", 85.2, 1.1, 3, 82.73, 1.4, 3)
+    assert proc.returncode == 0, proc.stderr
+    t = sps.ttest_ind_from_stats(85.2, 1.1, 3, 82.73, 1.4, 3, equal_var=False)
+    c = claims.parse("derl > prlf on mosi-intra: Non0_acc_2 +2.47", claims.Reported(85.2, 1.1, 3, 82.73, 1.4, 3))
+    v = claims.verify_reported(c)
+    assert v.p == pytest.approx(t.pvalue) and v.measured == pytest.approx(2.47)
+    assert v.verdict == ("supported" if t.pvalue < 0.05 else "not significant")
+    assert compare._p(t.pvalue) in proc.stdout
+    one_line_error(msabench("verify", "--claim", "derl > prlf on mosi-intra: Non0_acc_2 +2.47",
+                            "--reported", 85.2, 1.1, 1, 82.73, 1.4, 3), "at least 2 seeds")
+    one_line_error(msabench("verify", "--claim", "derl prlf"), "does not parse", "grammar")
+
+
+def test_leaderboard_marks_ties_and_draws_figures(res, tmp_path):
+    path = leaderboard.write(res, tmp_path, settings=leaderboard.Settings(n_resamples=1000, curve_resamples=300))
+    text = path.read_text()
+    entries = [e for e in leaderboard.collect(res)["synth-intra"] if "[" not in e.model]
+    order = leaderboard.ranked(entries, "Non0_acc_2")
+    vs = leaderboard.versus_best(order, "Non0_acc_2", leaderboard.Settings(n_resamples=1000))
+    assert set(vs) == {e.model for e in order[1:]}
+    # each model against the best, Holm over those comparisons, tied = adjusted p >= 0.05
+    raw = []
+    for e in order[1:]:
+        paired = compare.pair_units(list(e.units), list(order[0].units))
+        c = stats.paired_bootstrap(paired.a, paired.b, paired.labels, paired.seeds, "mosi", n_resamples=1000)
+        raw.append(c["Non0_acc_2"].p)
+        assert vs[e.model].diff == pytest.approx(e.aggregate("Non0_acc_2")[0] - order[0].aggregate("Non0_acc_2")[0])
+    for e, p in zip(order[1:], stats.holm(raw)):
+        assert vs[e.model].p_holm == pytest.approx(p) and vs[e.model].tied == (p >= 0.05)
+    section = text.split("### synth-intra")[1]
+    for model, v in vs.items():
+        row = next(line for line in section.splitlines() if line.startswith("|") and f" {model} " in line)
+        assert ("**tied**" in row) == v.tied
+    # the best value of each column is in bold
+    best_mae = min(e.aggregate("MAE")[0] for e in entries)
+    assert f"**{best_mae:.4f}" in text
+    assert (tmp_path / "synth-intra-curve.png").stat().st_size > 5000
+    assert (tmp_path / "synth-intra-cd.png").exists() and "synth-intra-cd.png" in text
+    scores = np.array([[e.condition("Non0_acc_2", c.name)[0] for e in order]
+                       for c in protocols.load("synth-intra").conditions])
+    chi2 = sps.friedmanchisquare(*scores.T).statistic
+    assert f"Friedman χ² = {chi2:.2f}" in text
+    assert "## Synthetic data" in text and "### synth-inter" in text
