@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.msabench-installed
 
-.PHONY: run test bench leaderboard
+.PHONY: run test bench calibration leaderboard
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,14 +23,24 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/harness.py
+	$(PY) benchmarks/stats_speed.py
 	$(PY) benchmarks/baselines.py
 	$(PY) benchmarks/ray_grid.py
+	$(PY) benchmarks/ray_memory.py
+
+# False-positive rate and power of `msabench compare` (about 10 minutes on 2 cores)
+calibration: $(STAMP)
+	$(PY) benchmarks/calibration.py --pairs 100
 
 # The leaderboard in leaderboard/: every bundled model on synth-intra and synth-inter (3 seeds; a
 # model is trained once per seed, the checkpoint serves both protocols), plus an ablation of each
 # paper component on synth-intra (seed 1111). `make -j2 leaderboard` uses both cores.
+# With MOSI_UTT=path/to/mosi-utterance.npz it adds the real-data section: every bundled model on
+# mosi-utt-inter and mosi-utt-intra (CMU-MOSI utterance-level features, bc-LSTM split, 3 seeds).
 LB_RESULTS := results/leaderboard
 MSABENCH := $(VENV)/bin/msabench
+MOSI_UTT ?=
+REAL_MODELS := mean text-only late-fusion prlf derl firf
 
 lb-%: $(STAMP)
 	$(MSABENCH) run --protocol synth-intra synth-inter --model $* --out $(LB_RESULTS) > /dev/null
@@ -38,5 +48,10 @@ lb-%: $(STAMP)
 ablate-%: lb-%
 	$(MSABENCH) run --protocol synth-intra --model $* --ablate --seeds 1111 --out $(LB_RESULTS) > /dev/null
 
-leaderboard: lb-mean lb-text-only lb-late-fusion ablate-prlf ablate-derl ablate-firf
-	$(MSABENCH) leaderboard --results $(LB_RESULTS) --out leaderboard --command-line "make -j2 leaderboard"
+real-%: $(STAMP)
+	$(MSABENCH) run --protocol mosi-utt-inter mosi-utt-intra --model $* --data $(MOSI_UTT) --out $(LB_RESULTS) > /dev/null
+
+leaderboard: lb-mean lb-text-only lb-late-fusion ablate-prlf ablate-derl ablate-firf \
+		$(if $(MOSI_UTT),$(addprefix real-,$(REAL_MODELS)))
+	$(MSABENCH) leaderboard --results $(LB_RESULTS) --out leaderboard \
+		--command-line "make -j2 leaderboard$(if $(MOSI_UTT), MOSI_UTT=$(MOSI_UTT))"
