@@ -229,7 +229,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def data_args(q):
-        q.add_argument("--data", help="MMSA .pkl file, msabench/HF save_to_disk folder, or hub:OWNER/NAME")
+        q.add_argument("--data", help="MMSA .pkl file, msabench/HF save_to_disk folder, hub:OWNER/NAME, or an "
+                                      "utterance-level feature table (.npz/.parquet, e.g. mosi-utterance.npz)")
         q.add_argument("--data-dir", help="folder in MMSA layout (DIR/MOSI/Processed/...); default $MSABENCH_DATA")
 
     r = sub.add_parser("run", help="evaluate models under protocols")
@@ -249,7 +250,7 @@ def parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train models (checkpoints are cached; run re-uses them)")
     t.add_argument("--model", nargs="+", required=True, help="bundled model name(s), NAME:key=value options")
-    t.add_argument("--dataset", default="synth-mosi", help="synth-mosi, mosi, mosei or sims")
+    t.add_argument("--dataset", default="synth-mosi", help="synth-mosi, mosi, mosei, sims or mosi-utt")
     t.add_argument("--variant", help="default: the dataset's first variant (aligned_50 for MOSI/MOSEI)")
     t.add_argument("--seeds", nargs="+", type=int, default=[1111, 1112, 1113])
     data_args(t)

@@ -11,9 +11,12 @@ rate, so masks for one seed are nested across rates. Two conventions draw u:
   in file order, separately per modality: the community's `generate_m`, so numbers are
   comparable with published ones (it depends on file order by construction).
 
-Text keeps [CLS] (position 0) and the last valid token ([SEP]) whatever r is. A
-dropped token becomes [UNK]; dropped frames become zero vectors; attention masks and
-lengths are left as they were. Inter-modality conditions drop whole modalities.
+Text given as token ids keeps [CLS] (position 0) and the last valid token ([SEP])
+whatever r is. Text given only as features has no special tokens: every position can be
+dropped (so a length-1 utterance-level text vector is dropped with probability r, like
+an audio/vision one). A dropped token becomes [UNK]; dropped frames (and text feature
+vectors) become zero vectors; attention masks and lengths are left as they were.
+Inter-modality conditions drop whole modalities.
 """
 
 from __future__ import annotations
@@ -136,7 +139,8 @@ def drop(split: Split, u: dict[str, np.ndarray], rates: dict, pads: dict | None 
     for m in MODALITIES:
         r = np.asarray(rates[m], dtype=np.float64)
         per[m] = (u[m] > (r[:, None] if r.ndim == 1 else r)) & pads[m]
-    per["T"] |= special_tokens(split.text_mask) & pads["T"]
+    if split.text_ids is not None:  # [CLS]/[SEP] exist only where there are token ids
+        per["T"] |= special_tokens(split.text_mask) & pads["T"]
     return Observed(per["T"], per["A"], per["V"])
 
 

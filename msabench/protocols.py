@@ -29,6 +29,7 @@ DATASETS = {
     "mosei": ("aligned_50", "unaligned_50"),
     "sims": ("unaligned_39",),
     "synth-mosi": ("aligned_50",),
+    "mosi-utt": ("features", "tokens"),  # utterance-level feature table (msabench.data.table)
 }
 PRIMARY = {
     "mosi": ("Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score", "Mult_acc_5", "Mult_acc_7", "MAE", "Corr"),
@@ -37,6 +38,10 @@ PRIMARY = {
 
 
 def dataset_kind(dataset: str) -> str:
+    from msabench.data.table import REGISTRY
+
+    if dataset in REGISTRY:
+        return REGISTRY[dataset].kind
     return "sims" if dataset == "sims" else "mosi"
 
 

@@ -5,6 +5,12 @@
   code the protocols use (so training and evaluation corrupt inputs identically).
 - AdamW, linear warm-up then cosine decay, L1 loss (MMSA's regression loss) plus
   whatever auxiliary losses a model adds.
+- Optional Gaussian input noise (`input_noise`, off by default): N(0, s^2) added to every
+  observed (non-zero) feature vector of text features, audio and vision in training, the
+  same draw in the clean and the corrupted view (rows the augmentation left complete stay
+  identical in both). For a linear model this is the ridge penalty (Bishop, 1995); it
+  suits small utterance-level feature sets whose training features are cleaner than the
+  test ones (see msabench.data.table).
 - Early stopping and checkpoint selection on the VALIDATION split only (never test),
   on MAE over a fixed corrupted view and the clean view of it.
 - Full seed control: python, numpy and torch seeded, deterministic algorithms, one
@@ -44,6 +50,7 @@ class Recipe:
     augment: bool = True  # LNLN-style missing augmentation
     complete_fraction: float = 0.5  # share of training samples left complete
     grad_clip: float = 1.0
+    input_noise: float = 0.0  # std of Gaussian noise on observed float input features in training; 0: off
 
 
 class one_thread:
@@ -82,6 +89,20 @@ def augmentation(split: Split, seed: int, complete_fraction: float) -> masking.O
     rates[rng.random(n) < complete_fraction] = 0.0
     u = masking.draws(split, seed, "hash")
     return masking.drop(split, u, {m: rates[:, i] for i, m in enumerate(MODALITIES)})
+
+
+NOISY_INPUTS = ("text_features", "audio", "vision")
+
+
+def add_input_noise(clean: dict, corrupted: dict, std: float, gen: torch.Generator) -> None:
+    """In place: the same N(0, std^2) draw on the observed (non-zero) feature vectors of both views."""
+    for key in NOISY_INPUTS:
+        if key not in clean:
+            continue
+        noise = torch.randn(clean[key].shape, generator=gen, dtype=clean[key].dtype) * std
+        for view in (clean, corrupted):
+            observed = (view[key] != 0).any(-1, keepdim=True)
+            view[key] = view[key] + noise * observed
 
 
 def complete(split: Split) -> masking.Observed:
@@ -129,6 +150,7 @@ def fit(net, train: Split, valid: Split, seed: int, recipe: Recipe, log=None) ->
         valid_views.append(augmentation(valid, seed + 7919, recipe.complete_fraction))
     y_valid = valid.labels.astype(np.float64)
     best, best_state, stale, history = math.inf, copy.deepcopy(net.state_dict()), 0, []
+    noise_gen = torch.Generator().manual_seed(seed * 7 + 104729) if recipe.input_noise else None
     for epoch in range(recipe.epochs):
         net.train()
         obs = augmentation(train, seed * 1009 + epoch, recipe.complete_fraction) if recipe.augment else clean_train
@@ -139,7 +161,10 @@ def fit(net, train: Split, valid: Split, seed: int, recipe: Recipe, log=None) ->
             clean, _ = masking.corrupt(train, clean_train, idx, reveal=False)
             corrupted, _ = masking.corrupt(train, obs, idx, reveal=False)
             y = torch.from_numpy(train.labels[idx].astype(np.float32))
-            loss, parts = net.training_loss(tensors(clean), tensors(corrupted), y)
+            clean_t, corrupted_t = tensors(clean), tensors(corrupted)
+            if noise_gen is not None:
+                add_input_noise(clean_t, corrupted_t, recipe.input_noise, noise_gen)
+            loss, parts = net.training_loss(clean_t, corrupted_t, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if recipe.grad_clip:

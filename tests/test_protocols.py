@@ -6,7 +6,7 @@ from msabench.errors import MsabenchError
 from conftest import write_file
 
 SHIPPED = ["mosi-intra", "mosi-inter", "mosei-intra", "mosei-inter", "sims-intra", "sims-inter", "synth-intra",
-           "synth-inter"]
+           "synth-inter", "mosi-utt-inter", "mosi-utt-intra"]
 
 BASE = """\
 name = "t"
@@ -45,6 +45,17 @@ def test_mosi_intra_is_the_lnln_evaluation():
     assert p.seeds == (1111, 1112, 1113)
     assert [c.rates for c in p.conditions] == [(r / 10, r / 10, r / 10) for r in range(10)]
     assert p.reveal_mask is False and p.mask_convention == "mmsa"
+
+
+def test_mosi_utt_protocols():
+    inter, intra = protocols.load("mosi-utt-inter"), protocols.load("mosi-utt-intra")
+    assert (inter.dataset, inter.variant, inter.kind, inter.mask_convention) == ("mosi-utt", "features", "inter", "hash")
+    assert [c.available for c in inter.conditions] == ["T", "A", "V", "TA", "TV", "AV", "TAV"]
+    assert inter.seeds == (1111, 1112, 1113) and inter.primary_metric == "Non0_acc_2"
+    assert (intra.dataset, intra.variant, intra.kind, intra.mask_convention) == ("mosi-utt", "tokens", "intra", "hash")
+    assert [c.rates for c in intra.conditions] == [(r / 10, r / 10, r / 10) for r in range(10)]
+    assert intra.aggregation == ("mean", "area") and intra.metric_kind == "mosi"
+    assert "per-sample feature drop" in intra.description
 
 
 def test_inter_has_the_seven_sets():

@@ -116,3 +116,16 @@ def test_train_command(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "msabench", "train", "--model", "mean", "--dataset", "iemocap"],
                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert bad.returncode == 2 and "unknown dataset 'iemocap'" in bad.stderr
+
+
+def test_input_noise_only_touches_observed_features_and_keeps_views_aligned():
+    clean = {"audio": torch.ones(4, 1, 3), "text_features": torch.ones(4, 1, 2), "text_mask": torch.ones(4, 1)}
+    corrupted = {k: v.clone() for k, v in clean.items()}
+    corrupted["audio"][1] = 0.0  # a dropped utterance vector
+    training.add_input_noise(clean, corrupted, 0.5, torch.Generator().manual_seed(0))
+    assert torch.all(corrupted["audio"][1] == 0)  # missing stays missing
+    assert not torch.equal(clean["audio"][1], torch.ones(1, 3))
+    for key in ("audio", "text_features"):
+        assert torch.equal(clean[key][[0, 2, 3]], corrupted[key][[0, 2, 3]])  # same draw in both views
+    assert torch.equal(clean["text_mask"], torch.ones(4, 1))
+    assert training.Recipe().input_noise == 0.0  # off by default: other data train as before

@@ -5,6 +5,12 @@ A bundled model is a `TorchBaseline` subclass with an `Options` dataclass and a
 (`msabench.training`), caches the checkpoint under a fingerprint of everything that
 determines the weights, and predicts in float64 on one thread, cast to float32, so a
 sample's score does not depend on the batch it arrives in.
+
+Utterance-level feature tables (`msabench.data.table`) arrive as length-1 sequences
+(text features, audio, vision; or token ids with length-1 audio/vision): every encoder
+takes them as they are (a Transformer layer over one position, mean pooling over one
+step). `input_noise` (off by default) adds Gaussian noise to observed input features in
+training; on small utterance-level sets it plays the part of a ridge penalty.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ class Options:
     batch_size: int = 64
     patience: int = 6
     augment: bool = True  # LNLN-style missing augmentation during training
+    input_noise: float = 0.0  # std of Gaussian noise on observed input features in training (0: off)
 
 
 def parse_options(cls, raw: dict[str, str], model: str):
@@ -68,6 +75,8 @@ def parse_options(cls, raw: dict[str, str], model: str):
             raise MsabenchError(f"model {model}: option {key}={text!r} is not a {type(default).__name__}") from None
         values[key] = value
     opts = cls(**values)
+    if getattr(opts, "input_noise", 0.0) < 0:
+        raise MsabenchError(f"model {model}: option input_noise must be >= 0, got {opts.input_noise!r}")
     if opts.text_encoder not in ("scratch", "bert"):
         raise MsabenchError(f"model {model}: option text_encoder must be 'scratch' or 'bert', got {opts.text_encoder!r}")
     return opts
@@ -212,7 +221,7 @@ class TorchBaseline:
     def recipe(self) -> training.Recipe:
         o = self.options
         return training.Recipe(epochs=o.epochs, lr=o.lr, batch_size=o.batch_size, patience=o.patience,
-                               augment=o.augment)
+                               augment=o.augment, input_noise=o.input_noise)
 
     def checkpoint_path(self, train: Split, valid: Split, seed: int) -> tuple[Path, dict]:
         meta = {

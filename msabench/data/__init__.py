@@ -1,9 +1,12 @@
-"""Finding and loading datasets: the embedded synthetic set, MMSA pickles, Hugging Face folders.
+"""Finding and loading datasets: the embedded synthetic set, MMSA pickles, Hugging Face folders,
+utterance-level feature tables.
 
 `load(name, variant, data=..., data_dir=...)` is the single entry point. Precedence:
 an explicit `data` (a file, a folder or `hub:owner/name`), then `data_dir` or the
 environment variable MSABENCH_DATA laid out like MMSA (`DIR/MOSI/Processed/unaligned_50.pkl`),
-and for `synth-mosi` the in-process generator.
+and for `synth-mosi` the in-process generator. Feature-table datasets (`mosi-utt`, see
+`msabench.data.table`) read `data` (a `.npz` / `.parquet` table) or the registered file name
+(`mosi-utterance.npz`) in `data_dir` / MSABENCH_DATA.
 """
 
 from __future__ import annotations
@@ -25,8 +28,18 @@ def expected_path(data_dir: str | Path, name: str, variant: str) -> Path:
 def load(name: str, variant: str, data: str | Path | None = None, data_dir: str | Path | None = None,
          text: str = "both") -> Dataset:
     """Load dataset `name`/`variant` from wherever the user keeps it."""
-    from msabench.data import hf, mmsa, synth
+    from msabench.data import hf, mmsa, synth, table
 
+    if name in table.REGISTRY:
+        spec = table.spec(name, variant)
+        if data is None:
+            return table.load(table.find(name, data_dir or os.environ.get("MSABENCH_DATA")), spec)
+        path = Path(str(data))
+        if path.suffix not in table.SUFFIXES:
+            raise MsabenchError(f"{name} is read from a feature table (.npz or .parquet); got {path}")
+        if not path.is_file():
+            raise MsabenchError(f"data file {path} does not exist; {table.OBTAIN.get(name, '')}")
+        return table.load(path, spec)
     if data is not None:
         spec = str(data)
         if spec.startswith("hub:"):
@@ -40,7 +53,8 @@ def load(name: str, variant: str, data: str | Path | None = None, data_dir: str 
     if name == "synth-mosi":
         return synth.make_dataset(seed=SYNTH_SEED)
     if name not in MMSA_LAYOUT:
-        raise MsabenchError(f"unknown dataset {name!r}; known: synth-mosi, {', '.join(MMSA_LAYOUT)}")
+        raise MsabenchError(f"unknown dataset {name!r}; known: synth-mosi, {', '.join(MMSA_LAYOUT)}, "
+                            f"{', '.join(table.REGISTRY)}")
     data_dir = data_dir or os.environ.get("MSABENCH_DATA")
     if not data_dir:
         raise MsabenchError(
