@@ -270,3 +270,13 @@ def test_leaderboard_marks_ties_and_draws_figures(res, tmp_path):
     chi2 = sps.friedmanchisquare(*scores.T).statistic
     assert f"Friedman χ² = {chi2:.2f}" in text
     assert "## Synthetic data" in text and "### synth-inter" in text
+
+
+def test_leaderboard_cli(res, tmp_path):
+    proc = msabench("leaderboard", "--results", res, "--out", tmp_path, "--resamples", 200, "--no-figures")
+    assert proc.returncode == 0, proc.stderr
+    text = (tmp_path / "README.md").read_text()
+    assert "200 item resamples" in text and "vs best" in text
+    assert not list(tmp_path.glob("*.png"))
+    one_line_error(msabench("leaderboard", "--results", tmp_path / "nothing", "--out", tmp_path / "o"),
+                   "no finished results")
