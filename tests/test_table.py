@@ -383,3 +383,37 @@ def test_parquet_dictionary_split_column(tmp_path, arrays):
     pq.write_table(t, tmp_path / "dict.parquet")
     assert table.load(tmp_path / "dict.parquet", SPEC).fingerprint == table.load(path, SPEC).fingerprint
     assert pa.types.is_dictionary(pq.read_table(tmp_path / "dict.parquet").column("split").type)
+
+
+@pytest.mark.parametrize("fmt", ["npz", "parquet"])
+def test_users_own_table_end_to_end_through_the_cli(tmp_path, arrays, fmt):
+    """The README path for any utterance-level set: dataset "utt" in a protocol file, the table via --data."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT, write_file
+
+    data = write(tmp_path, arrays, fmt)
+    proto = write_file(tmp_path / "my-inter.toml", """
+        name = "my-inter"
+        version = 1
+        dataset = "utt"
+        variant = "features"
+        seeds = [1, 2]
+        primary_metric = "Non0_acc_2"
+        [missing]
+        kind = "inter"
+        sets = ["T", "AV", "TAV"]
+        """)
+    out = tmp_path / "out"
+    run = [sys.executable, "-m", "msabench", "run", "--protocol", str(proto), "--model", "mean", "late-fusion:epochs=1",
+           "--out", str(out)]
+    proc = subprocess.run([*run, "--data", str(data)], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((out / "my-inter" / "late-fusion[epochs=1]" / "seed-2" / "manifest.json").read_text())
+    n_test = int(np.sum(arrays["split"] == "test"))
+    assert manifest["dataset"] == "utt" and manifest["n_samples"] == n_test
+    assert manifest["conditions"] == ["T", "AV", "TAV"]
+    missing = subprocess.run(run, capture_output=True, text=True, cwd=ROOT)
+    assert missing.returncode == 2 and "no data for utt: pass your feature table with --data" in missing.stderr

@@ -101,13 +101,17 @@ class TableSpec:
 # learned with labels on the bc-LSTM train split, so the train part (and validation carved from it)
 # is far easier than the test part (valid Acc-2 ~0.98 vs test ~0.78): validation scores on this set
 # say little about test scores. Evaluate on split_bclstm only (split_std leaks test utterances).
+# utt: any user's table in this format with a `split` column and labels in [-3, 3]; write a protocol
+# with dataset = "utt" and pass the table with --data.
 REGISTRY = {
     "mosi-utt": TableSpec(name="mosi-utt", kind="mosi", split_column="split_bclstm", valid_fraction=0.15,
                           valid_seed=0, filename="mosi-utterance.npz"),
+    "utt": TableSpec(name="utt", kind="mosi", split_column="split", valid_fraction=0.15, valid_seed=0),
 }
 VARIANTS = {name: TEXT_CHOICES for name in REGISTRY}
 OBTAIN = {"mosi-utt": "mosi-utterance.npz holds the bc-LSTM utterance-level CMU-MOSI features (Poria et al., "
-                      "ACL 2017) with the official labels; msabench cannot download it"}
+                      "ACL 2017) with the official labels; msabench cannot download it",
+          "utt": "pass your feature table with --data TABLE.npz|.parquet"}
 
 
 def spec(name: str, variant: str) -> TableSpec:
@@ -436,6 +440,8 @@ def find(name: str, data_dir: str | Path | None) -> Path:
     """The table file of `name` in `data_dir` (or $MSABENCH_DATA); one clear line when absent."""
     s = REGISTRY[name]
     hint = f"pass --data FILE (.npz or .parquet feature table), or put {s.filename} in --data-dir DIR / $MSABENCH_DATA"
+    if not s.filename:
+        raise MsabenchError(f"no data for {name}: {OBTAIN.get(name, 'pass --data FILE')}")
     if not data_dir:
         raise MsabenchError(f"no data for {name}: {hint}; {OBTAIN.get(name, '')}")
     path = Path(data_dir) / s.filename
