@@ -130,7 +130,10 @@ class RayExecutor:
                                                max_retries=self.max_retries, retry_exceptions=False)
             pending = {task.remote(job, refs[job.dataset_key]): job for job in jobs}
             while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
+                # a bounded wait returns to Python every second, so Ctrl-C is handled at once
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+                if not ready:
+                    continue
                 job = pending.pop(ready[0])
                 try:
                     units = ray.get(ready[0])

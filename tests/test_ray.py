@@ -123,7 +123,9 @@ import numpy as np
 
 class Slow:
     def fit(self, train, valid, seed):
-        time.sleep(3)
+        # the first seed finishes soon; the others run long enough that the interrupt, sent once the
+        # first results are on disk, always lands while they are still running, however loaded the machine
+        time.sleep(3 if seed == 1111 else 15)
         self.bias = seed / 10000
 
     def predict(self, batch, mask):
