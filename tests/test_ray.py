@@ -165,7 +165,10 @@ def test_interrupted_cli_run_keeps_complete_results_and_resumes(tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "msabench", "run", "--protocol", "synth-intra", "synth-inter", "--model",
            str(slow), "mean", "--executor", "ray", "--out", str(out)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # a job started in the background by a non-interactive shell inherits SIGINT ignored; the child gets the
+    # default back, as from a terminal, so that Python turns the signal into KeyboardInterrupt
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     while time.time() < deadline and len(results.find_units(out)) < 2:
         time.sleep(0.2)
