@@ -74,16 +74,16 @@ def units_of(results_dir: str | Path, protocol: str, model: str) -> list[results
     return [results.read_unit(f) for f in folders]
 
 
-def _rows(unit: results.UnitResult, conditions: list[str], ids: np.ndarray) -> np.ndarray:
-    """[C, n] predictions of one unit in (condition, item) order, by id."""
-    out = np.empty((len(conditions), len(ids)))
+def _order(unit: results.UnitResult, conditions: list[str], ids: np.ndarray) -> np.ndarray:
+    """[C, n] positions in the unit's arrays of each (condition, item), items in the order of `ids`."""
+    out = np.empty((len(conditions), len(ids)), dtype=np.int64)
     for i, c in enumerate(conditions):
-        sel = unit.conditions == c
-        got = dict(zip(unit.ids[sel].tolist(), unit.predictions[sel].tolist()))
-        if len(got) != len(ids) or any(x not in got for x in ids.tolist()):
+        where = np.flatnonzero(unit.conditions == c)
+        pos = dict(zip(unit.ids[where].tolist(), where.tolist()))
+        if len(pos) != len(ids) or any(x not in pos for x in ids.tolist()):
             raise MsabenchError(f"{unit.model} seed {unit.seed} on {unit.protocol}: condition {c} does not hold "
                                 "exactly the test items of the other results; re-run it")
-        out[i] = [got[x] for x in ids.tolist()]
+        out[i] = [pos[x] for x in ids.tolist()]
     return out
 
 
@@ -132,33 +132,31 @@ def pair_units(units_a: list[results.UnitResult], units_b: list[results.UnitResu
                 f"({ua[seed].manifest['masks_fingerprint'][:12]} vs {ub[seed].manifest['masks_fingerprint'][:12]}): "
                 "not a paired comparison")
         fps[f"masks_fingerprint/{seed}"] = ua[seed].manifest["masks_fingerprint"]
-    ids = np.array(sorted(set(first.ids.tolist())), dtype=str)
-    a = np.concatenate([_rows(ua[s], conditions, ids) for s in shared])
-    b = np.concatenate([_rows(ub[s], conditions, ids) for s in shared])
-    labels = np.concatenate([_rows(_label_unit(ua[s]), conditions, ids) for s in shared])
+    ids, a, labels, strata_seeds, strata_conditions = stack([ua[s] for s in shared])
+    b = stack([ub[s] for s in shared], ids)[1]
     return Paired(
         protocol=protocol, kind=protocols.dataset_kind(first.manifest["dataset"]),
         model_a=model_a, model_b=model_b, ids=ids, a=a, b=b, labels=labels,
-        seeds=np.repeat(np.array(shared), len(conditions)),
-        conditions=np.array(conditions * len(shared), dtype=str), fingerprints=fps,
+        seeds=strata_seeds, conditions=strata_conditions, fingerprints=fps,
     )
 
 
-def stack(units: list[results.UnitResult]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One model's units as (ids [n], predictions [S, n], labels [S, n], seeds [S], conditions [S])."""
+def stack(units: list[results.UnitResult], ids: np.ndarray | None = None
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One model's units as (ids [n], predictions [S, n], labels [S, n], seeds [S], conditions [S]).
+
+    Items follow `ids` (default: the first unit's ids, sorted), so another model's units can be
+    stacked in the same item order; a unit without exactly those items is refused.
+    """
     units = sorted(units, key=lambda u: u.seed)
     conditions = list(units[0].manifest["conditions"])
-    ids = np.array(sorted(set(units[0].ids.tolist())), dtype=str)
-    pred = np.concatenate([_rows(u, conditions, ids) for u in units])
-    labels = np.concatenate([_rows(_label_unit(u), conditions, ids) for u in units])
+    if ids is None:
+        ids = np.array(sorted(set(units[0].ids.tolist())), dtype=str)
+    order = [_order(u, conditions, ids) for u in units]
+    pred = np.concatenate([u.predictions[o] for u, o in zip(units, order)])
+    labels = np.concatenate([u.labels[o] for u, o in zip(units, order)])
     return (ids, pred, labels, np.repeat(np.array([u.seed for u in units]), len(conditions)),
             np.array(conditions * len(units), dtype=str))
-
-
-def _label_unit(u: results.UnitResult) -> results.UnitResult:
-    """A view of a unit whose 'predictions' are its labels (to align labels the same way)."""
-    return results.UnitResult(u.protocol, u.model, u.seed, u.ids, u.labels, u.labels, u.conditions, u.metrics,
-                              u.manifest)
 
 
 def _accuracy_correct(kind: str, metric: str, pred: np.ndarray, labels: np.ndarray):

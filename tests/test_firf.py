@@ -20,15 +20,6 @@ def data():
     return small_dataset(sizes=(120, 40, 60))
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """One checkpoint cache for the module, so the fits below are shared; never ~/.cache."""
-    with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("firf-cache")
-        mp.setenv("MSABENCH_CACHE", str(path))
-        yield path
-
-
 def intra(rates=(0.0, 0.5, 0.9)):
     return protocols.parse({"name": "t-intra", "version": 1, "dataset": "synth-mosi", "seeds": [1],
                             "primary_metric": "Non0_acc_2", "missing": {"kind": "intra", "rates": list(rates)}},
@@ -53,7 +44,7 @@ def loss_parts(info, opts, clean, corrupted, y, seed=0):
     return net, float(loss.detach()), {k: float(v) for k, v in parts.items()}
 
 
-def test_training_loss_falls(data, cache):
+def test_training_loss_falls(data):
     model = firf.build(data.info, firf.FIRFOptions(epochs=4, hidden=32, lr=3e-3))
     model.log = lambda msg: None
     model.fit(data["train"], data["valid"], 3)
@@ -112,7 +103,7 @@ def test_calibration_is_one_way_per_term_and_zero_for_complete_rows(data):
     assert parts["l1"] == parts["l1_complete"]
 
 
-def test_missing_modalities_cache_and_batch_size_exact(data, cache):
+def test_missing_modalities_cache_and_batch_size_exact(data):
     sub = submission.load(f"firf:{FAST}")
     inter = protocols.parse({"name": "t-inter", "version": 1, "dataset": "synth-mosi", "seeds": [1],
                              "primary_metric": "Non0_acc_2", "missing": {"kind": "inter"}}, "test")

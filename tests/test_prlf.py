@@ -40,15 +40,7 @@ def data():
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        folder = tmp_path_factory.mktemp("prlf-cache")
-        mp.setenv("MSABENCH_CACHE", str(folder))
-        yield folder
-
-
-@pytest.fixture(scope="module")
-def fitted(data, cache):
+def fitted(data):
     model = submission.load(SPEC).build(data.info)
     model.log = lambda msg: None
     model.fit(data["train"], data["valid"], 1)
@@ -137,7 +129,7 @@ def test_reliability_prefers_the_confident_modality(data):
     assert torch.allclose(log_fisher, -2 * torch.log(b))
 
 
-def test_finite_when_whole_modalities_are_missing(data, fitted, cache):
+def test_finite_when_whole_modalities_are_missing(data, fitted):
     unit = runner.run_unit(submission.load(SPEC), data, inter(), 1)
     assert np.isfinite(unit.predictions).all()
     by_set = {c: unit.predictions[unit.conditions == c] for c in ("T", "A", "V", "TAV")}
@@ -153,7 +145,7 @@ def test_finite_when_whole_modalities_are_missing(data, fitted, cache):
         assert torch.isfinite(hard(training.tensors(empty, torch.float64)).pred).all()
 
 
-def test_cached_checkpoint_gives_identical_predictions(data, fitted, cache):
+def test_cached_checkpoint_gives_identical_predictions(data, fitted):
     test = data["test"]
     b, mask = masking.corrupt(test, training.complete(test), slice(None), reveal=False)
     first = fitted.predict(b, mask)
@@ -169,7 +161,7 @@ def test_cached_checkpoint_gives_identical_predictions(data, fitted, cache):
     assert not np.array_equal(first, other_seed.predict(b, mask))
 
 
-def test_same_predictions_whatever_the_batch_size(data, fitted, cache):
+def test_same_predictions_whatever_the_batch_size(data, fitted):
     p = intra()
     preds = [runner.run_unit(submission.load(SPEC), data, p, 1, batch_size=bs).predictions
              for bs in (1, 7, len(data["test"]))]
