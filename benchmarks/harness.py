@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from msabench import masking, protocols, runner, submission  # noqa: E402
+from msabench import executors, masking, protocols, submission  # noqa: E402
 from msabench.data import synth  # noqa: E402
 from msabench.data.core import Split  # noqa: E402
 
@@ -38,11 +38,14 @@ def build(info):
 '''
 
 
-def overhead(model_file: Path, repeats: int) -> dict:
-    """Best-of-`repeats` wall time of `runner.run` and of bare predict calls, same fitted model."""
+def overhead(model_file: Path | str, repeats: int, dataset=None, protocol_name: str = "synth-intra") -> dict:
+    """Best-of-`repeats` wall time of `executors.run` and of bare predict calls, same fitted model.
+
+    `model_file`: a submission file or a bundled model spec (`prlf:device=cuda`).
+    """
     sys.modules["__bench__"] = sys.modules[__name__]
-    dataset = synth.make_dataset()
-    protocol = protocols.load("synth-intra")
+    dataset = dataset or synth.make_dataset()
+    protocol = protocols.load(protocol_name)
     model = submission.load(model_file).build(dataset.info)
     if callable(getattr(model, "fit", None)):
         model.fit(dataset["train"], dataset["valid"], protocol.seeds[0])
@@ -66,7 +69,7 @@ def overhead(model_file: Path, repeats: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         sub_path = Path(tmp) / "prefitted.py"
         sub_path.write_text(PREFITTED)
-        runner.run(protocol, sub_path, out=Path(tmp) / "warm-up", dataset=dataset, batch_size=batch_size)
+        executors.run(protocol, sub_path, out=Path(tmp) / "warm-up", dataset=dataset, batch_size=batch_size)
         harness, bare, harness_cpu, bare_cpu = [], [], [], []
         for i in range(repeats):  # interleaved, best of each: this VM's neighbours steal CPU at random
             t0, c0 = time.perf_counter(), time.process_time()
@@ -75,7 +78,7 @@ def overhead(model_file: Path, repeats: int) -> dict:
             bare.append(time.perf_counter() - t0)
             bare_cpu.append(time.process_time() - c0)
             t0, c0 = time.perf_counter(), time.process_time()
-            runner.run(protocol, sub_path, out=Path(tmp) / f"out{i}", dataset=dataset, batch_size=batch_size)
+            executors.run(protocol, sub_path, out=Path(tmp) / f"out{i}", dataset=dataset, batch_size=batch_size)
             harness.append(time.perf_counter() - t0)
             harness_cpu.append(time.process_time() - c0)
     return {"bare_s": min(bare), "harness_s": min(harness), "ratio": min(harness) / min(bare),

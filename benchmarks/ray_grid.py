@@ -17,9 +17,9 @@ checkpoint" in the worker logs, nothing written to the Ray run's own cache) and 
 was timed. It now sets the variable before `ray.init`. With both executors training, a job costs
 the same in either: 3.20 CPU s per job serially and 3.26 on Ray (mean over the 21 jobs, measured
 inside each job), the difference being the first-job cost below, paid by two workers instead of
-one driver. Threads play no part: the serial executor runs in the
-driver, where torch has 2 threads, but fitting and prediction run inside `training.one_thread`
-in both executors, and Ray's workers have OMP_NUM_THREADS=1 (1 torch thread) anyway. The first
+one driver. Threads play no part: both executors give each job one CPU, i.e. one torch thread
+(`SerialExecutor(1)`; by default the serial executor gives a job every core, which makes a
+single job faster but is not the comparison of workers made here). The first
 job in any process (the driver, each worker) costs about 1.3 s more, once:
 `torch.use_deterministic_algorithms` imports torch._inductor (some 800 modules, ~70 MB). So the
 speed-up is bounded by the number of workers, less start-up; and when another process holds a
@@ -89,7 +89,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
         os.environ["MSABENCH_CACHE"] = str(Path(a) / "cache")
         c0 = time.process_time()
-        serial, serial_job, jobs = timed_grid(executors.SerialExecutor(), Path(a))
+        serial, serial_job, jobs = timed_grid(executors.SerialExecutor(1), Path(a))
         serial_cpu = (time.process_time() - c0) / jobs
         # before ray.init: the workers it starts take the driver's environment as it is now
         os.environ["MSABENCH_CACHE"] = str(Path(b) / "cache")
@@ -97,7 +97,7 @@ def main() -> None:
         ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
         startup = time.perf_counter() - t0
         try:
-            distributed, ray_job, _ = timed_grid(executors.RayExecutor(), Path(b))
+            distributed, ray_job, _ = timed_grid(executors.RayExecutor(cpus_per_job=1), Path(b))
             ray_cpu = worker_cpu_seconds() / jobs
         finally:
             ray.shutdown()

@@ -11,8 +11,8 @@ from msabench.interface import Batch, Mask  # noqa: E402
 
 
 def run(*args, **kwargs):
-    """See `msabench.runner.run`."""
-    from msabench.runner import run as _run
+    """See `msabench.executors.run`."""
+    from msabench.executors import run as _run
 
     return _run(*args, **kwargs)
 

@@ -76,8 +76,12 @@ def cmd_train(args) -> int:
     if variant not in DATASETS[args.dataset]:
         raise MsabenchError(f"{variant!r} is not a variant of {args.dataset}; allowed: {', '.join(DATASETS[args.dataset])}")
     dataset = load(args.dataset, variant, data=args.data, data_dir=args.data_dir)
-    for spec in args.model:
-        sub = submission.load(spec)
+    from msabench import devices
+
+    subs = [submission.load(spec) for spec in args.model]
+    for sub in subs:  # every option checked against the data and this machine before any training
+        sub.check(dataset.info, devices.visible_gpus())
+    for sub in subs:
         for seed in args.seeds:
             runner.seed_everything(seed)
             model = sub.build(dataset.info)
@@ -197,7 +201,7 @@ def cmd_data_synth(args) -> int:
 
     from msabench.data import synth
 
-    raw = synth.make_raw(seed=args.seed)
+    raw = synth.make_raw(seed=args.seed, **synth.VARIANTS[args.variant])
     out = Path(args.out)
     tmp = _atomic_path(out, ".pkl")
     try:
@@ -206,7 +210,7 @@ def cmd_data_synth(args) -> int:
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-    print(f"wrote synth-mosi (seed {args.seed}) in MMSA aligned_50 format to {out}")
+    print(f"wrote synth-mosi (seed {args.seed}) in MMSA {args.variant} format to {out}")
     return 0
 
 
@@ -241,7 +245,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=int, default=64)
     r.add_argument("--executor", choices=["serial", "ray"], default="serial")
     r.add_argument("--address", help="Ray cluster to join (auto or HOST:PORT); default: start a local one")
-    r.add_argument("--cpus-per-job", type=float, default=1.0, help="Ray CPUs reserved per (model, seed) job")
+    r.add_argument("--cpus-per-job", type=float, default=None,
+                   help="CPUs (torch threads) per (model, seed) job; default: all of this machine's serially, 1 under Ray")
     r.add_argument("--gpus-per-job", type=float, default=0.0, help="Ray GPUs per job; fractions pack jobs on a GPU")
     r.add_argument("--ablate", action="store_true",
                    help="also run each bundled model with each of its components switched off")
@@ -280,6 +285,8 @@ def parser() -> argparse.ArgumentParser:
     y = dsub.add_parser("synth", help="write the synthetic dataset as an MMSA pickle")
     y.add_argument("--out", required=True)
     y.add_argument("--seed", type=int, default=0)
+    y.add_argument("--variant", choices=["aligned_50", "unaligned_50"], default="aligned_50",
+                   help="unaligned_50: MOSI's real unaligned shapes with 768-d text features (~440 MB)")
     y.set_defaults(func=cmd_data_synth)
 
     lb = sub.add_parser("leaderboard", help="write leaderboard tables from stored results")

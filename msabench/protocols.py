@@ -28,7 +28,7 @@ DATASETS = {
     "mosi": ("aligned_50", "unaligned_50"),
     "mosei": ("aligned_50", "unaligned_50"),
     "sims": ("unaligned_39",),
-    "synth-mosi": ("aligned_50",),
+    "synth-mosi": ("aligned_50", "unaligned_50"),  # msabench.data.synth.VARIANTS
     "mosi-utt": ("features", "tokens"),  # utterance-level feature table (msabench.data.table)
     "utt": ("features", "tokens"),  # any user's feature table with a `split` column
 }

@@ -1,9 +1,10 @@
-"""`run`: protocol -> masks -> model -> predictions -> metrics, for every seed of a protocol.
+"""One job: masks -> model -> predictions -> metrics, for one model and seed.
 
 The unit of work is one (protocol, model, seed): build the model, fit it once on the
 train split (valid for selection), then predict every condition of the protocol on the
-evaluation split. `run_unit` is a pure function of its inputs so any executor can run
-it; `run` adds the skipping of finished units and the atomic writes.
+evaluation split. `run_job` is a pure function of its inputs so any executor can run
+it; `msabench.executors` plans grids, skips finished units and writes atomically (and
+owns the notebook entry point `run`), so imports flow one way: executors -> runner.
 """
 
 from __future__ import annotations
@@ -12,18 +13,15 @@ import platform
 import random
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 import msabench
-from msabench import masking, metrics
-from msabench import protocols as protocols_mod
+from msabench import devices, masking, metrics
 from msabench import results as results_mod
 from msabench import submission as submission_mod
 from msabench.data import Dataset
-from msabench.data import load as load_data
 from msabench.errors import MsabenchError
 from msabench.protocols import Protocol
 
@@ -92,22 +90,32 @@ def predict_conditions(model, split, protocol: Protocol, observed: dict, seed: i
 
 def run_unit(sub: submission_mod.Submission, dataset: Dataset, protocol: Protocol, seed: int,
              batch_size: int = 64, observed: dict | None = None,
-             masks_fp: str | None = None) -> results_mod.UnitResult:
+             masks_fp: str | None = None, threads: int | None = None) -> results_mod.UnitResult:
     """Fit (if the model can) and evaluate one seed over every condition; nothing is written.
 
     `observed` and `masks_fp` may be passed when the caller has already computed them.
     """
     masks = None if observed is None else {protocol.name: (observed, masks_fp)}
-    return run_job(sub, dataset, [protocol], seed, batch_size, masks)[0]
+    return run_job(sub, dataset, [protocol], seed, batch_size, masks, threads)[0]
 
 
 def run_job(sub: submission_mod.Submission, dataset: Dataset, protocols: list[Protocol], seed: int,
-            batch_size: int = 64, masks: dict | None = None) -> list[results_mod.UnitResult]:
-    """Build and fit the model once for `seed`, then evaluate it under each protocol (same dataset)."""
+            batch_size: int = 64, masks: dict | None = None, threads: int | None = None) -> list[results_mod.UnitResult]:
+    """Build and fit the model once for `seed`, then evaluate it under each protocol (same dataset).
+
+    `threads`: the CPU threads torch may use in this job (the CPUs the executor gave it);
+    None leaves torch's setting as it is.
+    """
     if batch_size < 1:
         raise MsabenchError(f"batch size must be >= 1, got {batch_size}")
+    with devices.threads(threads):
+        return _run_job(sub, dataset, protocols, seed, batch_size, masks)
+
+
+def _run_job(sub, dataset, protocols, seed, batch_size, masks) -> list[results_mod.UnitResult]:
     where = str(sub.path)
     seed_everything(seed)
+    devices.reset_peak_memory()
     model = sub.build(dataset.info)
     t0 = time.perf_counter()
     if callable(getattr(model, "fit", None)):
@@ -118,6 +126,8 @@ def run_job(sub: submission_mod.Submission, dataset: Dataset, protocols: list[Pr
         except Exception as e:
             raise MsabenchError(f"{where}: fit(train, valid, seed={seed}) raised {submission_mod._describe(e, sub.path)}") from None
     fit_s = time.perf_counter() - t0
+    describe = getattr(model, "describe_compute", None)
+    compute = describe() if callable(describe) else devices.job_environment()
     units = []
     for protocol in protocols:
         split = dataset[protocol.split]
@@ -128,6 +138,7 @@ def run_job(sub: submission_mod.Submission, dataset: Dataset, protocols: list[Pr
         t1 = time.perf_counter()
         pred = predict_conditions(model, split, protocol, observed, seed, batch_size, where)
         predict_s = time.perf_counter() - t1
+        peak_mb = devices.peak_memory_mb()
         n_cond = len(protocol.conditions)
         cond = np.repeat(np.array([c.name for c in protocol.conditions]), len(split))
         labels = np.tile(split.labels.astype(np.float64), n_cond)
@@ -149,6 +160,7 @@ def run_job(sub: submission_mod.Submission, dataset: Dataset, protocols: list[Pr
             "fit_seconds": round(fit_s, 3),
             "predict_seconds": round(predict_s, 3),
             "versions": {"python": platform.python_version(), "numpy": np.__version__, **_torch_version()},
+            "compute": {**compute, "gpu_peak_mb": peak_mb},  # since the job started (None: no CUDA used)
             **identity(protocol, dataset, sub, seed, masks_fp),
         }
         units.append(results_mod.UnitResult(
@@ -161,43 +173,3 @@ def run_job(sub: submission_mod.Submission, dataset: Dataset, protocols: list[Pr
 def _torch_version() -> dict:
     torch = sys.modules.get("torch")
     return {"torch": torch.__version__} if torch is not None else {}
-
-
-@dataclass
-class RunReport:
-    """What `run` did: the units it computed or found finished, and where they live."""
-
-    protocol: Protocol
-    model: str
-    out: Path
-    units: list[results_mod.UnitResult] = field(default_factory=list)
-    skipped: list[int] = field(default_factory=list)  # seeds whose finished results were re-used
-
-
-def run(protocol: str | Protocol, model: str | Path, *, seeds: list[int] | None = None, out: str | Path = "results",
-        data: str | Path | None = None, data_dir: str | Path | None = None, batch_size: int = 64,
-        dataset: Dataset | None = None, progress: bool = False) -> RunReport:
-    """Run `model` under `protocol` for its seeds (serially), re-using finished units whose fingerprints match.
-
-    The notebook entry point for one protocol and one model; a failure raises (the CLI's grid
-    runs through `msabench.executors`, which records failures and goes on).
-    """
-    from msabench import executors
-
-    protocol = protocol if isinstance(protocol, Protocol) else protocols_mod.load(protocol)
-    sub = submission_mod.load(model)
-    for s in seeds or []:
-        if s not in protocol.seeds:
-            raise MsabenchError(f"seed {s} is not one of protocol {protocol.name}'s seeds {list(protocol.seeds)}")
-    if dataset is None:
-        dataset = load_data(protocol.dataset, protocol.variant, data=data, data_dir=data_dir)
-    if dataset.variant != protocol.variant or (protocol.dataset != "synth-mosi" and dataset.name != protocol.dataset):
-        raise MsabenchError(f"protocol {protocol.name} is for {protocol.dataset} {protocol.variant}, "
-                            f"but the data given is {dataset.name} {dataset.variant} ({dataset.source})")
-    grid = executors.run_grid([protocol], [str(model)], {(protocol.dataset, protocol.variant): dataset}, out,
-                              executors.SerialExecutor(), seeds=seeds, batch_size=batch_size, progress=progress)
-    if grid.failures:
-        raise MsabenchError(grid.failures[0][1])
-    units = sorted(grid.reused + grid.units, key=lambda u: u.seed)
-    return RunReport(protocol=protocol, model=sub.name, out=Path(out), units=units,
-                     skipped=sorted(u.seed for u in grid.reused))

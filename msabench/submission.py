@@ -36,11 +36,21 @@ class Submission:
     sha256: str  # of the file's bytes: any edit makes stored results stale
     factory: Callable[[DatasetInfo], Any]
     options_cls: type | None = None  # bundled models: their options dataclass
+    options: Any = None  # bundled models: the parsed options
+
+    def check(self, info: DatasetInfo, gpus: int | None) -> None:
+        """Bundled torch models: options that cannot work on this data or on `gpus` GPUs fail now, in one line."""
+        from msabench.baselines._torch import Options, check_options
+
+        if isinstance(self.options, Options):
+            check_options(self.options, info, gpus, self.name)
 
     def build(self, info: DatasetInfo):
         """Build a fresh model; checks it has predict (and a callable fit if any)."""
         try:
             model = self.factory(info)
+        except MsabenchError:
+            raise
         except Exception as e:
             raise MsabenchError(f"{self.path}: build(info) raised {_describe(e, self.path)}") from None
         if not callable(getattr(model, "predict", None)):
@@ -107,10 +117,11 @@ def load(spec: str | Path) -> Submission:
     name = getattr(module, "NAME", None) or getattr(factory, "name", None)
     if not isinstance(name, str) or not name:
         name = base if base in models else path.stem
+    options = None
     if base in models:
-        factory, name, digest = _bundled(module, base, raw_options, factory, digest)
+        factory, name, digest, options = _bundled(module, base, raw_options, factory, digest)
     return Submission(name=name, path=path, sha256=digest, factory=factory,
-                      options_cls=getattr(module, "OPTIONS", None) if base in models else None)
+                      options_cls=getattr(module, "OPTIONS", None) if base in models else None, options=options)
 
 
 def _bundled(module, base: str, raw_options: dict, factory, digest: str):
@@ -119,14 +130,14 @@ def _bundled(module, base: str, raw_options: dict, factory, digest: str):
     if raw_options and options_cls is None:
         raise MsabenchError(f"model {base} takes no options")
     if options_cls is None:
-        return factory, base, digest
+        return factory, base, digest, None
     from msabench.baselines._torch import code_hash, parse_options
 
     options = parse_options(options_cls, raw_options, base)
     shown = ",".join(f"{k}={getattr(options, k)}" for k in sorted(raw_options))
     name = f"{base}[{shown}]" if shown else base
     digest = hashlib.sha256(f"{code_hash(Path(module.__file__))}|{options!r}".encode()).hexdigest()
-    return (lambda info: module.build(info, options)), name, digest
+    return (lambda info: module.build(info, options)), name, digest, options
 
 
 def _factory(module, path: Path) -> Callable[[DatasetInfo], Any]:

@@ -13,8 +13,13 @@
   test ones (see msabench.data.table).
 - Early stopping and checkpoint selection on the VALIDATION split only (never test),
   on MAE over a fixed corrupted view and the clean view of it.
-- Full seed control: python, numpy and torch seeded, deterministic algorithms, one
-  CPU thread, so the same seed gives the same weights on any machine or worker.
+- Full seed control: python, numpy and torch seeded, deterministic algorithms, so the
+  same seed gives the same weights on the same device, thread count and software
+  (`msabench.devices` states the contract per device). Batches move to the device once;
+  bf16 runs under autocast with float32 weights; the input-noise draws are made on the
+  CPU, so they do not depend on the device.
+- Two learning rates: the parameters of a pretrained text encoder (any module named
+  `bert`) get `bert_lr` (MMSA fine-tunes BERT at 5e-5), everything else `lr`.
 Checkpoints are cached under a fingerprint of everything that determines the weights.
 """
 
@@ -27,13 +32,14 @@ import os
 import random
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from msabench import masking
+from msabench import devices, masking
 from msabench.data.core import MODALITIES, Split, hash_array
 from msabench.errors import MsabenchError
 from msabench.interface import Batch
@@ -51,17 +57,12 @@ class Recipe:
     complete_fraction: float = 0.5  # share of training samples left complete
     grad_clip: float = 1.0
     input_noise: float = 0.0  # std of Gaussian noise on observed float input features in training; 0: off
+    bert_lr: float = 5e-5  # learning rate of a pretrained text encoder's parameters
 
 
-class one_thread:
-    """Run torch on one CPU thread inside `with`: same summation order everywhere, then restore."""
-
-    def __enter__(self):
-        self.prev = torch.get_num_threads()
-        torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.prev)
+def one_thread():
+    """Run torch on one CPU thread inside `with` (the exact single-thread mode), then restore."""
+    return devices.threads(1)
 
 
 def seed_all(seed: int) -> None:
@@ -71,13 +72,13 @@ def seed_all(seed: int) -> None:
     torch.use_deterministic_algorithms(True)
 
 
-def tensors(batch: Batch, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
-    """A batch as torch tensors; float inputs in `dtype`, ids/masks/lengths int64."""
+def tensors(batch: Batch, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """A batch as torch tensors on `device`; float inputs in `dtype`, ids/masks/lengths int64."""
     out = {}
     for key, value in batch.to_torch().items():
         if key == "ids":
             continue
-        out[key] = value.to(dtype) if value.is_floating_point() else value.long()
+        out[key] = (value.to(dtype) if value.is_floating_point() else value.long()).to(device, non_blocking=True)
     return out
 
 
@@ -122,27 +123,47 @@ def _schedule(total_steps: int, warmup: float):
     return factor
 
 
-def predict_split(net, split: Split, obs: masking.Observed, batch_size: int = 256) -> np.ndarray:
+def predict_split(net, split: Split, obs: masking.Observed, batch_size: int = 256,
+                  compute: devices.Compute | None = None) -> np.ndarray:
+    compute = compute or CPU
     net.eval()
     out = []
-    with torch.no_grad():
+    with torch.no_grad(), compute.autocast():
         for start in range(0, len(split), batch_size):
             batch, _ = masking.corrupt(split, obs, slice(start, start + batch_size), reveal=False)
-            out.append(net(tensors(batch)).pred.double().numpy())
+            out.append(net(tensors(batch, device=compute.device)).pred.double().cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def fit(net, train: Split, valid: Split, seed: int, recipe: Recipe, log=None) -> list[dict]:
-    """Train `net` in place and leave it at the epoch with the best validation MAE.
+CPU = devices.Compute("cpu", "fp32", 0)  # what `fit` and `predict_split` use when not told
+
+
+def param_groups(net, recipe: Recipe) -> list[dict]:
+    """AdamW groups: a pretrained encoder's parameters (modules named `bert`) at `bert_lr`, the rest at `lr`."""
+    pretrained, rest = [], []
+    for name, p in net.named_parameters():
+        (pretrained if "bert" in name.split(".") else rest).append(p)
+    groups = [{"params": rest, "lr": recipe.lr}]
+    if pretrained:
+        groups.append({"params": pretrained, "lr": recipe.bert_lr})
+    return groups
+
+
+def fit(net, train: Split, valid: Split, seed: int, recipe: Recipe, log=None,
+        compute: devices.Compute | None = None) -> list[dict]:
+    """Train `net` in place on `compute`'s device and leave it at the epoch with the best validation MAE.
 
     `net(x)` returns an object with `.pred` [B]; `net.training_loss(clean, corrupted, y)`
     returns (loss, {name: value}). Returns the per-epoch history.
     """
+    compute = compute or CPU
+    devices.prepare(compute)
     seed_all(seed)
+    net.to(compute.device)
     rng = np.random.default_rng(seed)
     n = len(train)
     steps = math.ceil(n / recipe.batch_size)
-    opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    opt = torch.optim.AdamW(param_groups(net, recipe), lr=recipe.lr, weight_decay=recipe.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(recipe.epochs * steps, recipe.warmup))
     clean_train = complete(train)
     valid_views = [complete(valid)]
@@ -152,36 +173,47 @@ def fit(net, train: Split, valid: Split, seed: int, recipe: Recipe, log=None) ->
     best, best_state, stale, history = math.inf, copy.deepcopy(net.state_dict()), 0, []
     noise_gen = torch.Generator().manual_seed(seed * 7 + 104729) if recipe.input_noise else None
     for epoch in range(recipe.epochs):
+        t_epoch = time.perf_counter()
         net.train()
         obs = augmentation(train, seed * 1009 + epoch, recipe.complete_fraction) if recipe.augment else clean_train
         order = rng.permutation(n)
-        total, parts_sum = 0.0, {}
+        steps_done = []  # (loss, parts, batch size), read once per epoch: no GPU sync per step
         for start in range(0, n, recipe.batch_size):
             idx = np.sort(order[start:start + recipe.batch_size])
             clean, _ = masking.corrupt(train, clean_train, idx, reveal=False)
             corrupted, _ = masking.corrupt(train, obs, idx, reveal=False)
-            y = torch.from_numpy(train.labels[idx].astype(np.float32))
+            y = torch.from_numpy(train.labels[idx].astype(np.float32)).to(compute.device, non_blocking=True)
             clean_t, corrupted_t = tensors(clean), tensors(corrupted)
-            if noise_gen is not None:
+            if noise_gen is not None:  # drawn on the CPU: the same noise on every device
                 add_input_noise(clean_t, corrupted_t, recipe.input_noise, noise_gen)
-            loss, parts = net.training_loss(clean_t, corrupted_t, y)
+            clean_t = {k: v.to(compute.device, non_blocking=True) for k, v in clean_t.items()}
+            corrupted_t = {k: v.to(compute.device, non_blocking=True) for k, v in corrupted_t.items()}
+            with compute.training():
+                loss, parts = net.training_loss(clean_t, corrupted_t, y)
+            loss = loss.float()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if recipe.grad_clip:
                 torch.nn.utils.clip_grad_norm_(net.parameters(), recipe.grad_clip)
             opt.step()
             sched.step()
-            total += float(loss.detach()) * len(idx)
+            steps_done.append((loss.detach(), parts, len(idx)))
+        total, parts_sum = 0.0, {}
+        for loss_t, parts, size in steps_done:
+            total += float(loss_t) * size
             for k, v in parts.items():
-                parts_sum[k] = parts_sum.get(k, 0.0) + float(v) * len(idx)
-        valid_mae = float(np.mean([np.mean(np.abs(predict_split(net, valid, v) - y_valid)) for v in valid_views]))
+                parts_sum[k] = parts_sum.get(k, 0.0) + float(v) * size
+        train_s = time.perf_counter() - t_epoch  # after reading the losses: the device has finished the epoch
+        valid_mae = float(np.mean([np.mean(np.abs(predict_split(net, valid, v, compute=compute) - y_valid))
+                                   for v in valid_views]))
         improved = valid_mae < best - 1e-6
         if improved:
             best, best_state, stale = valid_mae, copy.deepcopy(net.state_dict()), 0
         else:
             stale += 1
         row = {"epoch": epoch + 1, "train_loss": total / n, "valid_mae": valid_mae,
-               **{k: v / n for k, v in parts_sum.items()}}
+               **{k: v / n for k, v in parts_sum.items()},
+               "train_s": train_s, "valid_s": time.perf_counter() - t_epoch - train_s}
         history.append(row)
         if log:
             log(f"epoch {epoch + 1:>3}/{recipe.epochs}  train loss {row['train_loss']:.4f}  "

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from msabench import claims, compare, leaderboard, protocols, runner, stats
+from msabench import claims, compare, executors, leaderboard, protocols, stats
 from msabench.errors import MsabenchError
 
 from conftest import ROOT, small_dataset, write_file
@@ -58,9 +58,9 @@ def res(tmp_path_factory):
     models = {"strong": (0.0, 1.0), "weak": (1.0, 1.0), "strong2": (0.0, 1.5)}
     for name, (noise, alpha) in models.items():
         path = write_file(tmp / f"{name}.py", RIDGE.format(name=name, noise=noise, alpha=alpha))
-        runner.run(p, path, out=tmp / "results", dataset=data, seeds=SEEDS)
-    runner.run(p, "mean", out=tmp / "results", dataset=data, seeds=SEEDS)
-    runner.run(protocols.load("synth-inter"), "mean", out=tmp / "results", dataset=data, seeds=SEEDS[:1])
+        executors.run(p, path, out=tmp / "results", dataset=data, seeds=SEEDS)
+    executors.run(p, "mean", out=tmp / "results", dataset=data, seeds=SEEDS)
+    executors.run(protocols.load("synth-inter"), "mean", out=tmp / "results", dataset=data, seeds=SEEDS[:1])
     return tmp / "results"
 
 

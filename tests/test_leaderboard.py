@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from msabench import leaderboard, protocols, runner
+from msabench import executors, leaderboard, protocols
 from msabench.errors import MsabenchError
 
 from conftest import small_dataset, write_file
@@ -28,8 +28,8 @@ def results_dir(tmp_path_factory):
     good = write_file(tmp / "good.py", GOOD)
     p = protocols.load("synth-intra")
     for model in ("mean", good, "text-only:epochs=2", "text-only:epochs=2,augment=off"):
-        runner.run(p, model, out=tmp / "results", dataset=data, seeds=[1111, 1112])
-    runner.run(protocols.load("synth-inter"), "mean", out=tmp / "results", dataset=data, seeds=[1111])
+        executors.run(p, model, out=tmp / "results", dataset=data, seeds=[1111, 1112])
+    executors.run(protocols.load("synth-inter"), "mean", out=tmp / "results", dataset=data, seeds=[1111])
     return tmp / "results"
 
 

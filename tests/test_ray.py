@@ -8,8 +8,11 @@ import subprocess
 import sys
 import time
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 
 from msabench import executors, protocols, results
 
@@ -52,11 +55,22 @@ def stored(out):
     return {(u.protocol, u.model, u.seed): u for u in map(results.read_unit, results.find_units(out))}
 
 
+THREADS = """
+import numpy as np
+import torch
+
+class Threads:
+    def predict(self, batch, mask):
+        return np.full(len(batch), float(torch.get_num_threads()))
+"""
+
+
 def test_ray_matches_serial_bit_for_bit(cluster, data, tmp_path):
+    """Same CPUs per job (the thread count is part of a bundled model's placement) -> same bits."""
     ridge = write_file(tmp_path / "ridge.py", RIDGE)
     models = [ridge, "mean", "text-only:hidden=16,epochs=2", ROOT / "submissions" / "example.py"]
-    a = grid(tmp_path / "serial", data, models, executors.SerialExecutor())
-    b = grid(tmp_path / "ray", data, models, executors.RayExecutor())
+    a = grid(tmp_path / "serial", data, models, executors.SerialExecutor(1))
+    b = grid(tmp_path / "ray", data, models, executors.RayExecutor(cpus_per_job=1))
     assert not a.failures and not b.failures
     sa, sb = stored(tmp_path / "serial"), stored(tmp_path / "ray")
     assert sa.keys() == sb.keys() and len(sa) == 2 * 4 * 3
@@ -64,6 +78,53 @@ def test_ray_matches_serial_bit_for_bit(cluster, data, tmp_path):
         assert np.array_equal(sa[key].predictions, sb[key].predictions), key
         assert json.dumps(results.jsonable(sa[key].metrics)) == json.dumps(results.jsonable(sb[key].metrics))
         assert sa[key].manifest["masks_fingerprint"] == sb[key].manifest["masks_fingerprint"]
+
+
+def test_jobs_get_the_cpus_they_reserve_as_torch_threads(cluster, data, tmp_path):
+    probe = write_file(tmp_path / "threads.py", THREADS)
+    for cpus in (1, 2):
+        report = grid(tmp_path / f"out{cpus}", data, [probe], executors.RayExecutor(cpus_per_job=cpus), seeds=[1111])
+        assert not report.failures and {float(cpus)} == {x for u in report.units for x in u.predictions.tolist()}
+    # a bundled model trained on 2 threads in a Ray worker = trained on 2 threads serially, each from scratch:
+    # the driver trains into its own cache, the workers into the one they started with
+    spec = "late-fusion:hidden=12,epochs=1"
+    shared = os.environ["MSABENCH_CACHE"]
+    os.environ["MSABENCH_CACHE"] = str(tmp_path / "driver-cache")
+    try:
+        grid(tmp_path / "s2", data, [spec], executors.SerialExecutor(2), seeds=[1112])
+    finally:
+        os.environ["MSABENCH_CACHE"] = shared
+    grid(tmp_path / "r2", data, [spec], executors.RayExecutor(cpus_per_job=2), seeds=[1112])
+    trained = [torch.load(f, weights_only=True)["meta"] for root in (tmp_path / "driver-cache", Path(shared))
+               for f in Path(root).rglob("late-fusion/*.pt")]
+    trained = [m for m in trained if m["options"]["hidden"] == 12]
+    assert len(trained) == 2 and all(m["compute"]["threads"] == 2 for m in trained)
+    sa, sb = stored(tmp_path / "s2"), stored(tmp_path / "r2")
+    assert sa.keys() == sb.keys() and len(sa) == 2
+    assert all(np.array_equal(sa[k].predictions, sb[k].predictions) for k in sa)
+    assert {u.manifest["compute"]["threads"] for u in sb.values()} == {2}
+
+
+def test_infeasible_request_message_names_request_and_cluster():
+    nodes = [{"CPU": 2.0, "memory": 1e9}, {"CPU": 8.0, "GPU": 1.0}]
+    assert executors.infeasible(4, 0.5, nodes) is None
+    assert executors.infeasible(8, 1, nodes) is None
+    msg = executors.infeasible(16, 0.25, nodes)
+    assert "16 CPU(s) and 0.25 GPU(s)" in msg and "2 node(s), the largest with 8 CPU(s) and 1 GPU(s)" in msg
+    assert "0 GPU(s)" in executors.infeasible(1, 0.5, [{"CPU": 2.0}])
+
+
+@pytest.mark.parametrize("flags,asked", [(["--gpus-per-job", "0.5"], "1 CPU(s) and 0.5 GPU(s)"),
+                                         (["--cpus-per-job", "64"], "64 CPU(s) and 0 GPU(s)")])
+def test_infeasible_request_is_refused_before_any_job(tmp_path, flags, asked):
+    """On a real local cluster started by the CLI: one line, exit 2, nothing run or written (no hang)."""
+    cmd = [sys.executable, "-m", "msabench", "run", "--protocol", "synth-inter", "--model", "mean",
+           "--executor", "ray", *flags, "--out", str(tmp_path / "out")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert asked in lines[0] and "no node of the Ray cluster has that" in lines[0] and "no job was started" in lines[0]
+    assert not (tmp_path / "out").exists()
 
 
 def test_killed_worker_is_retried(cluster, data, tmp_path):

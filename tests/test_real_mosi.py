@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from msabench import metrics, protocols, runner
+from msabench import executors, metrics, protocols, runner
 from msabench.data import load, table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,7 +127,7 @@ def inter_results(tmp_path_factory):
     results, seconds = {}, {}
     for name, spec in MODELS.items():
         t0 = time.perf_counter()
-        report = runner.run(INTER, spec, out=out, data=DATA)
+        report = executors.run(INTER, spec, out=out, data=DATA)
         seconds[name] = time.perf_counter() - t0
         results[name] = report.units
     print("\nmosi-utt-inter fit+predict seconds:", {k: round(v, 1) for k, v in seconds.items()})

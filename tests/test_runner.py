@@ -5,7 +5,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from msabench import metrics, protocols, results, runner, submission
+from msabench import executors, metrics, protocols, results, runner, submission
 from msabench.errors import MsabenchError
 from msabench.interface import Batch
 
@@ -50,7 +50,7 @@ def ridge(tmp_path):
 
 def test_run_writes_typed_results(tmp_path, ridge, dataset):
     p = intra()
-    rep = runner.run(p, ridge, out=tmp_path / "out", dataset=dataset)
+    rep = executors.run(p, ridge, out=tmp_path / "out", dataset=dataset)
     assert [u.seed for u in rep.units] == [1, 2] and rep.skipped == []
     folder = tmp_path / "out" / "t-intra" / "ridge" / "seed-1"
     table = pq.read_table(folder / "predictions.parquet")
@@ -114,13 +114,13 @@ def test_labels_never_reach_the_model(tmp_path, dataset):
 
 def test_rerun_skips_finished_work_and_redoes_stale(tmp_path, ridge, dataset):
     out = tmp_path / "out"
-    runner.run(intra(), ridge, out=out, dataset=dataset)
+    executors.run(intra(), ridge, out=out, dataset=dataset)
     manifest = out / "t-intra" / "ridge" / "seed-1" / "manifest.json"
     before = manifest.stat().st_mtime_ns
-    rep = runner.run(intra(), ridge, out=out, dataset=dataset)
+    rep = executors.run(intra(), ridge, out=out, dataset=dataset)
     assert rep.skipped == [1, 2] and manifest.stat().st_mtime_ns == before
     ridge.write_text(ridge.read_text() + "\n# edited\n")
-    rep = runner.run(intra(), ridge, out=out, dataset=dataset, seeds=[1])
+    rep = executors.run(intra(), ridge, out=out, dataset=dataset, seeds=[1])
     assert rep.skipped == [] and manifest.stat().st_mtime_ns != before
 
 
@@ -139,7 +139,7 @@ def test_failure_mid_run_keeps_finished_seeds_only(tmp_path, dataset):
         """)
     out = tmp_path / "out"
     with pytest.raises(MsabenchError, match="seed 2.*predict raised RuntimeError: out of memory \\(line 10\\)"):
-        runner.run(intra(), flaky, out=out, dataset=dataset)
+        executors.run(intra(), flaky, out=out, dataset=dataset)
     folder = out / "t-intra" / "flaky"
     assert sorted(p.name for p in folder.iterdir()) == ["seed-1"]
     assert results.is_current(folder / "seed-1", results.read_manifest(folder / "seed-1"))
@@ -147,12 +147,12 @@ def test_failure_mid_run_keeps_finished_seeds_only(tmp_path, dataset):
 
 def test_seeds_must_belong_to_the_protocol(tmp_path, ridge, dataset):
     with pytest.raises(MsabenchError, match="seed 5 is not one of protocol t-intra's seeds"):
-        runner.run(intra(), ridge, out=tmp_path, dataset=dataset, seeds=[5])
+        executors.run(intra(), ridge, out=tmp_path, dataset=dataset, seeds=[5])
 
 
 def test_dataset_must_match_protocol(tmp_path, ridge, unaligned):
     with pytest.raises(MsabenchError, match="is for synth-mosi aligned_50"):
-        runner.run(intra(), ridge, out=tmp_path, dataset=unaligned)
+        executors.run(intra(), ridge, out=tmp_path, dataset=unaligned)
 
 
 BAD = {
@@ -179,14 +179,14 @@ def test_bad_submissions(tmp_path, dataset, case):
     path = write_file(tmp_path / f"{case}.py", code)
     out = tmp_path / "out"
     with pytest.raises(MsabenchError) as e:
-        runner.run(intra(seeds=(1,)), path, out=out, dataset=dataset)
+        executors.run(intra(seeds=(1,)), path, out=out, dataset=dataset)
     assert needle in str(e.value) and str(path.name) in str(e.value) and "\n" not in str(e.value)
     assert not out.exists()
 
 
 def test_missing_submission(tmp_path):
     with pytest.raises(MsabenchError, match="is neither a file nor a bundled model; bundled models: "):
-        runner.run(intra(), "nosuchmodel", out=tmp_path)
+        executors.run(intra(), "nosuchmodel", out=tmp_path)
 
 
 def test_example_submission_is_batch_size_invariant_end_to_end(tmp_path):

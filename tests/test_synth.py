@@ -1,5 +1,6 @@
-"""synth-mosi: determinism, the exact MMSA layout, token and label conventions, and an
-end-to-end check that the example submission learns it and degrades under missing data."""
+"""synth-mosi: determinism, the exact MMSA layout, token and label conventions, the
+unaligned_50 variant at MOSI's real shapes (with 768-d text features), and an end-to-end
+check that the example submission learns it and degrades under missing data."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from msabench import data, masking, protocols
 from msabench.data import synth
 from msabench.data.core import CLS_ID, PAD_ID, SEP_ID, UNK_ID
 from msabench.errors import MsabenchError
@@ -50,7 +52,8 @@ def text_lengths(part) -> np.ndarray:
 # --- determinism ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"aligned": False, "audio_len": 60, "vision_len": 70, "sizes": (50, 10, 20)}])
+@pytest.mark.parametrize("kwargs", [{}, {"aligned": False, "audio_len": 60, "vision_len": 70, "sizes": (50, 10, 20)},
+                                    {**synth.VARIANTS["unaligned_50"], "sizes": (30, 10, 10)}])
 def test_same_seed_is_bit_identical(kwargs):
     a, b = synth.make_raw(seed=7, **kwargs), synth.make_raw(seed=7, **kwargs)
     for split in SPLITS:
@@ -323,3 +326,132 @@ def test_example_model_learns_and_degrades():
         )
         parts.append(np.asarray(model.predict(sub, Mask(mask.text[sl], mask.audio[sl], mask.vision[sl], False))))
     assert np.concatenate(parts).tobytes() == whole.tobytes()
+
+
+# --- unaligned_50: MOSI's real unaligned shapes, with 768-d text features ---------------
+# The full variant takes ~2 s and ~0.6 GB to generate, so one module-wide copy is tested.
+
+MOSI_SIZES = (1284, 229, 686)
+
+
+@pytest.fixture(scope="module")
+def full_unaligned():
+    return data.load("synth-mosi", "unaligned_50")
+
+
+def test_unaligned_50_small_keys_shapes_dtypes():
+    raw = synth.make_raw(seed=2, sizes=(40, 20, 20), **synth.VARIANTS["unaligned_50"])
+    for split, n in zip(SPLITS, (40, 20, 20)):
+        part = raw[split]
+        assert set(part) == UNALIGNED_KEYS | {"text"}, split
+        check_common(part, n, (375, 5), (500, 20))
+        assert part["text"].dtype == np.float32 and part["text"].shape == (n, 50, 768)
+        assert all(2 <= a <= 374 for a in part["audio_lengths"]) and all(2 <= v <= 499 for v in part["vision_lengths"])
+
+
+def test_unaligned_50_full_size_via_load(full_unaligned):
+    ds = full_unaligned
+    assert (ds.name, ds.variant, ds.kind) == ("synth-mosi", "unaligned_50", "mosi")
+    info = ds.info
+    assert (info.text_len, info.audio_len, info.vision_len) == (50, 375, 500)
+    assert (info.audio_dim, info.vision_dim, info.text_feature_dim) == (5, 20, 768)
+    assert [len(ds[s]) for s in SPLITS] == list(MOSI_SIZES)
+    for split in SPLITS:
+        s = ds[split]
+        assert s.text_features.dtype == np.float32 and s.text_features.shape == (len(s), 50, 768)
+        assert s.text_ids.shape == (len(s), 50)
+
+
+def test_unaligned_50_lengths_follow_the_words(full_unaligned):
+    for split in SPLITS:
+        s = full_unaligned[split]
+        words = s.text_lengths - 2
+        for lengths, padded in ((s.audio_lengths, 375), (s.vision_lengths, 500)):
+            assert lengths.min() >= 2 and lengths.max() <= padded - 1
+            assert 0.1 * padded < np.median(lengths) < 0.4 * padded  # MOSI-like clips, not padded to the brim
+            assert np.corrcoef(lengths, words)[0, 1] > 0.9  # roughly proportional to the number of words
+
+
+def test_variant_table_and_load():
+    assert set(protocols.DATASETS["synth-mosi"]) == set(synth.VARIANTS)
+    with pytest.raises(MsabenchError) as e:
+        synth.make_dataset(variant="unaligned_39")
+    assert "aligned_50, unaligned_50" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(MsabenchError, match="unaligned_39"):
+        data.load("synth-mosi", "unaligned_39")
+    aligned = data.load("synth-mosi", "aligned_50")
+    assert aligned.variant == "aligned_50" and aligned.info.text_feature_dim is None
+    assert aligned.fingerprint == synth.make_dataset().fingerprint
+    small = synth.make_dataset(variant="unaligned_50", sizes=(20, 10, 10), audio_len=40)
+    assert small.variant == "unaligned_50" and small.info.audio_len == 40 and small.info.text_feature_dim == 768
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"aligned": False, "audio_len": 375, "vision_len": 500}])
+def test_text_features_leave_every_other_array_unchanged(kwargs):
+    plain = synth.make_raw(seed=9, sizes=(120, 30, 50), **kwargs)
+    featured = synth.make_raw(seed=9, sizes=(120, 30, 50), text_feature_dim=64, **kwargs)
+    for split in SPLITS:
+        assert set(featured[split]) == set(plain[split]) | {"text"}
+        for key in plain[split]:
+            assert same(plain[split][key], featured[split][key]), (split, key)
+    other_seed = synth.make_raw(seed=10, sizes=(120, 30, 50), text_feature_dim=64, **kwargs)
+    assert not same(featured["test"]["text"], other_seed["test"]["text"])
+
+
+def test_text_features_zero_exactly_on_padding(full_unaligned):
+    for split in SPLITS:
+        s = full_unaligned[split]
+        pad = s.text_mask == 0
+        assert pad.any() and not np.any(s.text_features[pad])
+        assert np.all(np.abs(s.text_features[~pad]).sum(1) > 0)
+
+
+def test_same_word_is_closer_than_another_word(full_unaligned):
+    s = full_unaligned["test"]
+    real = s.text_mask > 0
+    feats, ids = s.text_features[real], s.text_ids[real]
+    order = np.argsort(ids, kind="stable")
+    repeat = ids[order[1:]] == ids[order[:-1]]
+    same_a, same_b = order[:-1][repeat], order[1:][repeat]  # every repeated id, [CLS]/[SEP] included
+    a, b = np.random.default_rng(0).integers(0, len(ids), (2, 20_000))
+    a, b = a[ids[a] != ids[b]], b[ids[a] != ids[b]]
+    assert len(same_a) > 1000 and len(a) > 1000
+    same_dist = np.linalg.norm(feats[same_a] - feats[same_b], axis=1)
+    other_dist = np.linalg.norm(feats[a] - feats[b], axis=1)
+    assert same_dist.max() < other_dist.min()  # context noise is small next to word identity
+    cls, sep = feats[ids == CLS_ID], feats[ids == SEP_ID]
+    assert np.linalg.norm(cls[0] - sep[0]) > 5 * np.linalg.norm(cls[0] - cls[1])  # own vectors
+
+
+def test_text_features_carry_the_sentiment(full_unaligned):
+    """Ridge regression on mean-pooled features beats predicting the training mean."""
+
+    def pooled(s):
+        m = s.text_mask[:, :, None].astype(np.float64)
+        return np.c_[(s.text_features * m).sum(1) / m.sum(1), np.ones(len(s))]
+
+    train, test = full_unaligned["train"], full_unaligned["test"]
+    x = pooled(train)
+    w = np.linalg.solve(x.T @ x + np.eye(x.shape[1]), x.T @ train.labels.astype(np.float64))
+    ridge_mae = np.abs(pooled(test) @ w - test.labels).mean()
+    constant_mae = np.abs(train.labels.mean() - test.labels).mean()
+    assert ridge_mae < 0.8 * constant_mae, (ridge_mae, constant_mae)
+
+
+def test_protocol_drops_token_ids_and_features_together(full_unaligned):
+    p = protocols.load("synth-unaligned-intra")
+    assert (p.dataset, p.variant, p.kind, p.split, p.mask_convention) == (
+        "synth-mosi", "unaligned_50", "intra", "test", "mmsa")
+    assert p.seeds == (1111, 1112, 1113) and p.primary_metric == "Non0_acc_2" and p.aggregation == ("mean", "area")
+    assert [c.rates for c in p.conditions] == [(r / 10, r / 10, r / 10) for r in range(10)]
+    s = full_unaligned[p.split]
+    obs = masking.observed(p, s, p.seeds[0])["r=0.5"]
+    batch, _ = masking.corrupt(s, obs, slice(None), p.reveal_mask)
+    real = s.text_mask > 0
+    unk = batch.text_ids == UNK_ID
+    zeroed = real & ~np.any(batch.text_features, axis=2)
+    assert np.array_equal(unk, zeroed) and np.array_equal(unk, real & ~obs.text)
+    droppable = real & ~masking.special_tokens(s.text_mask)
+    assert 0.45 < unk.sum() / droppable.sum() < 0.55 and not np.any(unk & ~droppable)
+    assert np.array_equal(batch.text_ids[~unk], s.text_ids[~unk])
+    assert batch.text_features[~unk].tobytes() == s.text_features[~unk].tobytes()

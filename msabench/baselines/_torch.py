@@ -11,6 +11,15 @@ Utterance-level feature tables (`msabench.data.table`) arrive as length-1 sequen
 takes them as they are (a Transformer layer over one position, mean pooling over one
 step). `input_noise` (off by default) adds Gaussian noise to observed input features in
 training; on small utterance-level sets it plays the part of a ridge penalty.
+
+Where they compute (`msabench.devices`): `device` (auto: a GPU when the job sees one),
+`precision` (auto: bf16 on a GPU that has it, fp32 on CPU) and `threads` (0: the CPUs
+the job is given). The resolved placement is part of the checkpoint's fingerprint;
+checkpoints hold CPU float32 tensors, so one trained on a GPU loads anywhere
+(`checkpoint=FILE`, `{seed}` in FILE replaced by the seed).
+
+Text: `text_input=auto` reads precomputed token features (MMSA's 768-d BERT `text`) when
+the data has them, unless `text_encoder=bert` asks for token ids.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ import torch
 from torch import nn
 
 import msabench
-from msabench import training
+from msabench import devices, training
 from msabench.data.core import DatasetInfo, Split
 from msabench.errors import MsabenchError
 from msabench.interface import Batch, Mask
@@ -51,6 +60,29 @@ class Options:
     patience: int = 6
     augment: bool = True  # LNLN-style missing augmentation during training
     input_noise: float = 0.0  # std of Gaussian noise on observed input features in training (0: off)
+    bert_lr: float = 5e-5  # learning rate of the BERT parameters (text_encoder=bert), as MMSA
+    text_input: str = "auto"  # "auto", "ids" or "features": what the text encoder reads
+    device: str = "auto"  # "auto", "cpu", "cuda" or "cuda:N"
+    precision: str = "auto"  # "auto", "fp32" or "bf16"
+    threads: int = 0  # CPU threads; 0: the CPUs the job is given; 1: the exact single-thread mode
+    checkpoint: str = ""  # a checkpoint file to load instead of the cache; {seed} -> the seed
+
+
+# Where a model computes and where its weights come from: not part of what the weights ARE
+# (the resolved placement is fingerprinted instead).
+PLACEMENT = ("device", "precision", "threads", "checkpoint")
+_RANGES = {  # option -> (test, the valid range as shown to the user)
+    "hidden": (lambda v: v >= 4 and v % 4 == 0, "a multiple of 4 (attention heads), >= 4"),
+    "dropout": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+    "epochs": (lambda v: v >= 1, ">= 1"),
+    "lr": (lambda v: v > 0, "> 0"),
+    "bert_lr": (lambda v: v > 0, "> 0"),
+    "batch_size": (lambda v: v >= 1, ">= 1"),
+    "patience": (lambda v: v >= 1, ">= 1"),
+    "input_noise": (lambda v: v >= 0, ">= 0"),
+    "text_encoder": (lambda v: v in ("scratch", "bert"), "'scratch' or 'bert'"),
+    "text_input": (lambda v: v in ("auto", "ids", "features"), "'auto', 'ids' or 'features'"),
+}
 
 
 def parse_options(cls, raw: dict[str, str], model: str):
@@ -75,11 +107,34 @@ def parse_options(cls, raw: dict[str, str], model: str):
             raise MsabenchError(f"model {model}: option {key}={text!r} is not a {type(default).__name__}") from None
         values[key] = value
     opts = cls(**values)
-    if getattr(opts, "input_noise", 0.0) < 0:
-        raise MsabenchError(f"model {model}: option input_noise must be >= 0, got {opts.input_noise!r}")
-    if opts.text_encoder not in ("scratch", "bert"):
-        raise MsabenchError(f"model {model}: option text_encoder must be 'scratch' or 'bert', got {opts.text_encoder!r}")
+    for key, (ok, shown) in _RANGES.items():
+        if not ok(getattr(opts, key)):
+            raise MsabenchError(f"model {model}: option {key} must be {shown}, got {getattr(opts, key)!r}")
+    devices.check(opts.device, opts.precision, opts.threads, where=f"model {model}")
     return opts
+
+
+def check_options(opts: Options, info: DatasetInfo, gpus: int | None, model: str) -> None:
+    """What can be told before any work: the text input fits the data, the device exists."""
+    text_input(info, opts, model)
+    devices.check(opts.device, opts.precision, opts.threads, gpus, where=f"model {model}")
+
+
+def text_input(info: DatasetInfo, opts: Options, model: str = "model") -> str:
+    """'ids' or 'features': `auto` prefers precomputed features unless a BERT encoder needs ids."""
+    want = opts.text_input
+    if want == "auto":
+        want = "ids" if opts.text_encoder == "bert" or not info.text_feature_dim else "features"
+    if opts.text_encoder == "bert" and want != "ids":
+        raise MsabenchError(f"model {model}: text_encoder=bert reads token ids; text_input={opts.text_input} "
+                            "contradicts it")
+    if want == "ids" and not info.has_text_ids:
+        raise MsabenchError(f"model {model}: text_input={opts.text_input} needs token ids, but {info.name} "
+                            f"{info.variant} has only token features")
+    if want == "features" and not info.text_feature_dim:
+        raise MsabenchError(f"model {model}: text_input=features, but {info.name} {info.variant} has no token "
+                            "features (MMSA key 'text')")
+    return want
 
 
 class Output(NamedTuple):
@@ -110,7 +165,7 @@ class TextEncoder(nn.Module):
     def __init__(self, info: DatasetInfo, opts: Options):
         super().__init__()
         h = opts.hidden
-        self.use_ids, self.bert = info.has_text_ids, None
+        self.use_ids, self.bert = text_input(info, opts) == "ids", None
         if self.use_ids and opts.text_encoder == "bert":
             self.bert = load_bert(opts.bert_path)
             self.proj = nn.Linear(self.bert.config.hidden_size, h)
@@ -167,6 +222,20 @@ def mlp(d_in: int, hidden: int, d_out: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, d_out))
 
 
+class Float32Linear(nn.Linear):
+    """A linear layer outside bf16 autocast: scores keep float32 resolution (bf16 has 8 bits, so a
+    prediction of 2.5 would move in steps of 0.016). Same parameters as nn.Linear; no-op in fp32/fp64."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return super().forward(x.to(self.weight.dtype))
+
+
+def head(d_in: int, hidden: int, d_out: int, dropout: float) -> nn.Sequential:
+    """An MLP whose output layer computes in float32: for predictions and other scores."""
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Dropout(dropout), Float32Linear(hidden, d_out))
+
+
 class BaselineNet(nn.Module):
     """forward(x) -> Output(pred, aux). Override `loss_parts` to add losses or use the clean view."""
 
@@ -202,7 +271,7 @@ def code_hash(*files: Path) -> str:
 
 
 class TorchBaseline:
-    """Base class of the bundled torch models: fit with the shared recipe, cached; exact predict."""
+    """Base class of the bundled torch models: fit with the shared recipe, cached; predict on the job's device."""
 
     name = "baseline"
     Options = Options
@@ -212,25 +281,39 @@ class TorchBaseline:
         self.options = options if options is not None else self.Options()
         self.net: BaselineNet | None = None
         self._eval_net: BaselineNet | None = None
+        self._compute: devices.Compute | None = None
         self.log = log or training.log_to_stderr(f"[{self.name}] ")
         self.history: list[dict] = []
 
     def make_net(self) -> BaselineNet:
         raise NotImplementedError
 
+    @property
+    def compute(self) -> devices.Compute:
+        """The placement, resolved on first use in the process that runs the job."""
+        if self._compute is None:
+            o = self.options
+            self._compute = devices.resolve(o.device, o.precision, o.threads, where=f"model {self.name}")
+        return self._compute
+
+    def describe_compute(self) -> dict:
+        return self.compute.describe()
+
     def recipe(self) -> training.Recipe:
         o = self.options
         return training.Recipe(epochs=o.epochs, lr=o.lr, batch_size=o.batch_size, patience=o.patience,
-                               augment=o.augment, input_noise=o.input_noise)
+                               augment=o.augment, input_noise=o.input_noise, bert_lr=o.bert_lr)
 
     def checkpoint_path(self, train: Split, valid: Split, seed: int) -> tuple[Path, dict]:
+        options = {k: v for k, v in dataclasses.asdict(self.options).items() if k not in PLACEMENT}
         meta = {
             "model": self.name,
-            "options": dataclasses.asdict(self.options),
+            "options": options,
             "recipe": dataclasses.asdict(self.recipe()),
             "data": training.data_fingerprint(train, valid),
             "info": dataclasses.asdict(self.info),
             "seed": seed,
+            "compute": self.compute.identity(),
             "msabench": msabench.__version__,
             "code": code_hash(Path(inspect.getfile(type(self)))),
         }
@@ -239,11 +322,17 @@ class TorchBaseline:
         return training.cache_dir() / self.name / f"{fp}.pt", meta
 
     def fit(self, train: Split, valid: Split, seed: int) -> None:
+        compute = self.compute
         path, meta = self.checkpoint_path(train, valid, seed)
-        with training.one_thread():
+        given = self.options.checkpoint.replace("{seed}", str(seed))
+        with devices.threads(compute.threads):
             training.seed_all(seed)
             self.net = self.make_net()
-            if path.exists():
+            if given:  # trained elsewhere (another device, precision or thread count): all else must match
+                expect = {k: v for k, v in meta.items() if k not in ("compute", "fingerprint")}
+                self.net.load_state_dict(training.load_checkpoint(Path(given), expect))
+                self.log(f"seed {seed}: loaded checkpoint {given}")
+            elif path.exists():
                 try:
                     state = training.load_checkpoint(path, {"fingerprint": meta["fingerprint"], "info": meta["info"]})
                     self.net.load_state_dict(state)
@@ -253,17 +342,24 @@ class TorchBaseline:
                     path.unlink(missing_ok=True)
                     return self.fit(train, valid, seed)
             else:
-                self.log(f"seed {seed}: training on {len(train)} samples (selection on {len(valid)} valid)")
+                self.log(f"seed {seed}: training on {len(train)} samples (selection on {len(valid)} valid) "
+                         f"on {compute.device} ({compute.precision}, {compute.threads} CPU thread(s))")
                 self.history = training.fit(self.net, train, valid, seed, self.recipe(),
-                                            log=lambda m: self.log(f"seed {seed}: {m}"))
-                training.save_checkpoint(path, self.net.state_dict(), meta)
+                                            log=lambda m: self.log(f"seed {seed}: {m}"), compute=compute)
+                training.save_checkpoint(path, {k: v.detach().cpu() for k, v in self.net.state_dict().items()}, meta)
+            self.net.to(compute.device).eval()
         self._eval_net = None
 
     def predict(self, batch: Batch, mask: Mask) -> np.ndarray:
         if self.net is None:
             raise RuntimeError(f"{self.name}: predict called before fit")
-        if self._eval_net is None:  # float64 copy: scores independent of the batch they come in
-            self._eval_net = copy.deepcopy(self.net).double().eval()
-        with torch.no_grad(), training.one_thread():
-            out = self._eval_net(training.tensors(batch, torch.float64)).pred
-        return out.float().double().numpy()
+        compute = self.compute
+        with torch.no_grad(), devices.threads(compute.threads):
+            if compute.exact:  # float64 copy: scores independent of the batch they come in
+                if self._eval_net is None:
+                    self._eval_net = copy.deepcopy(self.net).double().eval()
+                out = self._eval_net(training.tensors(batch, torch.float64)).pred
+            else:
+                with compute.autocast():
+                    out = self.net(training.tensors(batch, device=compute.device)).pred
+        return out.float().cpu().double().numpy()

@@ -61,7 +61,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from msabench.baselines._torch import BaselineNet, Encoders, Options, Output, TorchBaseline, masked_mean, mlp
+from msabench.baselines._torch import BaselineNet, Encoders, Options, Output, TorchBaseline, head, masked_mean, mlp
 
 MODS = ("T", "A", "V")
 
@@ -107,7 +107,7 @@ class Net(BaselineNet):
         self.encoders = Encoders(info, opts)
         self.shared = mlp(h, h, h, p)  # one network for every modality
         self.private = nn.ModuleDict({m: mlp(h, h, h, p) for m in MODS})
-        self.head = mlp(2 * len(MODS) * h, h, 1, p)
+        self.head = head(2 * len(MODS) * h, h, 1, p)
         # optional parts last, so the parameters above are initialised alike whatever the switches
         if opts.routing:
             self.router = nn.Linear(len(MODS) * h, 1 + len(MODS))
@@ -155,7 +155,8 @@ class Net(BaselineNet):
         targets are the corrupted pass's own (detached) values, so only the other rows need
         a second, no-grad forward pass.
         """
-        same = torch.ones(len(next(iter(clean.values()))), dtype=torch.bool)
+        first = next(iter(clean.values()))
+        same = torch.ones(len(first), dtype=torch.bool, device=first.device)
         for key, value in clean.items():
             same &= (value == corrupted[key]).reshape(len(value), -1).all(1)
         target = {"pooled": {m: z["pooled"][m].detach().clone() for m in MODS}, "fused": z["fused"].detach().clone()}

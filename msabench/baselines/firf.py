@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from msabench.baselines._torch import BaselineNet, Encoders, Options, Output, TorchBaseline, masked_mean, mlp
+from msabench.baselines._torch import BaselineNet, Encoders, Options, Output, TorchBaseline, head, masked_mean
 
 MODS = ("T", "A", "V")
 
@@ -125,9 +125,9 @@ class Net(BaselineNet):
                 self.noise = nn.ModuleDict({m: nn.Linear(h, h) for m in MODS})
                 n_parts = 3
             self.decoder = nn.ModuleDict({m: nn.Linear(n_parts * h, h) for m in MODS})
-            self.head = mlp(6 * h, h, 1, opts.dropout)
+            self.head = head(6 * h, h, 1, opts.dropout)
         else:
-            self.head = mlp(3 * h, h, 1, opts.dropout)
+            self.head = head(3 * h, h, 1, opts.dropout)
 
     def run(self, x: dict) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """-> prediction [B], representation fed to the predictor [B, D], weighted constraint losses."""

@@ -6,7 +6,7 @@ this under the same recipe, masks and seeds.
 
 import torch
 
-from msabench.baselines._torch import BaselineNet, Encoders, Options, Output, TorchBaseline, masked_mean, mlp
+from msabench.baselines._torch import BaselineNet, Encoders, Options, Output, TorchBaseline, head, masked_mean
 
 OPTIONS = Options
 
@@ -15,7 +15,7 @@ class Net(BaselineNet):
     def __init__(self, info, opts):
         super().__init__()
         self.encoders = Encoders(info, opts)
-        self.head = mlp(3 * opts.hidden, opts.hidden, 1, opts.dropout)
+        self.head = head(3 * opts.hidden, opts.hidden, 1, opts.dropout)
 
     def forward(self, x):
         pooled = [masked_mean(seq, valid) for seq, valid in self.encoders(x).values()]

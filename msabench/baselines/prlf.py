@@ -76,7 +76,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from msabench.baselines._torch import BaselineNet, Encoders, Options, Output, TorchBaseline, masked_mean, mlp
+from msabench.baselines._torch import BaselineNet, Encoders, Options, Output, TorchBaseline, head, masked_mean, mlp
 
 MODS = ("T", "A", "V")
 MIN_SCALE = 0.05  # smallest Laplace scale of a unimodal head: keeps the NLL and 1/b^2 bounded
@@ -124,7 +124,7 @@ class UnimodalHead(nn.Module):
 
     def __init__(self, hidden: int, dropout: float):
         super().__init__()
-        self.net = mlp(hidden, hidden, 2, dropout)
+        self.net = head(hidden, hidden, 2, dropout)
 
     def forward(self, pooled):
         mu, raw = self.net(pooled).unbind(-1)
@@ -177,7 +177,7 @@ class Net(BaselineNet):
             self.beta = nn.Parameter(torch.full((2,), 0.5413))
         if opts.prog_interact:
             self.rounds = nn.ModuleList(InteractRound(h, opts.dropout) for _ in range(opts.rounds))
-        self.head = mlp(3 * h, h, 1, opts.dropout)
+        self.head = head(3 * h, h, 1, opts.dropout)
 
     # ---- AMRE ------------------------------------------------------------------------------
     def reliability(self, mu, b):
@@ -241,7 +241,7 @@ class Net(BaselineNet):
     def alignment(self, stages, anchor):
         w = anchor.detach()
         used = stages[1:] if len(stages) > 1 else stages
-        round_w = torch.arange(1, len(used) + 1, dtype=w.dtype)
+        round_w = torch.arange(1, len(used) + 1, dtype=w.dtype, device=w.device)
         round_w = round_w / round_w.sum()
         total = w.new_zeros(())
         for rw, reps in zip(round_w, used):

@@ -4,7 +4,7 @@ A reference point: what a model gets from words alone, and so how much the other
 modalities add; under inter-modality missing it collapses to the floor without T.
 """
 
-from msabench.baselines._torch import BaselineNet, Options, Output, TextEncoder, TorchBaseline, masked_mean, mlp
+from msabench.baselines._torch import BaselineNet, Options, Output, TextEncoder, TorchBaseline, head, masked_mean
 
 OPTIONS = Options
 
@@ -13,7 +13,7 @@ class Net(BaselineNet):
     def __init__(self, info, opts):
         super().__init__()
         self.text = TextEncoder(info, opts)
-        self.head = mlp(opts.hidden, opts.hidden, 1, opts.dropout)
+        self.head = head(opts.hidden, opts.hidden, 1, opts.dropout)
 
     def forward(self, x):
         seq, valid = self.text(x)

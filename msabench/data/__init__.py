@@ -4,9 +4,9 @@ utterance-level feature tables.
 `load(name, variant, data=..., data_dir=...)` is the single entry point. Precedence:
 an explicit `data` (a file, a folder or `hub:owner/name`), then `data_dir` or the
 environment variable MSABENCH_DATA laid out like MMSA (`DIR/MOSI/Processed/unaligned_50.pkl`),
-and for `synth-mosi` the in-process generator. Feature-table datasets (`mosi-utt`, see
-`msabench.data.table`) read `data` (a `.npz` / `.parquet` table) or the registered file name
-(`mosi-utterance.npz`) in `data_dir` / MSABENCH_DATA.
+and for `synth-mosi` the in-process generator at the requested variant (`synth.VARIANTS`).
+Feature-table datasets (`mosi-utt`, see `msabench.data.table`) read `data` (a `.npz` /
+`.parquet` table) or the registered file name (`mosi-utterance.npz`) in `data_dir` / MSABENCH_DATA.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def load(name: str, variant: str, data: str | Path | None = None, data_dir: str 
             raise MsabenchError(f"data file {path} does not exist; {mmsa.OBTAIN}")
         return mmsa.load(path, name, variant, text=text)
     if name == "synth-mosi":
-        return synth.make_dataset(seed=SYNTH_SEED)
+        return synth.make_dataset(seed=SYNTH_SEED, variant=variant)
     if name not in MMSA_LAYOUT:
         raise MsabenchError(f"unknown dataset {name!r}; known: synth-mosi, {', '.join(MMSA_LAYOUT)}, "
                             f"{', '.join(table.REGISTRY)}")

@@ -1,4 +1,4 @@
-"""`synth-mosi`: a deterministic synthetic stand-in for MMSA's MOSI `aligned_50.pkl`.
+"""`synth-mosi`: a deterministic synthetic stand-in for MMSA's MOSI `aligned_50.pkl` / `unaligned_50.pkl`.
 
 msabench must run (tests, examples, a first leaderboard entry) without the real
 CMU-MOSI files, which users download themselves. This module generates, from one
@@ -10,6 +10,15 @@ never how good a model is on MOSI. Nothing in it comes from real recordings.
 `make_raw` returns the dict an MMSA processed pickle holds; `make_dataset` converts it
 into msabench's `Dataset` named "synth-mosi". The same arguments give bit-identical
 arrays on every run; another seed gives other data.
+
+Variants (`VARIANTS`, picked by `make_dataset(variant=...)` and `msabench.data.load`)
+----------------------------------------------------------------------------------
+- `aligned_50` (default): small and fast (~0.1 s), for tests, examples and the leaderboard.
+- `unaligned_50`: MOSI's real unaligned shapes (text 50 ids + 768-d features, audio
+  375 x 5, vision 500 x 20), so speed and memory at real scale can be measured offline.
+  Audio lengths run from 37 to 374 (median ~83), vision from 50 to 499 (median ~110).
+  The full dataset holds ~444 MB of arrays (338 MB of them text features) and takes
+  1-2 s and ~0.6 GB peak RSS to generate (one CPU core).
 
 File layout (as in MMSA's MOSI pickles)
 ---------------------------------------
@@ -27,13 +36,15 @@ each split holding
   id (the last video of a split may have fewer); no video spans two splits
   (speaker-independent splits, as in MOSI).
 - `raw_text` object [N]: the tokens between [CLS] and [SEP], written "w<id>".
+- `text` float32 [N, L, D], only with `text_feature_dim` = D > 0 (variant unaligned_50):
+  "BERT-like" features of the `text_bert` tokens, so models that read MMSA's `text`
+  run at real size. Padding positions are exactly zero; see step 6.
 Aligned (default): every modality has L = 50 steps and there are no length arrays;
 audio/vision frames at and beyond the text length are zero, as in MMSA's aligned files
 (whose loaders use the text length as the audio/vision length). Unaligned
 (`aligned=False`): audio and vision are padded to `audio_len` / `vision_len`, with
 `audio_lengths` / `vision_lengths` (lists of int, between 2 and the padded length - 1,
 roughly proportional to the number of words) and zero frames after them.
-There is no `text` key (768-d BERT features): models read the token ids.
 
 Generating process (independent `np.random.default_rng` streams spawned from the seed)
 -------------------------------------------------------------------------------------
@@ -65,10 +76,18 @@ Generating process (independent `np.random.default_rng` streams spawned from the
    (s_nv + N(0, 0.5), drawn per clip and modality) x gain along a fixed random unit
    direction (audio: over all 5 features, gain 0.65; vision: over 3 of the 20
    features, gain 0.87). Each is a weak, noisy cue on its own.
-What a simple model sees: the example submission (`submissions/example.py`, seed 1111),
-tested on the test split with the same fraction r of tokens and frames dropped in all
-three modalities (mask seed 1111), scores Non0 Acc-2 0.80 at r = 0, 0.77 at r = 0.3,
-0.72 at 0.5, 0.67 at 0.7 and 0.58 at 0.9: the shape of LNLN's published MOSI curve.
+6. Text features (`text`, from a 7th stream, so every other array is the same with or
+   without them). Each word id, [CLS] and [SEP] has a fixed random vector, N(0, 1/D)
+   per feature (norm ~1); a sentiment word's vector also has its polarity level / 3
+   along one fixed random unit direction, so a linear readout finds the words'
+   sentiment as a model reading ids does. Each token adds context noise N(0, 0.15^2/D)
+   per feature: a word is much closer to itself elsewhere (distance ~0.2) than to
+   another word (~1.4). Built in float32, 256 samples at a time (the full size is large).
+What a simple model sees on aligned_50: the example submission (`submissions/example.py`,
+seed 1111), tested on the test split with the same fraction r of tokens and frames
+dropped in all three modalities (mask seed 1111), scores Non0 Acc-2 0.80 at r = 0,
+0.77 at r = 0.3, 0.72 at 0.5, 0.67 at 0.7 and 0.58 at 0.9: the shape of LNLN's
+published MOSI curve.
 Text alone gives 0.79 (MAE 0.86 against 0.80 with all three), audio alone 0.62, vision
 alone 0.59, a constant prediction 0.52. Other seeds move these by a point or two.
 """
@@ -108,6 +127,15 @@ _MIN_CUES, _CUE_RATE, _CUE_SD, _CUE_FLIP = 2, 0.06, 0.25, 0.03
 _OFFSET_SD, _FRAME_SD, _EXPR_SD = 0.1, 1.0, 0.5
 _AUDIO_EXPR_P, _AUDIO_GAIN = 0.12, 0.65
 _VISION_EXPR_P, _VISION_GAIN, _VISION_ACTIVE = 0.12, 0.87, 3
+_FEAT_POLARITY_GAIN, _FEAT_CONTEXT_SD = 1.0, 0.15  # relative to a word vector's norm (~1)
+_FEAT_CHUNK = 256  # samples per block of text features (bounds temporaries; fixes the draw order)
+
+# Named variants, as MMSA names its MOSI files; `make_dataset` starts from one of them.
+VARIANTS: dict[str, dict] = {
+    "aligned_50": dict(aligned=True, text_len=50, audio_len=50, vision_len=50, audio_dim=5, vision_dim=20),
+    "unaligned_50": dict(aligned=False, text_len=50, audio_len=375, vision_len=500, audio_dim=5, vision_dim=20,
+                         text_feature_dim=768),
+}
 
 
 def _check_int(name: str, value, lo: int) -> int:
@@ -147,6 +175,30 @@ def _frames(rng, n_frames, lengths, offsets, sentiment, direction, gain, expr_p)
     return x
 
 
+def _text_features(rng: np.random.Generator, tokens: np.ndarray, length: np.ndarray, neutral_ids: np.ndarray,
+                   lexicon: np.ndarray, dim: int) -> np.ndarray:
+    """float32 [N, L, dim] BERT-like features of `tokens`, built block by block in float32 (full size is large)."""
+    n, steps = tokens.shape
+    vocab = np.concatenate([[CLS_ID, SEP_ID], neutral_ids, lexicon.ravel()])
+    row = np.zeros(_WORD_HI, dtype=np.int64)
+    row[vocab] = np.arange(vocab.size)
+    polarity = np.zeros(vocab.size, dtype=np.float32)
+    polarity[2 + neutral_ids.size :] = np.repeat(_LEVELS, lexicon.shape[1]) / 3.0
+    direction = rng.standard_normal(dim, dtype=np.float32)
+    direction /= np.linalg.norm(direction)
+    table = rng.standard_normal((vocab.size, dim), dtype=np.float32) * np.float32(1.0 / np.sqrt(dim))
+    table += np.float32(_FEAT_POLARITY_GAIN) * polarity[:, None] * direction
+    noise_sd = np.float32(_FEAT_CONTEXT_SD / np.sqrt(dim))
+    out = np.zeros((n, steps, dim), dtype=np.float32)  # padding stays exactly zero
+    for start in range(0, n, _FEAT_CHUNK):
+        sl = slice(start, start + _FEAT_CHUNK)
+        valid = np.arange(steps)[None, :] < length[sl, None]
+        x = table[row[tokens[sl][valid]]]
+        x += rng.standard_normal(x.shape, dtype=np.float32) * noise_sd
+        out[sl][valid] = x
+    return out
+
+
 def make_raw(
     seed: int = 0,
     sizes: tuple[int, int, int] = DEFAULT_SIZES,
@@ -156,8 +208,12 @@ def make_raw(
     audio_dim: int = 5,
     vision_dim: int = 20,
     aligned: bool = True,
+    text_feature_dim: int = 0,
 ) -> dict:
-    """The synth-mosi data as an MMSA processed-pickle dict (see the module docstring)."""
+    """The synth-mosi data as an MMSA processed-pickle dict (see the module docstring).
+
+    `text_feature_dim` > 0 adds MMSA's `text` key; every other array is unchanged by it.
+    """
     seed = _check_int("seed", seed, 0)
     if len(tuple(sizes)) != 3:
         raise MsabenchError(f"synth-mosi: sizes must be (train, valid, test), got {sizes!r}")
@@ -173,9 +229,11 @@ def make_raw(
             )
     audio_len = _check_int("audio_len", audio_len, 3)
     vision_len = _check_int("vision_len", vision_len, 3)
+    text_feature_dim = _check_int("text_feature_dim", text_feature_dim, 0)
 
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)]
-    r_video, r_latent, r_label, r_text, r_audio, r_vision = streams
+    # spawn(7)[:6] == spawn(6): the 7th stream (text features) leaves the other arrays as they were.
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(7)]
+    r_video, r_latent, r_label, r_text, r_audio, r_vision, r_feat = streams
 
     # 1. Videos, split by split (no video crosses splits), clips numbered from 1.
     counts_per_split = []
@@ -249,6 +307,9 @@ def make_raw(
     text_bert = np.stack([tokens.astype(np.float32), attention, np.zeros_like(attention)], axis=1)
     words = (" ".join(f"w{t}" for t in row[1 : n + 1]) for row, n in zip(tokens.tolist(), n_tok.tolist()))
     raw_text = np.array(list(words), dtype=object)
+    features = None
+    if text_feature_dim:
+        features = _text_features(r_feat, tokens, length, neutral_ids, lexicon, text_feature_dim)
 
     # 5. Audio and vision.
     if aligned:
@@ -287,6 +348,8 @@ def make_raw(
             "classification_labels": (sign[sl] + 1).astype(np.float32),
             "annotations": annotations[sl].copy(),
         }
+        if features is not None:
+            part["text"] = features[sl]  # a contiguous view: no second copy of the largest array
         if not aligned:
             part["audio_lengths"] = [int(x) for x in a_len[sl]]
             part["vision_lengths"] = [int(x) for x in v_len[sl]]
@@ -294,10 +357,13 @@ def make_raw(
     return out
 
 
-def make_dataset(seed: int = 0, **kwargs) -> Dataset:
-    """`make_raw(seed, **kwargs)` as an msabench `Dataset` named "synth-mosi", read like any MMSA file."""
+def make_dataset(seed: int = 0, variant: str = "aligned_50", **overrides) -> Dataset:
+    """`make_raw` with `variant`'s shapes (`VARIANTS`) updated by `overrides`, as a `Dataset` named
+    "synth-mosi", read like any MMSA file. Its variant label follows the final `aligned`/`text_len`."""
     from msabench.data import mmsa
 
-    text_len = kwargs.get("text_len", 50)
-    variant = f"aligned_{text_len}" if kwargs.get("aligned", True) else f"unaligned_{text_len}"
-    return mmsa.from_dict(make_raw(seed, **kwargs), NAME, variant, f"generated:{NAME} seed={seed}")
+    if variant not in VARIANTS:
+        raise MsabenchError(f"synth-mosi has no variant {variant!r}; variants: {', '.join(VARIANTS)}")
+    kwargs = {**VARIANTS[variant], **overrides}
+    label = f"{'aligned' if kwargs['aligned'] else 'unaligned'}_{kwargs['text_len']}"
+    return mmsa.from_dict(make_raw(seed, **kwargs), NAME, label, f"generated:{NAME} seed={seed}")
