@@ -28,9 +28,11 @@ bench: $(STAMP)
 	$(PY) benchmarks/ray_grid.py
 	$(PY) benchmarks/ray_memory.py
 
-# False-positive rate and power of `msabench compare` (about 10 minutes on 2 cores)
+# False-positive rate and power of `msabench compare`: the simulation through stats (about 15 minutes
+# on 2 cores), then the harness-level check (about 5 minutes)
 calibration: $(STAMP)
-	$(PY) benchmarks/calibration.py --pairs 100
+	$(PY) benchmarks/calibration.py --reps 1000 --workers 2
+	$(PY) benchmarks/calibration.py --harness --pairs 100
 
 # The leaderboard in leaderboard/: every bundled model on synth-intra and synth-inter (3 seeds; a
 # model is trained once per seed, the checkpoint serves both protocols), plus an ablation of each

@@ -3,16 +3,20 @@
 A claim names the better model, the worse one, a protocol, a metric and the claimed
 difference better − worse, written as papers print it: accuracies and F1 in percentage
 points, MAE and Corr in their own units. Against stored results the difference is
-measured with the paired bootstrap of `msabench.compare` (Holm-corrected across all
-claims checked together) and given one verdict:
+measured with the paired test of `msabench.compare`; `reported` mode uses published
+means, standard deviations and seed counts only (Welch's t-test over seeds): what a
+reader can check without predictions. Every claim checked in one run, in either mode,
+is in one Holm correction, and each claim's CI and minimum detectable effect are at the
+level Holm compares its p with (alpha / (m − rank)), so interval and verdict agree.
+Verdicts:
 
-- supported: significant, and the claimed value lies inside the 95% CI;
+- supported: significant, and the claimed value lies inside the CI;
 - significant, but smaller than claimed / larger than claimed: the CI excludes it;
-- not significant: with the minimum detectable effect of this test set and seed count;
-- contradicted: significant in the other direction.
-
-`reported` mode checks a claim from published means, standard deviations and seed
-counts only (Welch's t-test over seeds): what a reader can check without predictions.
+- contradicted: significant in the other direction;
+- refuted: not significant, and the CI excludes the claimed value (the data rule out
+  a gain that large, though not a smaller one);
+- not significant: the CI holds both 0 and the claimed value; with the minimum
+  detectable effect (80% power) of this test set and seed count.
 """
 
 from __future__ import annotations
@@ -142,15 +146,27 @@ class Verdict:
     claim: Claim
     verdict: str
     measured: float  # better − worse, paper units
-    ci: tuple[float, float]
-    p: float  # Holm-adjusted over the claims checked together (results mode) or Welch p (reported mode)
-    mde: float  # minimum detectable |difference| at 80% power, paper units
+    ci: tuple[float, float]  # at the claim's Holm level (see `level`)
+    p: float  # Holm-adjusted over every claim checked together
+    mde: float  # minimum detectable |difference| at 80% power, at the Holm level, paper units
     source: str  # "results" or "reported"
+    note: str = ""
+    level: float = compare.ALPHA  # the CI is a 1 - level interval
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One claim's measured difference (metric units) with its standard error and t df."""
+
+    diff: float
+    variance: stats.Variance  # gives the interval and the detectable effect at any level
+    p: float  # unadjusted
+    source: str
     note: str = ""
 
 
 def judge(claim: Claim, measured: float, ci: tuple[float, float], p: float, mde: float, alpha: float,
-          source: str) -> Verdict:
+          source: str, level: float | None = None) -> Verdict:
     """The verdict, reasoning in 'improvement' units so MAE and accuracies read the same way."""
     s = sign(claim.metric)
     gain, lo, hi = s * measured, *sorted((s * ci[0], s * ci[1]))
@@ -158,7 +174,7 @@ def judge(claim: Claim, measured: float, ci: tuple[float, float], p: float, mde:
     if not math.isfinite(p) or not math.isfinite(gain):
         word = "undefined (the metric is not defined on these predictions)"
     elif p >= alpha:
-        word = "not significant"
+        word = "refuted (claimed value outside the CI)" if not lo <= claimed <= hi else "not significant"
     elif gain < 0:
         word = "contradicted"
     elif claimed > hi:
@@ -170,39 +186,51 @@ def judge(claim: Claim, measured: float, ci: tuple[float, float], p: float, mde:
     note = ""
     if word == "not significant":
         note = f"smallest difference this test detects (80% power): {mde:.3g}"
-    return Verdict(claim, word, measured, ci, p, mde, source, note)
+    return Verdict(claim, word, measured, ci, p, mde, source, note, alpha if level is None else level)
 
 
-def verify(claims: list[Claim], results_dir: str | Path, *, n_resamples: int = 10_000, seed: int = 0,
+def measure(claim: Claim, results_dir: str | Path | None, *, n_resamples: int = 10_000, seed: int = 0) -> Measured:
+    """The claim's difference from stored results, or from its published numbers."""
+    r = claim.reported
+    if r is not None:
+        diff, _, p, df = stats.welch_from_stats(r.mean_a, r.std_a, r.n_a, r.mean_b, r.std_b, r.n_b)
+        se = math.sqrt(r.std_a ** 2 / r.n_a + r.std_b ** 2 / r.n_b)
+        notes = []
+        if abs(diff - claim.value) > 0.011 * max(1.0, abs(claim.value)):
+            notes.append(f"the reported means differ by {diff:+.3g}, not the claimed {claim.value:+.3g}")
+        notes.append("seed-level only: test-set sampling is not in these numbers")
+        k = scale(claim.metric)  # published numbers are in paper units already
+        var = stats.Variance((se / k) ** 2, 0.0, df, gamma=0.0)  # Welch's t: all of it from the seeds
+        return Measured(diff / k, var, p, "reported", "; ".join(notes))
+    if results_dir is None:
+        raise MsabenchError(f"claim {claim.text!r} has no reported numbers and no results folder to check it against")
+    paired = compare.pair(results_dir, claim.protocol, claim.better, claim.worse)
+    c = compare.compare(paired, n_resamples=n_resamples, seed=seed, metric_names=[claim.metric]).row(claim.metric).result
+    return Measured(c.diff, c.variance, c.p, "results")
+
+
+def verify(claims: list[Claim], results_dir: str | Path | None = None, *, n_resamples: int = 10_000, seed: int = 0,
            alpha: float = compare.ALPHA) -> list[Verdict]:
-    """Measure every claim on stored results; Holm over the claims checked together."""
-    measured = []
-    for c in claims:
-        paired = compare.pair(results_dir, c.protocol, c.better, c.worse)
-        report = compare.compare(paired, n_resamples=n_resamples, seed=seed, alpha=alpha, metric_names=[c.metric])
-        measured.append(report.row(c.metric).result)
+    """Every claim measured (results or reported numbers), Holm over all of them, each judged at its Holm level."""
+    measured = [measure(c, results_dir, n_resamples=n_resamples, seed=seed) for c in claims]
     adjusted = stats.holm([m.p for m in measured])
+    levels = stats.holm_levels([m.p for m in measured], alpha)
     out = []
-    for c, m, p in zip(claims, measured, adjusted):
+    for c, m, p, level in zip(claims, measured, adjusted, levels):
         k = scale(c.metric)
-        out.append(judge(c, m.diff * k, (m.ci_diff[0] * k, m.ci_diff[1] * k), float(p),
-                         stats.mde(m.se, m.df, alpha) * k, alpha, "results"))
+        lo, hi = m.variance.interval(m.diff, float(level))
+        ci, mde = (lo * k, hi * k), m.variance.mde(float(level)) * k
+        v = judge(c, m.diff * k, ci, float(p), mde, alpha, m.source, float(level))
+        note = "; ".join(x for x in (v.note, m.note) if x)
+        out.append(Verdict(v.claim, v.verdict, v.measured, v.ci, v.p, v.mde, v.source, note, v.level))
     return out
 
 
 def verify_reported(claim: Claim, alpha: float = compare.ALPHA) -> Verdict:
-    """Welch's t over seeds from the published numbers alone."""
-    r = claim.reported
-    if r is None:
+    """Welch's t over seeds from the published numbers alone (one claim: no correction)."""
+    if claim.reported is None:
         raise MsabenchError(f"claim {claim.text!r} has no reported numbers to check")
-    diff, ci, p, df = stats.welch_from_stats(r.mean_a, r.std_a, r.n_a, r.mean_b, r.std_b, r.n_b, alpha=alpha)
-    se = math.sqrt(r.std_a ** 2 / r.n_a + r.std_b ** 2 / r.n_b)
-    v = judge(claim, diff, ci, p, stats.mde(se, df, alpha), alpha, "reported")
-    notes = [v.note] if v.note else []
-    if abs(diff - claim.value) > 0.011 * max(1.0, abs(claim.value)):
-        notes.append(f"the reported means differ by {diff:+.3g}, not the claimed {claim.value:+.3g}")
-    notes.append("seed-level only: test-set sampling is not in these numbers")
-    return Verdict(v.claim, v.verdict, v.measured, v.ci, v.p, v.mde, v.source, "; ".join(notes))
+    return verify([claim], None, alpha=alpha)[0]
 
 
 def table(verdicts: list[Verdict], fmt: str = "github") -> str:
@@ -212,6 +240,7 @@ def table(verdicts: list[Verdict], fmt: str = "github") -> str:
     for v in verdicts:
         unit = "pp" if scale(v.claim.metric) == 100.0 else ""
         rows.append([v.claim.text, v.source, f"{v.claim.value:+.3g}{unit}", f"{v.measured:+.3g}{unit}",
-                     f"[{v.ci[0]:+.3g}, {v.ci[1]:+.3g}]", compare._p(v.p), v.verdict, v.note])
-    return tabulate(rows, headers=["claim", "from", "claimed", "measured", "95% CI", "p", "verdict", "note"],
-                    tablefmt=fmt, disable_numparse=True)
+                     f"[{v.ci[0]:+.3g}, {v.ci[1]:+.3g}] ({100 * (1 - v.level):.4g}%)", compare._p(v.p), v.verdict,
+                     v.note])
+    return tabulate(rows, headers=["claim", "from", "claimed", "measured", "CI (Holm level)", "p Holm", "verdict",
+                                   "note"], tablefmt=fmt, disable_numparse=True)

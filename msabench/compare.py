@@ -212,9 +212,12 @@ class Report:
 
     def table(self, fmt: str = "github") -> str:
         a, b = self.model_a, self.model_b
+        k = len(self.seeds)
         head = (f"{a} vs {b} on {self.protocol}: {self.n_items} items x {len(self.conditions)} condition(s) x "
-                f"{len(self.seeds)} seed(s) {list(self.seeds)}; paired bootstrap ({self.n_resamples} resamples of "
-                f"items, seed term added); Holm over {len(self.rows)} metrics; alpha {self.alpha}")
+                f"{k} seed(s) {list(self.seeds)}; paired test: item bootstrap ({self.n_resamples} resamples) plus "
+                f"the retraining variance of the seed-by-seed differences ({k - 1} df, maximised over its 99.9% "
+                f"upper bound); Holm over {len(self.rows)} metrics; alpha {self.alpha}; McNemar / sign-flip see "
+                "test items only (the models as trained)")
         rows = []
         for r in self.rows:
             c = r.result

@@ -2,12 +2,16 @@
 
 Per protocol: models ranked by the primary metric's mean over conditions, each metric as
 mean ± std over seeds, the best value of each column in bold, and every model compared
-with the best one by the paired bootstrap (Holm over the comparisons), so a reader sees
-which gaps are real: a model whose difference from the best is not significant is marked
-tied. Then a per-condition table, a robustness curve (metric per condition with 95%
-bands), a Friedman test with Nemenyi critical difference over conditions (3+ models),
-and, for bundled models run with components switched off (`prlf:amre=off`), an ablation
-table. results.csv / results.json carry every fingerprint behind each row.
+with the first-ranked one by the paired test of `msabench.stats` (Holm over the
+comparisons), so a reader sees which gaps are real: "worse" only when significantly
+worse, "not shown different" otherwise (which is not "equal": the minimum detectable
+difference says how large a gap could hide). Ranking and tests use the same seeds, those
+every model of the section shares. Then a per-condition table, a robustness curve (metric
+per condition with 95% bands), the mean rank over conditions (descriptive only:
+conditions share one test set and one set of trained models, so they are not the
+independent blocks a Friedman/Nemenyi test needs), and, for bundled models run with
+components switched off (`prlf:amre=off`), an ablation table. results.csv / results.json
+carry every fingerprint behind each row.
 """
 
 from __future__ import annotations
@@ -60,6 +64,10 @@ class Entry:
     def seeds(self) -> list[int]:
         return [u.seed for u in self.units]
 
+    def on_seeds(self, seeds: list[int]) -> "Entry":
+        """The same entry restricted to `seeds` (ranking and tests must see the same runs)."""
+        return Entry(self.protocol, self.model, tuple(u for u in self.units if u.seed in seeds))
+
     def aggregate(self, metric: str, agg: str = "mean") -> tuple[float, float]:
         return seed_stats([u.metrics["aggregate"][agg][metric] for u in self.units])
 
@@ -103,23 +111,39 @@ def ranked(entries: list[Entry], primary: str) -> list[Entry]:
     return sorted(entries, key=key)
 
 
+def shared_seeds(entries: list[Entry]) -> list[int]:
+    """The seeds every entry has: the runs a ranking and its tests can both use."""
+    common = set(entries[0].seeds) if entries else set()
+    for e in entries[1:]:
+        common &= set(e.seeds)
+    return sorted(common)
+
+
 @dataclass(frozen=True)
 class VsBest:
-    """A model's primary-metric difference from the best model, paired."""
+    """A model's primary-metric difference from the first-ranked model, paired on the same seeds."""
 
-    diff: float
+    diff: float  # this model - the first-ranked one
     ci: tuple[float, float]
     p_holm: float
-    tied: bool | None  # None: not tested (see note)
+    mark: str  # "worse", "not shown different", "better than #1", or "not tested"
+    mde: float = float("nan")  # smallest |difference| the test detects with 80% power at the Holm level
     note: str = ""
 
 
 def versus_best(entries: list[Entry], primary: str, settings: Settings) -> dict[str, VsBest]:
-    """Each model against the best one on the primary metric; Holm over the comparisons."""
+    """Each model against the first-ranked one on the primary metric; Holm over the comparisons.
+
+    `entries` should already be restricted to shared seeds (`shared_seeds`), so the ranking
+    and the tests see the same runs. A significant difference is "worse" only in the
+    direction that makes this model worse; one in the other direction (possible only when
+    ranking and tests disagree) is flagged, never shown as "worse".
+    """
     order = ranked(entries, primary)
     best = order[0]
     tested: dict[str, stats.Comparison] = {}
     out: dict[str, VsBest] = {}
+    nan = float("nan")
     for e in order[1:]:
         try:
             paired = compare.pair_units(list(e.units), list(best.units))
@@ -129,11 +153,18 @@ def versus_best(entries: list[Entry], primary: str, settings: Settings) -> dict[
                                                      n_resamples=settings.n_resamples, seed=settings.seed,
                                                      alpha=settings.alpha)[primary]
         except MsabenchError as err:
-            out[e.model] = VsBest(float("nan"), (float("nan"), float("nan")), float("nan"), None, str(err))
+            out[e.model] = VsBest(nan, (nan, nan), nan, "not tested", note=str(err))
     adjusted = stats.holm([c.p for c in tested.values()])
-    for (model, c), p in zip(tested.items(), adjusted):
-        tied = None if not math.isfinite(p) else bool(p >= settings.alpha)
-        out[model] = VsBest(c.diff, c.ci_diff, float(p), tied)
+    levels = stats.holm_levels([c.p for c in tested.values()], settings.alpha)
+    for (model, c), p, level in zip(tested.items(), adjusted, levels):
+        if not math.isfinite(p):
+            mark = "not tested"
+        elif p >= settings.alpha:
+            mark = "not shown different"
+        else:
+            mark = "worse" if c.better == "b" else "better than #1"
+        mde = c.variance.mde(level) if c.variance is not None and math.isfinite(c.se) else nan
+        out[model] = VsBest(c.diff, c.ci_diff, float(p), mark, mde)
     return out
 
 
@@ -155,29 +186,36 @@ def protocol_section(protocol: protocols.Protocol, entries: list[Entry], out_dir
                      settings: Settings = Settings()) -> str:
     names = metrics.METRICS[protocol.metric_kind]
     primary = protocol.primary_metric
-    full = ranked([e for e in entries if "[" not in e.model], primary)
-    vs = versus_best(full, primary, settings) if len(full) > 1 else {}
+    everything = [e for e in entries if "[" not in e.model]
+    seeds = shared_seeds(everything)
+    full = ranked([e.on_seeds(seeds) for e in everything] if seeds else everything, primary)
+    vs = versus_best(full, primary, settings) if len(full) > 1 and len(seeds) >= 2 else {}
+    dropped = sorted({f"{md_escape(e.model)} seed {s}" for e in everything for s in e.seeds if s not in seeds})
+    scope = (f"on the {len(seeds)} seeds every model shares ({', '.join(map(str, seeds))})" if seeds
+             else "on each model's own seeds (no seed is shared by all, so no test is made)")
     lines = [f"### {protocol.name}", "", f"{protocol.description}", "",
-             f"Primary metric: {primary} (mean over conditions); each cell is mean ± std over seeds, the best of "
-             f"each column in bold. \"vs best\" is the paired bootstrap difference from the best model on {primary} "
-             f"({settings.n_resamples} item resamples, seed variance included) with Holm-adjusted p; **tied** = not "
-             f"significantly different from the best at α = {settings.alpha}. "
-             f"Protocol fingerprint `{protocol.fingerprint[:12]}`.", ""]
+             f"Primary metric: {primary} (mean over conditions); ranked and tested {scope}"
+             + (f"; left out: {', '.join(dropped)}" if dropped else "") + ". Each cell is mean ± std over seeds, "
+             f"the best of each column in bold. \"vs #1\" is the paired difference from the first-ranked model on "
+             f"{primary} ({settings.n_resamples} item resamples and the retraining variance of the seed-by-seed "
+             f"differences, as `msabench compare`) with Holm-adjusted p: \"worse\" when significantly worse at α = {settings.alpha}; "
+             f"\"not shown different\" is not \"equal\": the MDE column is the smallest difference the test detects "
+             f"with 80% power at its Holm level. Protocol fingerprint `{protocol.fingerprint[:12]}`.", ""]
     best = _best_values(full, names)
     rows = []
     for rank, e in enumerate(full, 1):
         v = vs.get(e.model)
         if rank == 1:
-            mark, diff, p = "best", "", ""
-        elif v is None or v.tied is None:
-            mark, diff, p = "not tested" + (f" ({v.note})" if v and v.note else ""), "", ""
+            mark, diff, p, mde = "#1", "", "", ""
+        elif v is None or v.mark == "not tested":
+            mark, diff, p, mde = "not tested" + (f" ({v.note})" if v and v.note else ""), "", "", ""
         else:
-            mark = "**tied**" if v.tied else "worse"
+            mark = f"**{v.mark}**" if v.mark == "better than #1" else v.mark
             diff = f"{v.diff:+.4f} [{v.ci[0]:+.4f}, {v.ci[1]:+.4f}]"
-            p = compare._p(v.p_holm)
-        rows.append([rank, md_escape(e.model), len(e.seeds), *[_cell(e, m, best) for m in names], diff, p, mark])
-    lines.append(tabulate(rows, headers=["#", "model", "seeds", *names, f"vs best: Δ {primary} [95% CI]", "p Holm",
-                                         "vs best"], tablefmt="github", disable_numparse=True))
+            p, mde = compare._p(v.p_holm), f"{v.mde:.4f}"
+        rows.append([rank, md_escape(e.model), len(e.seeds), *[_cell(e, m, best) for m in names], diff, p, mde, mark])
+    lines.append(tabulate(rows, headers=["#", "model", "seeds", *names, f"vs #1: Δ {primary} [95% CI]", "p Holm",
+                                         "MDE", "vs #1"], tablefmt="github", disable_numparse=True))
     if "area" in protocol.aggregation:
         best_area = _best_values(full, names, "area")
         rows = [[md_escape(e.model)] + [_cell(e, m, best_area, "area") for m in names] for e in full]
@@ -191,7 +229,7 @@ def protocol_section(protocol: protocols.Protocol, entries: list[Entry], out_dir
     if out_dir is not None and settings.figures and full:
         png = robustness_figure(protocol, full, out_dir, settings)
         lines += ["", f"![{primary} per condition with 95% bands]({png.name})"]
-    ranking = friedman_section(protocol, full, out_dir if settings.figures else None)
+    ranking = rank_section(protocol, full)
     if ranking:
         lines += ["", ranking]
     ablation = ablation_table(protocol, entries)
@@ -218,24 +256,25 @@ def robustness_figure(protocol: protocols.Protocol, full: list[Entry], out_dir: 
                                   [c.name for c in protocol.conditions], series)
 
 
-def friedman_section(protocol: protocols.Protocol, full: list[Entry], out_dir: Path | None) -> str:
-    """Friedman test over conditions and Nemenyi critical difference (Demšar 2006), for 3+ models."""
+def rank_section(protocol: protocols.Protocol, full: list[Entry]) -> str:
+    """Mean rank over conditions by the primary metric: a description, never a test.
+
+    Conditions share one test set and one set of trained models, so they are not the
+    independent blocks of a Friedman/Nemenyi analysis (Demšar 2006); with equal expected
+    performance such a test rejects far more often than alpha. Ranks are shown without a
+    p-value or critical difference.
+    """
     primary = protocol.primary_metric
     if len(full) < 3 or len(protocol.conditions) < 2:
         return ""
     scores = np.array([[e.condition(primary, c.name)[0] for e in full] for c in protocol.conditions])
     if not np.all(np.isfinite(scores)):
-        return f"Friedman test skipped: {primary} is undefined in some condition."
-    fr = stats.friedman_nemenyi(scores, lower_is_better=primary in metrics.LOWER_IS_BETTER)
-    ranks = {e.model: float(r) for e, r in zip(full, fr.mean_ranks)}
-    text = (f"Ranking over the {fr.n_blocks} conditions (blocks) by {primary}: Friedman χ² = {fr.statistic:.2f}, "
-            f"p = {compare._p(fr.p)}; Nemenyi critical difference {fr.cd:.2f} (α = 0.05). Mean ranks: "
-            + ", ".join(f"{md_escape(m)} {r:.2f}" for m, r in sorted(ranks.items(), key=lambda kv: kv[1])) + ".")
-    if out_dir is not None:
-        png = plots.cd_diagram(Path(out_dir) / f"{protocol.name}-cd.png",
-                               f"{protocol.name}: mean rank over conditions ({primary})", ranks, fr.cd)
-        text += f"\n\n![critical-difference diagram]({png.name})"
-    return text
+        return f"Mean ranks skipped: {primary} is undefined in some condition."
+    ranks = stats.rank_rows(scores, lower_is_better=primary in metrics.LOWER_IS_BETTER).mean(axis=0)
+    order = sorted(zip(full, ranks), key=lambda er: er[1])
+    return (f"Mean rank over the {len(protocol.conditions)} conditions by {primary} (descriptive only: the conditions "
+            "share one test set and the same trained models, so they are not independent blocks and no test is "
+            "made): " + ", ".join(f"{md_escape(e.model)} {r:.2f}" for e, r in order) + ".")
 
 
 def ablation_table(protocol: protocols.Protocol, entries: list[Entry]) -> str:

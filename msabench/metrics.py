@@ -1,9 +1,10 @@
 """The MMSA metrics (``metricsTop.py``), reproduced exactly in plain numpy.
 
 Numbers are only comparable across papers when every repository scores the same way,
-so each function below follows MMSA's definition to the letter, with one deliberate
-exception: weighted F1 takes ``(y_true, y_pred)`` in scikit-learn's order, where
-MMSA (and many forks) pass the arguments swapped. Values keep full float precision;
+so each function below follows MMSA's current definition to the letter. Weighted F1 takes
+``(y_true, y_pred)`` in scikit-learn's order, as current MMSA does; old MMSA versions and
+forks copied from them (MulT, TFR-Net, early LNLN) pass the arguments swapped, which
+changes weighted F1, so numbers from those cannot be compared with these. Values keep full float precision;
 MMSA rounds to 4 decimals for display only. A metric that is undefined on the given
 samples (no samples, a constant side for Corr, only zero labels for Non0) is ``nan``
 rather than a number that looks meaningful.

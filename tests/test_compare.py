@@ -34,7 +34,7 @@ class Ridge:
         ids = train.text_ids[train.text_mask > 0]
         vocab, counts = np.unique(ids[ids > 102], return_counts=True)
         self.words = vocab[np.argsort(-counts, kind="stable")[:80]]
-        rows = np.random.default_rng(seed).integers(0, len(train), len(train))
+        rows = np.random.default_rng(seed).permutation(len(train))[: int(0.9 * len(train))]
         x = self._x(train.text_ids[rows], train.text_mask[rows], train.audio[rows], train.vision[rows])
         self.mu, self.sd = x.mean(0), x.std(0) + 1e-6
         x = (x - self.mu) / self.sd
@@ -55,7 +55,7 @@ def res(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cmp")
     data = small_dataset(sizes=(300, 60, 200))
     p = protocols.load("synth-intra")
-    models = {"strong": (0.0, 1.0), "weak": (1.0, 1.0), "strong2": (0.0, 1.5)}
+    models = {"strong": (0.0, 1.0), "weak": (3.0, 1.0), "strong2": (0.0, 1.5)}
     for name, (noise, alpha) in models.items():
         path = write_file(tmp / f"{name}.py", RIDGE.format(name=name, noise=noise, alpha=alpha))
         executors.run(p, path, out=tmp / "results", dataset=data, seeds=SEEDS)
@@ -187,7 +187,8 @@ def test_claim_grammar_and_units():
     (2.4, (1.0, 3.8), 0.001, "supported"),
     (0.8, (0.3, 1.3), 0.001, "significant, but smaller than claimed"),
     (6.0, (4.0, 8.0), 0.001, "significant, and larger than claimed"),
-    (0.5, (-0.9, 1.9), 0.4, "not significant"),
+    (0.5, (-0.9, 2.9), 0.4, "not significant"),
+    (0.3, (-0.9, 1.5), 0.6, "refuted (claimed value outside the CI)"),  # +2.47 lies above the whole CI
     (-1.5, (-2.5, -0.5), 0.003, "contradicted"),
 ])
 def test_verdicts(measured, ci, p, word):
@@ -212,6 +213,19 @@ def test_verify_against_results(res, tmp_path):
     null = claims.verify([claims.parse("strong2 > strong on synth-intra: Non0_acc_2 +2.47")], res, n_resamples=2000)[0]
     if null.verdict == "not significant":
         assert null.mde > 0 and "smallest difference" in null.note
+    # Holm across every claim in both modes; CI and MDE at each claim's Holm level
+    rep = claims.parse("strong > mean on synth-intra: Non0_acc_2 +5", claims.Reported(60.0, 1.0, 5, 50.0, 2.0, 5))
+    both = claims.verify([exact, big, rep], res, n_resamples=2000)
+    raw = [claims.measure(c, res, n_resamples=2000).p for c in (exact, big, rep)]
+    assert [v.p for v in both] == pytest.approx(list(stats.holm(raw)))
+    assert sorted(v.level for v in both) == pytest.approx([0.05 / 3, 0.05 / 2, 0.05])
+    alone = claims.verify_reported(rep)
+    assert both[2].p >= alone.p and both[2].source == "reported"
+    lo, hi = both[0].ci
+    m = claims.measure(exact, res, n_resamples=2000)
+    assert (lo, hi) == pytest.approx(m.variance.interval(m.diff, both[0].level))
+    assert m.variance.p_value(m.diff - lo) == pytest.approx(both[0].level, abs=1e-3)  # the CI edge: p = its level
+    assert both[0].mde == pytest.approx(m.variance.mde(both[0].level))
     # a claims file goes through the CLI, Holm across its claims
     f = write_file(tmp_path / "claims.toml", f"""
         [[claim]]
@@ -240,14 +254,14 @@ def test_verify_reported_matches_welch():
     one_line_error(msabench("verify", "--claim", "derl prlf"), "does not parse", "grammar")
 
 
-def test_leaderboard_marks_ties_and_draws_figures(res, tmp_path):
+def test_leaderboard_marks_differences_and_draws_figures(res, tmp_path):
     path = leaderboard.write(res, tmp_path, settings=leaderboard.Settings(n_resamples=1000, curve_resamples=300))
     text = path.read_text()
     entries = [e for e in leaderboard.collect(res)["synth-intra"] if "[" not in e.model]
     order = leaderboard.ranked(entries, "Non0_acc_2")
     vs = leaderboard.versus_best(order, "Non0_acc_2", leaderboard.Settings(n_resamples=1000))
     assert set(vs) == {e.model for e in order[1:]}
-    # each model against the best, Holm over those comparisons, tied = adjusted p >= 0.05
+    # each model against #1, Holm over those comparisons; "worse" only when significant and worse
     raw = []
     for e in order[1:]:
         paired = compare.pair_units(list(e.units), list(order[0].units))
@@ -255,28 +269,78 @@ def test_leaderboard_marks_ties_and_draws_figures(res, tmp_path):
         raw.append(c["Non0_acc_2"].p)
         assert vs[e.model].diff == pytest.approx(e.aggregate("Non0_acc_2")[0] - order[0].aggregate("Non0_acc_2")[0])
     for e, p in zip(order[1:], stats.holm(raw)):
-        assert vs[e.model].p_holm == pytest.approx(p) and vs[e.model].tied == (p >= 0.05)
+        v = vs[e.model]
+        assert v.p_holm == pytest.approx(p)
+        assert v.mark == ("not shown different" if p >= 0.05 else "worse") and v.diff <= 0
+        assert v.mde > 0
     section = text.split("### synth-intra")[1]
     for model, v in vs.items():
         row = next(line for line in section.splitlines() if line.startswith("|") and f" {model} " in line)
-        assert ("**tied**" in row) == v.tied
+        assert row.rstrip(" |").endswith(v.mark)
+    assert "tied" not in text and "not shown different" in text
     # the best value of each column is in bold
     best_mae = min(e.aggregate("MAE")[0] for e in entries)
     assert f"**{best_mae:.4f}" in text
     assert (tmp_path / "synth-intra-curve.png").stat().st_size > 5000
-    assert (tmp_path / "synth-intra-cd.png").exists() and "synth-intra-cd.png" in text
+    # conditions are not independent blocks: mean ranks, described, with no test and no CD diagram
+    assert not list(tmp_path.glob("*-cd.png")) and "Friedman" not in text and "critical difference" not in text
     scores = np.array([[e.condition("Non0_acc_2", c.name)[0] for e in order]
                        for c in protocols.load("synth-intra").conditions])
-    chi2 = sps.friedmanchisquare(*scores.T).statistic
-    assert f"Friedman χ² = {chi2:.2f}" in text
+    ranks = sps.rankdata(-scores, axis=1).mean(0)
+    assert f"{order[int(np.argmin(ranks))].model} {ranks.min():.2f}" in text and "descriptive only" in text
     assert "## Synthetic data" in text and "### synth-inter" in text
+
+
+def _fake_units(rng, model, seeds, y, quality):
+    """Result units as the runner makes them, with predictions of a given quality."""
+    from msabench import results as R
+    from msabench import runner
+
+    p = protocols.load("synth-inter")
+    units = []
+    for s in seeds:
+        preds, conds = [], []
+        for c in p.conditions:
+            preds.append(y + rng.normal(0, quality, y.size))
+            conds += [c.name] * y.size
+        pred = np.concatenate(preds)
+        labels = np.tile(y, len(p.conditions))
+        cond = np.array(conds)
+        units.append(R.UnitResult(
+            protocol=p.name, model=model, seed=s, ids=np.tile(np.array([f"v{i}$_$1" for i in range(y.size)]),
+                                                             len(p.conditions)),
+            predictions=pred, labels=labels, conditions=cond,
+            metrics=runner.condition_metrics(pred, labels, cond, p),
+            manifest={"protocol_fingerprint": p.fingerprint, "dataset_fingerprint": "d", "masks_fingerprint": "m",
+                      "submission_sha256": model, "seed": s, "conditions": [c.name for c in p.conditions],
+                      "dataset": p.dataset, "split": p.split}))
+    return leaderboard.Entry(p.name, model, tuple(units))
+
+
+def test_leaderboard_ranks_and_tests_on_the_same_seeds():
+    """A model that is better on the shared seeds but ranked below #1 on its own seeds: before, it was tested
+    against #1 on the shared seeds, found significantly better and labelled "worse"."""
+    rng = np.random.default_rng(0)
+    y = np.clip(rng.normal(0, 1.5, 400), -3, 3)
+    good = _fake_units(rng, "good", [1, 2, 3], y, 0.6)
+    # "lucky" has extra seeds with perfect predictions that lift its all-seed mean above "good"
+    lucky = _fake_units(rng, "lucky", [1, 2, 3], y, 1.5)
+    extra = _fake_units(rng, "lucky", [4, 5, 6, 7, 8, 9], y, 0.0)
+    lucky = leaderboard.Entry(lucky.protocol, lucky.model, lucky.units + extra.units)
+    assert lucky.aggregate("Non0_acc_2")[0] > good.aggregate("Non0_acc_2")[0]
+    p = protocols.load("synth-inter")
+    text = leaderboard.protocol_section(p, [good, lucky], settings=leaderboard.Settings(n_resamples=500))
+    rows = [line for line in text.splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")]
+    assert " good " in rows[0] and " lucky " in rows[1]  # ranked on seeds 1-3, where good is better
+    assert rows[1].rstrip(" |").endswith("worse") and "left out: lucky seed 4, lucky seed 5" in text
+    assert "seeds every model shares (1, 2, 3)" in text
 
 
 def test_leaderboard_cli(res, tmp_path):
     proc = msabench("leaderboard", "--results", res, "--out", tmp_path, "--resamples", 200, "--no-figures")
     assert proc.returncode == 0, proc.stderr
     text = (tmp_path / "README.md").read_text()
-    assert "200 item resamples" in text and "vs best" in text
+    assert "200 item resamples" in text and "vs #1" in text
     assert not list(tmp_path.glob("*.png"))
     one_line_error(msabench("leaderboard", "--results", tmp_path / "nothing", "--out", tmp_path / "o"),
                    "no finished results")

@@ -223,12 +223,28 @@ def test_several_seeds_variance_terms_match_independent_computation():
                             for s in range(len(seeds))] for r in range(5)]).mean(1)
         got_a = St.stratum_metrics(a, y, "mosi", counts=counts[:5])[m].mean(1)
         assert got_a == pytest.approx(boot_a, abs=1e-12)
-        assert c.se == pytest.approx(math.hypot(c.se_items, c.se_seeds))
-        df = c.se**4 * (n_seeds - 1) / c.se_seeds**4
-        assert c.df == pytest.approx(df)
-        assert c.p == pytest.approx(2 * sps.t.sf(abs(c.diff) / c.se, df))
-        half = sps.t.ppf(0.975, df) * c.se
-        assert c.ci_diff == pytest.approx((c.diff - half, c.diff + half))
+        # the variance terms, from the brute-force bootstrap of every stratum (all 800 resamples)
+        full_a = St.stratum_metrics(a, y, "mosi", counts=counts)[m].reshape(800, n_seeds, n_cond).mean(2)
+        full_b = St.stratum_metrics(b, y, "mosi", counts=counts)[m].reshape(800, n_seeds, n_cond).mean(2)
+        d = full_a - full_b
+        items = max(0.0, (n_seeds * np.var(d.mean(1), ddof=1) - np.var(d, axis=0, ddof=1).mean()) / (n_seeds - 1))
+        seeds_var = np.var(sa - sb, ddof=1) / n_seeds
+        assert c.se_items ** 2 == pytest.approx(items, rel=1e-9, abs=1e-15)
+        assert c.se == pytest.approx(math.sqrt(items + seeds_var)) and c.df == n_seeds - 1
+        # p: the null tail maximised over the 99.9% upper bound of the retraining share, plus 0.001
+        upper = seeds_var * (n_seeds - 1) / sps.chi2.ppf(0.001, n_seeds - 1)
+        lam = upper / (upper + items) if items > 0 else 1.0
+        t = abs(c.diff) / c.se
+
+        def integrand(w, t=t, lam=lam):
+            return 2 * sps.norm.sf(t * math.sqrt(lam * w / (n_seeds - 1) + 1 - lam)) * sps.chi2.pdf(w, n_seeds - 1)
+
+        from scipy.integrate import quad
+
+        ref = min(1.0, quad(integrand, 0, np.inf, limit=200)[0] + 0.001)
+        assert c.p == pytest.approx(ref, abs=2e-4)
+        crit = c.variance.critical(0.05)
+        assert c.ci_diff == pytest.approx((c.diff - crit * c.se, c.diff + crit * c.se))
     assert res["MAE"].better == "b" and res["Has0_acc_2"].diff < 0  # A is worse
     assert res["Has0_acc_2"].better == "b"
 
@@ -253,12 +269,14 @@ def test_condition_intervals():
     for c in ["0.0", "0.5"]:
         idx = np.flatnonzero(conds == c)
         per = np.array([M.mae(a[s], y[s]) for s in idx])
-        boot = np.stack([counts @ np.abs(a[s] - y[s]) / 120 for s in idx], 1).mean(1)
-        se = math.hypot(np.std(boot, ddof=1), np.std(per, ddof=1) / math.sqrt(3))
-        df = se**4 * 2 / (np.std(per, ddof=1) / math.sqrt(3)) ** 4
+        boot = np.stack([counts @ np.abs(a[s] - y[s]) / 120 for s in idx], 1)  # [R, seeds]
+        items = max(0.0, (3 * np.var(boot.mean(1), ddof=1) - np.var(boot, axis=0, ddof=1).mean()) / 2)
+        var = St.Variance(np.var(per, ddof=1) / 3, items, 2.0)
         value, lo, hi = got[c]
         assert value == pytest.approx(per.mean())
-        assert (lo, hi) == pytest.approx((value - sps.t.ppf(0.975, df) * se, value + sps.t.ppf(0.975, df) * se))
+        half = var.critical(0.05) * math.sqrt(var.seeds + items)
+        assert (lo, hi) == pytest.approx((value - half, value + half))
+        assert sps.norm.ppf(0.975) * var.se < half <= sps.t.ppf(1 - 0.049 / 2, 2) * var.se + 1e-12
     one = St.condition_intervals(a[:2], y[:2], conds[:2], seeds[:2], "mosi", "MAE", n_resamples=600, seed=4)
     boot = counts @ np.abs(a[0] - y[0]) / 120
     assert one["0.0"][2] - one["0.0"][0] == pytest.approx(sps.norm.ppf(0.975) * np.std(boot, ddof=1))
@@ -443,10 +461,80 @@ def test_welch_from_stats_matches_ttest_on_raw_samples():
         St.welch_from_stats(0.8, 0.01, 1, 0.7, 0.01, 3)
 
 
-def test_mde():
-    assert St.mde(0.01) == pytest.approx(0.01 * (1.959964 + 0.841621), rel=1e-6)
-    # At the MDE a two-sided z-test rejects with probability `power` (both tails).
+def test_mde_from_the_noncentral_t():
+    # At the MDE a two-sided test rejects with probability `power`, both tails counted.
     e = St.mde(1.0)
-    assert sps.norm.sf(1.959964 - e) + sps.norm.cdf(-1.959964 - e) == pytest.approx(0.8, abs=1e-3)
-    assert St.mde(1.0, df=5) == pytest.approx(sps.t.ppf(0.975, 5) + sps.t.ppf(0.8, 5))
+    assert sps.norm.sf(1.959964 - e) + sps.norm.cdf(-1.959964 - e) == pytest.approx(0.8, abs=1e-7)
+    for df in (2, 5, 30):
+        d, crit = St.mde(1.0, df=df), sps.t.ppf(0.975, df)
+        assert sps.nct.sf(crit, df, d) + sps.nct.cdf(-crit, df, d) == pytest.approx(0.8, abs=1e-3)
+    # the shortcut (t_.975 + t_.8) * se falls short of 80% power at 2 df: 0.77
+    short = sps.t.ppf(0.975, 2) + sps.t.ppf(0.8, 2)
+    assert sps.nct.sf(sps.t.ppf(0.975, 2), 2, short) < 0.78 and St.mde(1.0, df=2) > short
     assert St.mde(1.0, df=5) > St.mde(1.0)
+
+
+# ------------------------------------------------------------------------ the test under its own null
+
+def test_variance_tail_spans_normal_to_t_and_inverts():
+    from scipy.stats import norm, t as student
+
+    for lam, ref in ((0.0, lambda x: 2 * norm.sf(x)), (1.0, lambda x: 2 * student.sf(x, 2))):
+        v = St.Variance(lam, 1.0 - lam, 2.0, gamma=0.0)
+        assert float(v._tail(2.5, lam)) == pytest.approx(ref(2.5), rel=1e-9)
+    tails = [float(St.Variance(0.5, 0.5, 2.0)._tail(2.5, lam)) for lam in np.linspace(0, 1, 11)]
+    assert np.all(np.diff(tails) > 0)  # heavier with the retraining share: the sup is at the upper bound
+    v = St.Variance(0.0004, 0.0025, 2.0)
+    lo, hi = v.interval(0.1, 0.05)
+    assert v.p_value(0.1 - lo) == pytest.approx(0.05, abs=2e-4) and v.p_value(hi - 0.1) == pytest.approx(0.05, abs=2e-4)
+    assert St.Variance(0.0, 0.0025, 2.0).p_value(0.1) == pytest.approx(2 * sps.norm.sf(2.0))  # no retraining noise
+    assert St.Variance(0.0025, 0.0, 4.0).p_value(0.1) == pytest.approx(2 * sps.t.sf(2.0, 4) + 0.001)
+
+
+def _crossed(rng, k, n, seed_sd, item_sd, inter_sd, n_boot=400):
+    """Seed-level values and item-bootstrap values of a paired difference under a crossed random-effects null."""
+    x = rng.normal(0, item_sd, n)[None, :] + rng.normal(0, seed_sd, (k, 1)) + rng.normal(0, inter_sd, (k, n))
+    counts = St.resample_counts(n, n_boot, int(rng.integers(1 << 30)))
+    return x.mean(1), (counts @ x.T) / n, x.mean()
+
+
+def test_decompose_is_unbiased_and_the_old_sum_double_counts():
+    """Before: se_items^2 + var(d_s)/k counted the seed x item interaction twice (up to 2x the variance)."""
+    rng = np.random.default_rng(7)
+    k, n, reps = 3, 200, 600
+    est, old, means = [], [], []
+    for _ in range(reps):
+        seed_vals, boot, mean = _crossed(rng, k, n, 0.02, 0.3, 1.0)
+        var = St.decompose([seed_vals], [boot])
+        est.append(var.seeds + var.items)
+        old.append(np.var(boot.mean(1), ddof=1) + np.var(seed_vals, ddof=1) / k)
+        means.append(mean)
+    truth = 0.02**2 / k + 0.3**2 / n + 1.0 / (k * n)
+    assert np.mean(est) == pytest.approx(truth, rel=0.1)
+    assert np.var(means, ddof=1) == pytest.approx(truth, rel=0.15)
+    assert np.mean(old) > 1.5 * truth
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_false_positive_rate_at_few_seeds(k):
+    """A model against itself retrained, with a nonzero item effect: the rejection count stays within the exact
+    binomial bound of alpha; the previous df (Welch-Satterthwaite from k - 1 values) exceeded it."""
+    rng = np.random.default_rng(100 + k)
+    n, reps = 250, 300
+    y = np.clip(rng.normal(0, 1.5, n), -3, 3).round(1)
+    yy = np.tile(y, (k, 1))
+    new = old = 0
+    for r in range(reps):
+        g = rng.normal(0, 0.8, n)
+        a = y + g + rng.normal(0, 0.3, n) + rng.normal(0, 0.1, (k, 1)) + rng.normal(0, 0.3, (k, n))
+        b = y + g + rng.normal(0, 0.3, n) + rng.normal(0, 0.1, (k, 1)) + rng.normal(0, 0.3, (k, n))
+        c = St.paired_bootstrap(a, b, yy, np.arange(k), "mosi", n_resamples=100, seed=r)["MAE"]
+        new += c.p < 0.05
+        counts = St.resample_counts(n, 100, r)  # the same resamples as the call above
+        boot = (St.stratum_metrics(a, yy, "mosi", counts)["MAE"] - St.stratum_metrics(b, yy, "mosi", counts)["MAE"])
+        se_old2 = np.var(boot.mean(1), ddof=1) + c.se_seeds**2
+        df = se_old2**2 * (k - 1) / c.se_seeds**4
+        old += 2 * sps.t.sf(abs(c.diff) / math.sqrt(se_old2), df) < 0.05
+    bound = int(sps.binom.isf(0.01, reps, 0.05))
+    assert new <= bound, (new, bound)
+    assert old > new
