@@ -5,10 +5,15 @@
    bare `predict` calls over the same, pre-built inputs. Target <= 1.10. Two models:
    the example (about 7 us per sample, so the harness's fixed costs show) and one with
    the forward cost of a typical MSA baseline (Transformer encoders).
+   Measured in-process (the pre-fitted model lives in this process).
 2. Mask generation for a MOSEI-sized test split (4659 samples; 50/500/500 positions;
    10 rates; 3 seeds), both conventions. Target <= 1 s.
+3. What isolation costs: the example submission trained and evaluated on synth-intra
+   (3 seeds) with each job in the worker process, as `msabench run` does, against the
+   same run in this process (`--in-process`); the worker is started cold each time, as
+   it is for each `msabench run` command.
 
-Usage: python benchmarks/harness.py [--repeats N]
+Usage: python benchmarks/harness.py [--repeats N] [--isolation-repeats N]
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from msabench import executors, masking, protocols, submission  # noqa: E402
+from msabench import executors, isolation, masking, protocols, submission  # noqa: E402
 from msabench.data import synth  # noqa: E402
 from msabench.data.core import Split  # noqa: E402
 
@@ -69,7 +74,9 @@ def overhead(model_file: Path | str, repeats: int, dataset=None, protocol_name: 
     with tempfile.TemporaryDirectory() as tmp:
         sub_path = Path(tmp) / "prefitted.py"
         sub_path.write_text(PREFITTED)
-        executors.run(protocol, sub_path, out=Path(tmp) / "warm-up", dataset=dataset, batch_size=batch_size)
+        here = executors.SerialExecutor(isolate=False)  # the pre-fitted model is in this process
+        executors.run(protocol, sub_path, out=Path(tmp) / "warm-up", dataset=dataset, batch_size=batch_size,
+                      executor=here)
         harness, bare, harness_cpu, bare_cpu = [], [], [], []
         for i in range(repeats):  # interleaved, best of each: this VM's neighbours steal CPU at random
             t0, c0 = time.perf_counter(), time.process_time()
@@ -78,12 +85,30 @@ def overhead(model_file: Path | str, repeats: int, dataset=None, protocol_name: 
             bare.append(time.perf_counter() - t0)
             bare_cpu.append(time.process_time() - c0)
             t0, c0 = time.perf_counter(), time.process_time()
-            executors.run(protocol, sub_path, out=Path(tmp) / f"out{i}", dataset=dataset, batch_size=batch_size)
+            executors.run(protocol, sub_path, out=Path(tmp) / f"out{i}", dataset=dataset, batch_size=batch_size,
+                          executor=here)
             harness.append(time.perf_counter() - t0)
             harness_cpu.append(time.process_time() - c0)
     return {"bare_s": min(bare), "harness_s": min(harness), "ratio": min(harness) / min(bare),
             "cpu_ratio": min(harness_cpu) / min(bare_cpu),
             "samples": len(split) * len(protocol.conditions) * len(protocol.seeds)}
+
+
+def isolation_cost(repeats: int) -> dict:
+    """Best-of-`repeats` wall time of a full example run (fit + predict, 3 seeds), isolated and in-process."""
+    dataset = synth.make_dataset()
+    protocol = protocols.load("synth-intra")
+    example = ROOT / "submissions" / "example.py"
+    times = {"isolated": [], "in-process": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(repeats):  # interleaved
+            for mode, isolate in (("isolated", True), ("in-process", False)):
+                isolation.stop()
+                t0 = time.perf_counter()
+                executors.run(protocol, example, out=Path(tmp) / f"{mode}{i}", dataset=dataset,
+                              executor=executors.SerialExecutor(isolate=isolate))
+                times[mode].append(time.perf_counter() - t0)
+    return {mode: min(t) for mode, t in times.items()}
 
 
 def mosei_sized_split(n: int = 4659) -> Split:
@@ -118,6 +143,7 @@ def mask_speed(repeats: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--isolation-repeats", type=int, default=3)
     args = ap.parse_args()
     models = {"example (bag of words, float64)": ROOT / "submissions" / "example.py",
               "transformer (MSA-baseline-sized)": ROOT / "benchmarks" / "transformer_submission.py"}
@@ -131,6 +157,10 @@ def main() -> None:
     for convention, seconds in m.items():
         print(f"masks, MOSEI-sized test split (4659 x 50/500/500, 10 rates, 3 seeds), {convention}: "
               f"{seconds:.3f} s (target <= 1 s)")
+    c = isolation_cost(args.isolation_repeats)
+    print(f"isolation, example on synth-intra (3 seeds, fit + predict): jobs in a worker process {c['isolated']:.2f} s "
+          f"/ in-process {c['in-process']:.2f} s = {c['isolated'] / c['in-process']:.3f} "
+          f"(+{c['isolated'] - c['in-process']:.2f} s per command: a cold worker against a warm driver)")
 
 
 if __name__ == "__main__":

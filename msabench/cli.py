@@ -1,6 +1,8 @@
 """`msabench` command line: a thin layer over the Python API.
 
-Every user error ends as one line on stderr and exit status 2; nothing is left half-written.
+Every user error ends as one line on stderr and exit status 2 (argument errors included),
+checked before any work; nothing is left half-written. A run whose jobs partly failed
+exits 1 with one line per failed job.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from msabench import paths
 from msabench.errors import MsabenchError
 
 
@@ -22,19 +25,32 @@ def _atomic_path(final: Path, suffix: str) -> Path:
     return Path(tmp)
 
 
+def _data_args(args) -> None:
+    if args.data_dir:
+        paths.input_dir(args.data_dir, "--data-dir")
+
+
 def cmd_run(args) -> int:
-    from msabench import executors, protocols, report, submission
+    from msabench import executors, protocols, report, runner, submission
     from msabench.data import load
 
-    plan = [protocols.load(name) for name in args.protocol]  # every input checked before any work
-    models = list(args.model)
-    if args.ablate:
-        models += [v for m in args.model for v in submission.ablations(m)]
-    subs = {m: submission.load(m) for m in models}
+    # every input checked before any work: cheap checks first, then the data and the submissions
+    runner.check_batch_size(args.batch_size)
+    paths.output_dir(args.out, "--out")
+    _data_args(args)
+    plan = [protocols.load(name) for name in args.protocol]
     for s in args.seeds or []:
         if not any(s in p.seeds for p in plan):
             raise MsabenchError(f"seed {s} is not one of the seeds of {', '.join(p.name for p in plan)}")
-    executor = executors.make(args.executor, args.address, args.cpus_per_job, args.gpus_per_job)
+    executor = executors.make(args.executor, args.address, args.cpus_per_job, args.gpus_per_job,
+                              isolate=not args.in_process)
+    models = list(args.model)
+    if args.ablate:
+        models += [v for m in args.model for v in submission.ablations(m)]
+    if not args.in_process and any(m.split(":")[0] not in submission.bundled() for m in models):
+        from msabench import isolation
+
+        isolation.warm_up()  # the worker starts (imports torch) while the data loads here
     datasets = {}
     for p in plan:
         if (p.dataset, p.variant) not in datasets:
@@ -43,6 +59,8 @@ def cmd_run(args) -> int:
                 print(f"note: {ds.nonfinite_replaced} non-finite feature values (-inf/NaN) in {ds.source} "
                       "were set to 0", file=sys.stderr)
             datasets[(p.dataset, p.variant)] = ds
+    load_sub = submission.load if args.in_process else submission.probe
+    subs = {m: load_sub(m) for m in models}
     grid = executors.run_grid(plan, models, datasets, args.out, executor, seeds=args.seeds,
                               batch_size=args.batch_size)
     if grid.reused:
@@ -54,13 +72,12 @@ def cmd_run(args) -> int:
             if mine:
                 print(report.summary_table(mine, p))
                 print(f"results: {Path(args.out) / p.name / subs[m].name}\n")
-    for _, error in grid.failures:
-        print(f"msabench: error: {error}", file=sys.stderr)
-    if grid.failures:
-        print(f"msabench: {len(grid.failures)} of {len(grid.failures) + len({(u.model, u.seed) for u in grid.units})} "
-              "job(s) failed; re-run the same command to retry them", file=sys.stderr)
-        return 1
-    return 0
+    for i, (_, error) in enumerate(grid.failures, 1):  # one line per failed job
+        failed = len(grid.failures)
+        tail = (f" ({failed} of {grid.jobs} job(s) failed{'; the other results are written' if failed < grid.jobs else ''})"
+                if i == failed else "")
+        print(f"msabench: error: {error}{tail}", file=sys.stderr)
+    return 1 if grid.failures else 0
 
 
 def cmd_train(args) -> int:
@@ -70,6 +87,11 @@ def cmd_train(args) -> int:
     from msabench.data import load
     from msabench.protocols import DATASETS
 
+    for spec in args.model:
+        if spec.split(":")[0] not in submission.bundled():
+            raise MsabenchError(f"train takes bundled models (they cache checkpoints for run); {spec} is not one: "
+                                "a submission file is trained by msabench run")
+    _data_args(args)
     if args.dataset not in DATASETS:
         raise MsabenchError(f"unknown dataset {args.dataset!r}; known: {', '.join(DATASETS)}")
     variant = args.variant or DATASETS[args.dataset][0]
@@ -99,15 +121,29 @@ def cmd_train(args) -> int:
 def cmd_leaderboard(args) -> int:
     from msabench import leaderboard
 
+    paths.input_dir(args.results, "--results")
+    paths.output_dir(args.out, "--out")
+    _check_resampling(args)
     settings = leaderboard.Settings(n_resamples=args.resamples, seed=args.bootstrap_seed, figures=not args.no_figures)
     path = leaderboard.write(args.results, args.out, command=args.command_line or "", settings=settings)
     print(f"wrote {path} (+ results.csv, results.json{'' if args.no_figures else ', figures'})")
     return 0
 
 
+def _check_resampling(args) -> None:
+    if args.resamples < 100:
+        raise MsabenchError(f"--resamples must be >= 100 (a bootstrap needs enough resamples), got {args.resamples}")
+    if args.bootstrap_seed < 0:
+        raise MsabenchError(f"--bootstrap-seed must be >= 0, got {args.bootstrap_seed}")
+    if not 0 < getattr(args, "alpha", 0.05) < 1:
+        raise MsabenchError(f"--alpha must be between 0 and 1, got {args.alpha:g}")
+
+
 def cmd_compare(args) -> int:
     from msabench import compare
 
+    paths.input_dir(args.results, "--results")
+    _check_resampling(args)
     paired = compare.pair(args.results, args.protocol, args.a, args.b, seeds=args.seeds)
     if args.conditions:
         paired = paired.only(args.conditions)
@@ -122,6 +158,9 @@ def cmd_verify(args) -> int:
 
     if not args.claim and not args.claims:
         raise MsabenchError("verify needs --claim \"A > B on PROTOCOL: METRIC +VALUE\" or --claims FILE.toml")
+    _check_resampling(args)
+    if args.claims:
+        paths.input_file(args.claims, "--claims")
     reported = None
     if args.reported:
         if len(args.claim or []) != 1 or args.claims:
@@ -134,6 +173,8 @@ def cmd_verify(args) -> int:
     todo = [claims.parse(text, reported) for text in args.claim or []]
     if args.claims:
         todo += claims.load_file(args.claims)
+    if any(c.reported is None for c in todo):  # claims checked against stored results need them
+        paths.input_dir(args.results, "--results")
     verdicts = claims.verify(todo, args.results, n_resamples=args.resamples, seed=args.bootstrap_seed,
                              alpha=args.alpha)  # one Holm correction over every claim, in both modes
     print(claims.table(verdicts))
@@ -143,6 +184,7 @@ def cmd_verify(args) -> int:
 def cmd_score(args) -> int:
     from msabench import metrics
 
+    paths.input_file(args.csv, "score")
     print(json.dumps(metrics.score_csv(args.csv, kind=args.kind), indent=1))
     return 0
 
@@ -153,10 +195,11 @@ def cmd_masks_export(args) -> int:
     from msabench import masking, protocols
     from msabench.data import load
 
+    out = paths.output_file(args.out, "--out")
+    _data_args(args)
     protocol = protocols.load(args.protocol)
     dataset = load(protocol.dataset, protocol.variant, data=args.data, data_dir=args.data_dir)
     arrays, digest = masking.export(protocol, dataset[protocol.split])
-    out = Path(args.out)
     tmp = _atomic_path(out, ".npz")
     try:
         with tmp.open("wb") as f:
@@ -180,6 +223,13 @@ def cmd_data_convert(args) -> int:
     from msabench.data import hf, mmsa
 
     src = Path(args.input)
+    if not src.exists():
+        raise MsabenchError(f"data convert: {src}: no such file")
+    paths.input_file(src, "data convert")
+    paths.output_dir(args.out_dir, "data convert: output folder")
+    out_dir = Path(args.out_dir)
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        raise MsabenchError(f"data convert: output folder {out_dir} is not empty; refusing to overwrite it")
     guess_name, guess_variant = _infer_name(src.resolve())
     name = args.dataset or guess_name
     if name is None:
@@ -199,8 +249,10 @@ def cmd_data_synth(args) -> int:
 
     from msabench.data import synth
 
+    out = paths.output_file(args.out, "--out")
+    if args.seed < 0:
+        raise MsabenchError(f"--seed must be >= 0, got {args.seed}")
     raw = synth.make_raw(seed=args.seed, **synth.VARIANTS[args.variant])
-    out = Path(args.out)
     tmp = _atomic_path(out, ".pkl")
     try:
         with tmp.open("wb") as f:
@@ -226,8 +278,36 @@ def cmd_protocols(args) -> int:
     return 0
 
 
+def cmd_init(args) -> int:
+    from msabench.protocols import shipped
+
+    out = paths.output_file(args.file, "init")
+    if out.suffix != ".py":
+        raise MsabenchError(f"init {out}: a submission is a Python file; give a name ending in .py")
+    if out.exists():
+        raise MsabenchError(f"init {out}: the file exists; msabench init never overwrites a file")
+    source = (shipped("submissions") / "example.py").read_bytes()
+    tmp = _atomic_path(out, ".py")
+    try:
+        tmp.write_bytes(source)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(f"wrote the example submission to {out}; try: msabench run --protocol synth-intra --model {out}")
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's one-line errors: `msabench: error: run: ... (see msabench run --help)`."""
+
+    def error(self, message: str):
+        command = self.prog.removeprefix("msabench").strip()
+        where = f"{command}: " if command else ""
+        self.exit(2, f"msabench: error: {where}{message} (see {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="msabench", description="Benchmark MSA models under missing modalities.")
+    p = _Parser(prog="msabench", description="Benchmark MSA models under missing modalities.")
     sub = p.add_subparsers(dest="command", required=True)
 
     def data_args(q):
@@ -245,7 +325,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--address", help="Ray cluster to join (auto or HOST:PORT); default: start a local one")
     r.add_argument("--cpus-per-job", type=float, default=None,
                    help="CPUs (torch threads) per (model, seed) job; default: all of this machine's serially, 1 under Ray")
-    r.add_argument("--gpus-per-job", type=float, default=0.0, help="Ray GPUs per job; fractions pack jobs on a GPU")
+    r.add_argument("--gpus-per-job", type=float, help="Ray GPUs per job (default 0); fractions pack jobs on a GPU")
+    r.add_argument("--in-process", action="store_true",
+                   help="serial executor: run file submissions in this process (for a debugger) instead of one "
+                        "fresh process per job")
     r.add_argument("--ablate", action="store_true",
                    help="also run each bundled model with each of its components switched off")
     data_args(r)
@@ -324,16 +407,30 @@ def parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("protocols", help="list shipped protocols with their fingerprints")
     pr.set_defaults(func=cmd_protocols)
+
+    i = sub.add_parser("init", help="write the example submission to a new file, to start from")
+    i.add_argument("file", nargs="?", default="mymodel.py", help="default: mymodel.py")
+    i.set_defaults(func=cmd_init)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    if extra:  # named with its command, not as the top-level parser's error
+        command = " ".join(filter(None, [args.command, getattr(args, "masks_command", None),
+                                         getattr(args, "data_command", None)]))
+        p.exit(2, f"msabench: error: {command}: unrecognized argument(s): {' '.join(extra)} "
+                  f"(see msabench {command} --help)\n")
     try:
         return args.func(args)
     except MsabenchError as e:
         print(f"msabench: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # disk full, a file vanishing mid-run: still one line, and what was finished is kept
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"msabench: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("msabench: interrupted; finished results are kept, re-run to complete the rest", file=sys.stderr)
         return 130

@@ -7,6 +7,12 @@ inputs, so their per-sample predictions are bit-identical; the driver writes eac
 finished unit atomically as it arrives, so an interrupted grid keeps what finished
 and a re-run does only what is missing.
 
+Submission code never runs in the driver: files are probed in a worker process, and the
+serial executor runs each job of a file submission there too (see msabench.isolation),
+so a submission that calls sys.exit or os._exit, or crashes in native code, fails its
+own job and the rest of the grid goes on. Bundled models run in-process; under Ray,
+every job runs in Ray's workers.
+
 What a job is given: the serial executor gives each job every CPU of this process
 (or `cpus_per_job`) and the GPUs it sees; Ray gives `cpus_per_job` CPUs (torch's
 thread count is set to it) and the GPUs it reserved with `gpus_per_job`. Requests
@@ -19,12 +25,14 @@ so that imports flow one way (executors -> runner).
 from __future__ import annotations
 
 import math
+import pickle
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from msabench import devices, masking, results, runner, submission
+from msabench import devices, isolation, masking, results, runner, submission
 from msabench import protocols as protocols_mod
 from msabench.data import Dataset
 from msabench.data import load as load_data
@@ -56,10 +64,13 @@ class GridReport:
     units: list[results.UnitResult] = field(default_factory=list)
     reused: list[results.UnitResult] = field(default_factory=list)
     failures: list[tuple[Job, str]] = field(default_factory=list)
+    jobs: int = 0  # jobs run (finished or failed)
 
 
-def _submission(job: Job) -> submission.Submission:
+def _submission(job: Job, step=None) -> submission.Submission:
     """Load the job's submission where it runs; a file missing there is rebuilt from its bytes."""
+    if step is not None:
+        step("import")
     if job.source is None or Path(job.model).is_file():
         sub = submission.load(job.model)
         if job.source is None or sub.path.read_bytes() == job.source:
@@ -70,19 +81,37 @@ def _submission(job: Job) -> submission.Submission:
     return replace(submission.load(copy), path=Path(job.model))
 
 
-def execute(job: Job, dataset: Dataset) -> list[results.UnitResult]:
-    """The work of one job; the same function runs in-process and on Ray workers."""
-    return runner.run_job(_submission(job), dataset, list(job.protocols), job.seed, job.batch_size,
-                          threads=job.threads)
+def execute(job: Job, dataset: Dataset, step=None) -> list[results.UnitResult]:
+    """The work of one job; the same function runs in-process, in the isolation worker and on Ray workers."""
+    return runner.run_job(_submission(job, step), dataset, list(job.protocols), job.seed, job.batch_size,
+                          threads=job.threads, step=step)
+
+
+_LAST_DATASET: dict[str, Dataset] = {}  # in a worker: the dataset of the grid it is serving
+
+
+def execute_file(job: Job, dataset_file: str, step=None) -> list[results.UnitResult]:
+    """`execute` in a worker process, reading the dataset the driver pickled once for the grid."""
+    if dataset_file not in _LAST_DATASET:
+        if step is not None:
+            step("loading the dataset")
+        with open(dataset_file, "rb") as f:
+            dataset = pickle.load(f)
+        _LAST_DATASET.clear()
+        _LAST_DATASET[dataset_file] = dataset
+    return execute(job, _LAST_DATASET[dataset_file], step)
 
 
 def plan(protocols: list[Protocol], models: list[str], datasets: dict[tuple[str, str], Dataset], out: str | Path,
          seeds: list[int] | None = None, batch_size: int = 64,
-         threads: int | None = None) -> tuple[list[Job], list[results.UnitResult]]:
-    """The jobs still to run, and the finished units whose fingerprints match (re-used as they are)."""
+         threads: int | None = None, isolate: bool = True) -> tuple[list[Job], list[results.UnitResult]]:
+    """The jobs still to run, and the finished units whose fingerprints match (re-used as they are).
+
+    `isolate`: learn file submissions' names in the worker process (`submission.probe`).
+    """
     jobs, reused = [], []
     for spec in models:
-        sub = submission.load(spec)
+        sub = (submission.probe if isolate else submission.load)(spec)
         source = None if spec.split(":")[0] in submission.bundled() else sub.path.read_bytes()
         for key, dataset in datasets.items():
             group = [p for p in protocols if (p.dataset, p.variant) == key]
@@ -105,15 +134,21 @@ def plan(protocols: list[Protocol], models: list[str], datasets: dict[tuple[str,
 
 
 class SerialExecutor:
-    """In this process, one job after another, each on all its CPUs (or `cpus_per_job`)."""
+    """One job after another, each on all its CPUs (or `cpus_per_job`).
 
-    def __init__(self, cpus_per_job: float | None = None):
+    Jobs of file submissions run in the worker process of msabench.isolation (`isolate=False`:
+    in this one, e.g. to step through a submission in a debugger); bundled models run here.
+    """
+
+    def __init__(self, cpus_per_job: float | None = None, isolate: bool = True):
         available = devices.available_cpus()
         if cpus_per_job is not None and not (cpus_per_job >= 1 and cpus_per_job == int(cpus_per_job)):
             raise MsabenchError(f"--cpus-per-job must be a whole number >= 1 with the serial executor, got {cpus_per_job:g}")
         if cpus_per_job is not None and cpus_per_job > available:
             raise MsabenchError(f"--cpus-per-job {cpus_per_job:g}: this process may use only {available} CPU(s)")
         self.threads = int(cpus_per_job) if cpus_per_job is not None else available
+        self.isolate = isolate
+        self._folder: Path | None = None
 
     def gpus_per_job(self) -> int:
         return devices.visible_gpus()
@@ -122,12 +157,29 @@ class SerialExecutor:
         pass
 
     def close(self) -> None:
-        pass
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+    def _dataset_file(self, key: tuple[str, str], dataset: Dataset) -> str:
+        """The dataset pickled once per grid for isolated jobs (read back by the worker)."""
+        if self._folder is None:
+            self._folder = Path(tempfile.mkdtemp(prefix="msabench-grid-"))
+        path = self._folder / f"{key[0]}-{key[1]}.pkl"
+        if not path.exists():
+            with path.open("wb") as f:
+                pickle.dump(dataset, f, protocol=pickle.HIGHEST_PROTOCOL)
+        return str(path)
 
     def run(self, jobs: list[Job], datasets: dict, done) -> None:
         for job in jobs:
+            dataset = datasets[job.dataset_key]
             try:
-                units = execute(job, datasets[job.dataset_key])
+                if self.isolate and job.source is not None:
+                    units = isolation.call(execute_file, (job, self._dataset_file(job.dataset_key, dataset)),
+                                           what=f"{Path(job.model).resolve()}, seed {job.seed}")
+                else:
+                    units = execute(job, dataset)
             except MsabenchError as e:
                 done(job, None, str(e))
                 continue
@@ -136,6 +188,8 @@ class SerialExecutor:
 
 class RayExecutor:
     """Jobs as Ray tasks; datasets go to the object store once; a dead worker's job is retried."""
+
+    isolate = True  # workers are processes of their own; the driver only probes file submissions
 
     def __init__(self, address: str | None = None, cpus_per_job: float = 1.0, gpus_per_job: float = 0.0,
                  max_retries: int = 2):
@@ -218,12 +272,14 @@ def infeasible(cpus: float, gpus: float, nodes: list[dict]) -> str | None:
 def run_grid(protocols: list[Protocol], models: list[str], datasets: dict, out: str | Path, executor,
              seeds: list[int] | None = None, batch_size: int = 64, progress: bool = True) -> GridReport:
     """Check, plan, run and write the grid; job failures are collected, not raised, so the rest completes."""
+    runner.check_batch_size(batch_size)
+    isolate = getattr(executor, "isolate", True)
     for spec in models:  # options that cannot work on this data or hardware: one line before any work
-        sub = submission.load(spec)
+        sub = (submission.probe if isolate else submission.load)(spec)
         for dataset in datasets.values():
             sub.check(dataset.info, executor.gpus_per_job())
-    jobs, reused = plan(protocols, models, datasets, out, seeds, batch_size, executor.threads)
-    report = GridReport(reused=reused)
+    jobs, reused = plan(protocols, models, datasets, out, seeds, batch_size, executor.threads, isolate)
+    report = GridReport(reused=reused, jobs=len(jobs))
     if not jobs:
         return report
     executor.open(jobs)
@@ -252,14 +308,24 @@ def run_grid(protocols: list[Protocol], models: list[str], datasets: dict, out: 
     return report
 
 
-def make(name: str, address: str | None = None, cpus_per_job: float | None = None, gpus_per_job: float = 0.0):
-    """An executor from command-line settings; `cpus_per_job` None: all CPUs serially, 1 under Ray."""
+def make(name: str, address: str | None = None, cpus_per_job: float | None = None,
+         gpus_per_job: float | None = None, isolate: bool = True):
+    """An executor from command-line settings; `cpus_per_job` None: all CPUs serially, 1 under Ray.
+
+    One rule for executor-specific settings: given to an executor they do not apply to, they
+    are refused, never ignored (`--cpus-per-job` applies to both).
+    """
     if name == "serial":
-        if address or gpus_per_job:
-            raise MsabenchError("--address and --gpus-per-job apply to --executor ray only")
-        return SerialExecutor(cpus_per_job)
+        for flag, value in (("--address", address), ("--gpus-per-job", gpus_per_job)):
+            if value is not None:
+                raise MsabenchError(f"{flag} applies to --executor ray only (the serial executor runs on this "
+                                    "machine with the GPUs it sees)")
+        return SerialExecutor(cpus_per_job, isolate)
     if name == "ray":
-        return RayExecutor(address, 1.0 if cpus_per_job is None else cpus_per_job, gpus_per_job)
+        if not isolate:
+            raise MsabenchError("--in-process applies to --executor serial only (Ray runs jobs in its workers)")
+        return RayExecutor(address, 1.0 if cpus_per_job is None else cpus_per_job,
+                           0.0 if gpus_per_job is None else gpus_per_job)
     raise MsabenchError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")
 
 
@@ -283,7 +349,11 @@ def run(protocol: str | Protocol, model: str | Path, *, seeds: list[int] | None 
     records failures and goes on). `executor`: default serial, on every CPU of this process.
     """
     protocol = protocol if isinstance(protocol, Protocol) else protocols_mod.load(protocol)
-    sub = submission.load(model)
+    executor = executor or SerialExecutor()
+    isolate = getattr(executor, "isolate", True)
+    if isolate and str(model).split(":")[0] not in submission.bundled():
+        isolation.warm_up()  # the worker starts while the data loads here
+    sub = (submission.probe if isolate else submission.load)(model)
     for s in seeds or []:
         if s not in protocol.seeds:
             raise MsabenchError(f"seed {s} is not one of protocol {protocol.name}'s seeds {list(protocol.seeds)}")
@@ -293,7 +363,7 @@ def run(protocol: str | Protocol, model: str | Path, *, seeds: list[int] | None 
         raise MsabenchError(f"protocol {protocol.name} is for {protocol.dataset} {protocol.variant}, "
                             f"but the data given is {dataset.name} {dataset.variant} ({dataset.source})")
     grid = run_grid([protocol], [str(model)], {(protocol.dataset, protocol.variant): dataset}, out,
-                    executor or SerialExecutor(), seeds=seeds, batch_size=batch_size, progress=progress)
+                    executor, seeds=seeds, batch_size=batch_size, progress=progress)
     if grid.failures:
         raise MsabenchError(grid.failures[0][1])
     units = sorted(grid.reused + grid.units, key=lambda u: u.seed)

@@ -203,6 +203,9 @@ def compute(pred, label, kind: str = "mosi") -> dict[str, float]:
     }
 
 
+LABEL_RANGE = {"mosi": (-3.0, 3.0), "sims": (-1.0, 1.0)}  # the datasets' annotation scales
+
+
 def score_csv(path, kind: str | None = None) -> dict[str, float]:
     """Score a CSV with ``prediction`` and ``label`` columns (kind defaults to "mosi").
 
@@ -245,6 +248,10 @@ def score_csv(path, kind: str | None = None) -> dict[str, float]:
                     if not math.isfinite(v):
                         raise MsabenchError(f"{path}: line {line}, column {col!r}: {raw!r} is not finite")
                     values.append(v)
+                low, high = LABEL_RANGE[kind]
+                if not low <= values[1] <= high:
+                    raise MsabenchError(f"{path}: line {line}, column 'label': {row[cols['label']]!r} is outside "
+                                        f"the {kind} label range [{low:g}, {high:g}] (--kind {kind})")
                 preds.append(values[0])
                 labels.append(values[1])
     except FileNotFoundError:

@@ -15,10 +15,20 @@ import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from msabench import paths
 from msabench.data.core import MODALITIES
 from msabench.errors import MsabenchError
 
-PROTOCOL_DIR = Path(__file__).resolve().parent.parent / "protocols"
+
+
+def shipped(folder: str) -> Path:
+    """A folder the project ships (protocols, submissions): inside an installed package, else the checkout's."""
+    package = Path(__file__).resolve().parent
+    installed = package / "shipped" / folder
+    return installed if installed.is_dir() else package.parent / folder
+
+
+PROTOCOL_DIR = shipped("protocols")
 KINDS = ("intra", "inter", "random-inter")
 CONVENTIONS = ("hash", "mmsa")
 FILLS = ("unk-zero",)
@@ -244,15 +254,14 @@ def parse(data: dict, where: str) -> Protocol:
 def load(name_or_path: str | Path) -> Protocol:
     """A shipped protocol by name (`mosi-intra`) or any protocol TOML file by path."""
     path = Path(name_or_path)
-    if path.suffix != ".toml":
-        shipped = PROTOCOL_DIR / f"{name_or_path}.toml"
-        if not shipped.exists():
+    if path.suffix != ".toml" and not path.exists():
+        known = PROTOCOL_DIR / f"{name_or_path}.toml"
+        if "/" in str(name_or_path) or not known.exists():
             raise MsabenchError(
-                f"unknown protocol {str(name_or_path)!r}: no file {shipped}; shipped protocols: {', '.join(available())}"
-            )
-        path = shipped
-    if not path.exists():
-        raise MsabenchError(f"protocol file {path} does not exist")
+                f"unknown protocol {str(name_or_path)!r}: neither a protocol file nor a shipped protocol "
+                f"({', '.join(available())})")
+        path = known
+    paths.input_file(path, "protocol file")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:

@@ -9,6 +9,7 @@ owns the notebook entry point `run`), so imports flow one way: executors -> runn
 
 from __future__ import annotations
 
+import numbers
 import platform
 import random
 import sys
@@ -63,13 +64,15 @@ CHUNK_BYTES = 64 << 20  # corrupt this much input at a time, then cut batches ou
 
 
 def predict_conditions(model, split, protocol: Protocol, observed: dict, seed: int, batch_size: int,
-                       where: str) -> np.ndarray:
+                       where: str, step=None) -> np.ndarray:
     """Predictions [C, N] for every condition; batches never change what a sample sees."""
     n = len(split)
     row_bytes = sum(a.nbytes for a in split.arrays().values()) / max(n, 1)
     per_chunk = batch_size * max(1, int(CHUNK_BYTES // max(row_bytes * batch_size, 1)))
     out = np.empty((len(protocol.conditions), n), dtype=np.float64)
     for ci, cond in enumerate(protocol.conditions):
+        if step is not None:
+            step(f"predict(batch, mask) on {protocol.name}, condition {cond.name}, seed {seed}")
         for chunk_start in range(0, n, per_chunk):
             chunk_rows = slice(chunk_start, min(chunk_start + per_chunk, n))
             chunk, chunk_mask = masking.corrupt(split, observed[cond.name], chunk_rows, protocol.reveal_mask)
@@ -82,7 +85,7 @@ def predict_conditions(model, split, protocol: Protocol, observed: dict, seed: i
                     raw = model.predict(batch, mask)
                 except MsabenchError:
                     raise
-                except Exception as e:
+                except (Exception, SystemExit) as e:  # a submission's sys.exit is its failure, not the run's
                     raise MsabenchError(f"{at}: predict raised {submission_mod._describe(e, Path(where))}") from None
                 out[ci, first:first + len(batch)] = submission_mod.predictions(raw, len(batch), at, batch.ids)
     return out
@@ -100,30 +103,38 @@ def run_unit(sub: submission_mod.Submission, dataset: Dataset, protocol: Protoco
 
 
 def run_job(sub: submission_mod.Submission, dataset: Dataset, protocols: list[Protocol], seed: int,
-            batch_size: int = 64, masks: dict | None = None, threads: int | None = None) -> list[results_mod.UnitResult]:
+            batch_size: int = 64, masks: dict | None = None, threads: int | None = None,
+            step=None) -> list[results_mod.UnitResult]:
     """Build and fit the model once for `seed`, then evaluate it under each protocol (same dataset).
 
     `threads`: the CPU threads torch may use in this job (the CPUs the executor gave it);
-    None leaves torch's setting as it is.
+    None leaves torch's setting as it is. `step(text)`, if given, hears which call of the
+    submission is about to run (an isolated job's driver names it if the process dies).
     """
-    if batch_size < 1:
-        raise MsabenchError(f"batch size must be >= 1, got {batch_size}")
+    check_batch_size(batch_size)
     with devices.threads(threads):
-        return _run_job(sub, dataset, protocols, seed, batch_size, masks)
+        return _run_job(sub, dataset, protocols, seed, batch_size, masks, step or (lambda text: None))
 
 
-def _run_job(sub, dataset, protocols, seed, batch_size, masks) -> list[results_mod.UnitResult]:
+def check_batch_size(batch_size) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise MsabenchError(f"--batch-size must be a whole number >= 1, got {batch_size}")
+
+
+def _run_job(sub, dataset, protocols, seed, batch_size, masks, step) -> list[results_mod.UnitResult]:
     where = str(sub.path)
     seed_everything(seed)
     devices.reset_peak_memory()
+    step("build(info)")
     model = sub.build(dataset.info)
     t0 = time.perf_counter()
     if callable(getattr(model, "fit", None)):
+        step(f"fit(train, valid, seed={seed})")
         try:
             model.fit(dataset["train"], dataset["valid"], seed)
         except MsabenchError:
             raise
-        except Exception as e:
+        except (Exception, SystemExit) as e:
             raise MsabenchError(f"{where}: fit(train, valid, seed={seed}) raised {submission_mod._describe(e, sub.path)}") from None
     fit_s = time.perf_counter() - t0
     describe = getattr(model, "describe_compute", None)
@@ -136,7 +147,7 @@ def _run_job(sub, dataset, protocols, seed, batch_size, masks) -> list[results_m
         masks_fp = masks_fp or masking.fingerprint(protocol, split, seed, observed)
         seed_everything(seed)
         t1 = time.perf_counter()
-        pred = predict_conditions(model, split, protocol, observed, seed, batch_size, where)
+        pred = predict_conditions(model, split, protocol, observed, seed, batch_size, where, step)
         predict_s = time.perf_counter() - t1
         peak_mb = devices.peak_memory_mb()
         n_cond = len(protocol.conditions)

@@ -2,7 +2,13 @@
 
 The file is imported under a private module name; anything that goes wrong while
 importing, building, fitting or predicting becomes one line naming the file, the
-step and, for predictions, the condition, seed and sample.
+step and, for predictions, the condition, seed and sample. The driver of a grid only
+`probe`s a file (imports it in a worker process: see msabench.isolation), so a
+submission that exits or crashes at import cannot take the driver down.
+
+A submission's name (its results folder, its row in tables) is fixed before anything
+runs, from the first of: a module-level `NAME`; a `name` class attribute of its model
+class; the file name without `.py`.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import inspect
+import re
 import sys
 import traceback
 from dataclasses import dataclass
@@ -34,12 +41,14 @@ class Submission:
     name: str
     path: Path
     sha256: str  # of the file's bytes: any edit makes stored results stale
-    factory: Callable[[DatasetInfo], Any]
+    factory: Callable[[DatasetInfo], Any] | None  # None: probed only; imported when first built
     options_cls: type | None = None  # bundled models: their options dataclass
     options: Any = None  # bundled models: the parsed options
 
     def check(self, info: DatasetInfo, gpus: int | None) -> None:
         """Bundled torch models: options that cannot work on this data or on `gpus` GPUs fail now, in one line."""
+        if self.options is None:  # a file submission, or a bundled model without options: nothing to check
+            return
         from msabench.baselines._torch import Options, check_options
 
         if isinstance(self.options, Options):
@@ -47,16 +56,23 @@ class Submission:
 
     def build(self, info: DatasetInfo):
         """Build a fresh model; checks it has predict (and a callable fit if any)."""
+        factory = self.factory or load(self.path).factory
         try:
-            model = self.factory(info)
+            model = factory(info)
         except MsabenchError:
             raise
-        except Exception as e:
+        except (Exception, SystemExit) as e:
             raise MsabenchError(f"{self.path}: build(info) raised {_describe(e, self.path)}") from None
         if not callable(getattr(model, "predict", None)):
             raise MsabenchError(f"{self.path}: the model built has no predict(batch, mask) method")
         if hasattr(model, "fit") and not callable(model.fit):
             raise MsabenchError(f"{self.path}: the model's fit attribute is not callable")
+        own = getattr(model, "name", None) if self.options_cls is None else None
+        if isinstance(own, str) and own and own != self.name:
+            raise MsabenchError(
+                f"{self.path}: the model built names itself {own!r}, but its results are stored as {self.name!r}, "
+                f"a name fixed before anything runs (module NAME, else the model class's name attribute, else the "
+                f"file name); set NAME = {own!r} at module level")
         return model
 
 
@@ -67,6 +83,8 @@ def _describe(e: BaseException, path: Path) -> str:
         if Path(frame.filename).resolve() == path.resolve():
             line = f" (line {frame.lineno})"
             break
+    if isinstance(e, SystemExit):
+        return f"SystemExit: the submission called sys.exit({e.code!r}){line}"
     msg = str(e).splitlines()[0] if str(e) else ""
     return f"{type(e).__name__}: {msg}{line}"
 
@@ -83,40 +101,77 @@ def split_spec(spec: str) -> tuple[str, dict[str, str]]:
     return name, options
 
 
-def load(spec: str | Path) -> Submission:
-    """A submission by file path, or a bundled model by name with options (`prlf:rounds=2`)."""
-    spec = str(spec)
-    models = bundled()
-    base, raw_options = split_spec(spec) if spec.split(":")[0] in models else (spec, {})
-    if base in models:
-        path = models[base]
-    else:
-        path = Path(spec)
-        if not path.exists():
-            hint = f"; bundled models: {', '.join(models)}" if path.suffix != ".py" else ""
-            raise MsabenchError(f"submission {spec} is neither a file nor a bundled model{hint}")
-        if not path.is_file() or path.suffix != ".py":
-            raise MsabenchError(f"submission {spec} is not a Python file")
+def _file(spec: str) -> Path:
+    """The submission file `spec` names, checked without running any of it."""
+    path = Path(spec)
+    if not path.exists():
+        hint = f"; bundled models: {', '.join(bundled())}" if path.suffix != ".py" else ""
+        raise MsabenchError(f"submission {spec} is neither a file nor a bundled model{hint}")
+    if not path.is_file() or path.suffix != ".py":
+        raise MsabenchError(f"submission {spec} is not a Python file")
     path = path.resolve()
-    source = path.read_bytes()
-    digest = hashlib.sha256(source).hexdigest()
+    try:
+        source = path.read_bytes()
+    except OSError as e:
+        raise MsabenchError(f"submission {spec}: cannot read it: {e.strerror}") from None
     try:
         compile(source, str(path), "exec")
     except SyntaxError as e:
-        raise MsabenchError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
+        raise MsabenchError(f"{path}{f':{e.lineno}' if e.lineno else ''}: syntax error: {e.msg}") from None
+    except ValueError as e:  # NUL bytes, on some Python versions
+        raise MsabenchError(f"{path}: syntax error: {e}") from None
+    return path
+
+
+_PROBED: dict[tuple[str, str], Submission] = {}
+
+
+def probe(spec: str | Path) -> Submission:
+    """Like `load`, but a file is imported in the worker process: the caller runs none of its code.
+
+    The result has the name and hash but no factory; `build` imports the file when called.
+    """
+    spec = str(spec)
+    if spec.split(":")[0] in bundled():
+        return load(spec)  # msabench's own code
+    path = _file(spec)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    key = (str(path), digest)
+    if key not in _PROBED:
+        from msabench import isolation
+
+        name = isolation.call(_name, (str(path),), what=f"{path}: importing the submission")
+        _PROBED[key] = Submission(name=name, path=path, sha256=digest, factory=None)
+    return _PROBED[key]
+
+
+def _name(path: str, step) -> str:
+    step("import")
+    return load(path).name
+
+
+def load(spec: str | Path) -> Submission:
+    """A submission by file path, or a bundled model by name with options (`prlf:rounds=2`).
+
+    This imports and so runs the file in this process; drivers use `probe`.
+    """
+    spec = str(spec)
+    models = bundled()
+    base, raw_options = split_spec(spec) if spec.split(":")[0] in models else (spec, {})
+    path = models[base].resolve() if base in models else _file(spec)
+    source = path.read_bytes()
+    digest = hashlib.sha256(source).hexdigest()
     module_name = f"msabench_submission_{digest[:16]}"
     module_spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[module_name] = module  # dataclasses and pickling look modules up here
     try:
         module_spec.loader.exec_module(module)
-    except Exception as e:
+    except (Exception, SystemExit) as e:
         sys.modules.pop(module_name, None)
         raise MsabenchError(f"{path}: importing the submission failed: {_describe(e, path)}") from None
     factory = _factory(module, path)
-    name = getattr(module, "NAME", None) or getattr(factory, "name", None)
-    if not isinstance(name, str) or not name:
-        name = base if base in models else path.stem
+    name = base if base in models else _declared_name(module, path)
     options = None
     if base in models:
         factory, name, digest, options = _bundled(module, base, raw_options, factory, digest)
@@ -140,12 +195,38 @@ def _bundled(module, base: str, raw_options: dict, factory, digest: str):
     return (lambda info: module.build(info, options)), name, digest, options
 
 
+def _model_classes(module) -> list[type]:
+    return [obj for obj in vars(module).values()
+            if inspect.isclass(obj) and obj.__module__ == module.__name__ and callable(getattr(obj, "predict", None))]
+
+
+NAME_RULE = "it names a folder: 1-100 characters, no / or \\, no control characters, not starting with '.'"
+
+
+def _declared_name(module, path: Path) -> str:
+    """Module NAME, else the model class's `name` class attribute, else the file name."""
+    name, where = getattr(module, "NAME", None), "NAME"
+    if name is None:
+        named = {c.name: c for c in _model_classes(module) if isinstance(vars(c).get("name"), str)}
+        if len(named) > 1:
+            raise MsabenchError(f"{path}: model classes name themselves {', '.join(map(repr, sorted(named)))}; "
+                                "set NAME at module level to say which name the results take")
+        name, where = (next(iter(named)), f"{next(iter(named.values())).__name__}.name") if named else (path.stem, "")
+    if not isinstance(name, str) or not valid_name(name):
+        raise MsabenchError(f"{path}: {where or 'the file name'} {name!r} is not a usable model name ({NAME_RULE})")
+    return name
+
+
+def valid_name(name: str) -> bool:
+    """Names become folder names and table rows: no separators, no hidden or parent folders."""
+    return bool(re.fullmatch(r"[^./\\\x00-\x1f][^/\\\x00-\x1f]{0,99}", name))
+
+
 def _factory(module, path: Path) -> Callable[[DatasetInfo], Any]:
     build = getattr(module, "build", None)
     if callable(build):
         return build
-    classes = [obj for obj in vars(module).values()
-               if inspect.isclass(obj) and obj.__module__ == module.__name__ and callable(getattr(obj, "predict", None))]
+    classes = _model_classes(module)
     if len(classes) == 1:
         cls = classes[0]
         try:
@@ -158,7 +239,6 @@ def _factory(module, path: Path) -> Callable[[DatasetInfo], Any]:
         def factory(info):
             return cls()
 
-        factory.name = getattr(cls, "name", None)
         return factory
     if len(classes) > 1:
         names = ", ".join(c.__name__ for c in classes)

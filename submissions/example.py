@@ -1,9 +1,9 @@
 """Example submission: a small bag-of-words + pooled-frames regressor. Copy it to start.
 
 A submission is one Python file defining `build(info)`, which returns an object with
-    name                                   a short label for result tables
     fit(train, valid, seed)                train on the clean train split; pick epochs on valid
     predict(batch, mask) -> [B] scores     one sentiment score per sample (torch or numpy)
+Its results are stored under the file's name (example), or under a module-level NAME.
 msabench corrupts the test inputs (drops tokens/frames/modalities) BEFORE `predict` sees
 them: dropped tokens read [UNK] (id 100), dropped frames are zero vectors, and attention
 masks/lengths are those of the clean data. Unless the protocol reveals it, `mask` only
@@ -140,8 +140,6 @@ def _tensors(data: Split | Batch) -> dict:
 
 
 class ExampleModel:
-    name = "example-bow-mlp"
-
     def __init__(self, info: DatasetInfo):
         # Text ids are used when the dataset has them, else its token features.
         if not info.has_text_ids and info.text_feature_dim is None:

@@ -150,7 +150,7 @@ def test_compare_refuses_unpaired_results(res, tmp_path):
     copy = tmp_path / "r"
     shutil.copytree(res, copy)
     one_line_error(msabench("compare", "strong", "weak", "--protocol", "synth-intra", "--results", tmp_path / "none"),
-                   "does not exist")
+                   "no such folder")
     empty = tmp_path / "empty"
     empty.mkdir()
     one_line_error(msabench("compare", "a", "b", "--protocol", "synth-intra", "--results", empty),
@@ -343,4 +343,7 @@ def test_leaderboard_cli(res, tmp_path):
     assert "200 item resamples" in text and "vs #1" in text
     assert not list(tmp_path.glob("*.png"))
     one_line_error(msabench("leaderboard", "--results", tmp_path / "nothing", "--out", tmp_path / "o"),
+                   "--results", "nothing: no such folder")
+    (tmp_path / "empty").mkdir()
+    one_line_error(msabench("leaderboard", "--results", tmp_path / "empty", "--out", tmp_path / "o"),
                    "no finished results")

@@ -374,10 +374,12 @@ def write(path, text):
 
 def test_score_csv_matches_compute(tmp_path):
     p, y = mosi_data(40, 7)
-    lines = ["id,label,prediction"] + [f"v{i},{float(b)!r},{float(a)!r}" for i, (a, b) in enumerate(zip(p, y))]
-    f = write(tmp_path / "s.csv", "\n".join(lines) + "\n")
-    assert M.score_csv(f) == compute(p, y, "mosi")
-    assert M.score_csv(str(f), kind="sims") == compute(p, y, "sims")
+    for kind, labels in (("mosi", np.clip(y, -3, 3)), ("sims", np.clip(y, -3, 3) / 3)):  # each in its range
+        lines = ["id,label,prediction"] + [f"v{i},{float(b)!r},{float(a)!r}" for i, (a, b) in enumerate(zip(p, labels))]
+        f = write(tmp_path / f"{kind}.csv", "\n".join(lines) + "\n")
+        assert M.score_csv(str(f), kind=kind) == compute(p, labels, kind)
+    with pytest.raises(MsabenchError, match="column 'label': .* is outside the sims label range"):
+        M.score_csv(tmp_path / "mosi.csv", kind="sims")
 
 
 @pytest.mark.parametrize(

@@ -197,3 +197,61 @@ def test_example_submission_is_batch_size_invariant_end_to_end(tmp_path):
     assert runs[0].dtype == np.float64 and np.isfinite(runs[0]).all()
     assert np.array_equal(runs[0], runs[1]) and np.array_equal(runs[0], runs[2])
     assert np.unique(runs[0]).size > 10  # a real model, not a constant
+
+
+PREDICT = "    def predict(self, batch, mask):\n        return np.zeros(len(batch.ids))\n"
+NAME_FORMS = {  # file text -> the name its results are stored under (None: refused when built)
+    "lone class, no name": ("class M:\n" + PREDICT, "{stem}"),
+    "lone class, class attribute": ("class M:\n    name = 'mymodel'\n" + PREDICT, "mymodel"),
+    "build + class attribute": ("class M:\n    name = 'mymodel'\n" + PREDICT + "\ndef build(info):\n    return M()\n",
+                                "mymodel"),
+    "build + class attribute, helper classes": (
+        "class Net:\n    pass\n\nclass M:\n    name = 'mymodel'\n" + PREDICT + "\ndef build(info):\n    return M()\n",
+        "mymodel"),
+    "module NAME": ("NAME = 'mymodel'\n\nclass M:\n" + PREDICT, "mymodel"),
+    "module NAME wins over a class attribute": (
+        "NAME = 'mymodel'\n\nclass M:\n    name = 'other'\n" + PREDICT + "\ndef build(info):\n    return M()\n",
+        None),  # the built model then calls itself 'other': refused, NAME is what results are stored under
+    "build + instance attribute equal to the file name": (
+        "class M:\n    def __init__(self):\n        self.name = '{stem}'\n" + PREDICT + "\ndef build(info):\n    return M()\n",
+        "{stem}"),
+    "build + instance attribute": (
+        "class M:\n    def __init__(self):\n        self.name = 'mymodel'\n" + PREDICT + "\ndef build(info):\n    return M()\n",
+        None),
+}
+
+
+@pytest.mark.parametrize("form", sorted(NAME_FORMS))
+def test_name_contract_in_every_form(tmp_path, dataset, form):
+    """One precedence (module NAME, the model class's name attribute, the file name), fixed before anything
+    runs, the same whether the file is imported here or probed in a worker; a different name found only on
+    the built model is refused in one line, never silently ignored."""
+    text, want = NAME_FORMS[form]
+    path = write_file(tmp_path / "sub_file.py", "import numpy as np\n\n" + text.replace("{stem}", "sub_file"))
+    declared = submission.load(path).name
+    assert submission.probe(path).name == declared
+    out = tmp_path / "out"
+    if want is None:
+        with pytest.raises(MsabenchError, match=f"the model built names itself '.*', but its results are stored "
+                                                f"as '{declared}'.*set NAME ="):
+            executors.run(intra(seeds=(1,)), path, out=out, dataset=dataset)
+        assert not out.exists()
+        return
+    want = want.replace("{stem}", "sub_file")
+    assert declared == want
+    rep = executors.run(intra(seeds=(1,)), path, out=out, dataset=dataset)
+    assert rep.model == want and [p.name for p in (out / "t-intra").iterdir()] == [want]
+
+
+def test_worker_process_and_in_process_give_the_same_bits(tmp_path):
+    """Isolation changes where a job runs, not what it computes: the example submission (torch, trained)
+    gives bit-identical predictions in the worker process and in this one, at equal threads."""
+    data = small_dataset(sizes=(120, 40, 60))
+    p = intra(seeds=(1, 2))
+    runs = {}
+    for isolate in (True, False):
+        rep = executors.run(p, ROOT / "submissions" / "example.py", out=tmp_path / str(isolate), dataset=data,
+                            executor=executors.SerialExecutor(1, isolate=isolate))
+        runs[isolate] = [u.predictions for u in rep.units]
+    assert len(runs[True]) == 2 and all(np.array_equal(a, b) for a, b in zip(runs[True], runs[False]))
+    assert np.unique(runs[True][0]).size > 10

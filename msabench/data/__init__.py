@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from msabench import paths
 from msabench.data.core import MODALITIES, SPLITS, Dataset, DatasetInfo, Split
 from msabench.errors import MsabenchError
 
@@ -37,9 +38,9 @@ def load(name: str, variant: str, data: str | Path | None = None, data_dir: str 
         path = Path(str(data))
         if path.suffix not in table.SUFFIXES:
             raise MsabenchError(f"{name} is read from a feature table (.npz or .parquet); got {path}")
-        if not path.is_file():
+        if not path.exists():
             raise MsabenchError(f"data file {path} does not exist; {table.OBTAIN.get(name, '')}")
-        return table.load(path, spec)
+        return table.load(paths.input_file(path, "data file"), spec)
     if data is not None:
         spec = str(data)
         if spec.startswith("hub:"):
@@ -49,7 +50,7 @@ def load(name: str, variant: str, data: str | Path | None = None, data_dir: str 
             return hf.load_folder(path)
         if not path.exists():
             raise MsabenchError(f"data file {path} does not exist; {mmsa.OBTAIN}")
-        return mmsa.load(path, name, variant, text=text)
+        return mmsa.load(paths.input_file(path, "data file"), name, variant, text=text)
     if name == "synth-mosi":
         return synth.make_dataset(seed=SYNTH_SEED, variant=variant)
     if name not in MMSA_LAYOUT:
@@ -61,10 +62,11 @@ def load(name: str, variant: str, data: str | Path | None = None, data_dir: str 
             f"no data for {name}: pass --data FILE, or --data-dir DIR (or set MSABENCH_DATA) holding "
             f"{expected_path('DIR', name, variant)}; {mmsa.OBTAIN}"
         )
+    paths.input_dir(data_dir, "data folder (--data-dir / MSABENCH_DATA)")
     path = expected_path(data_dir, name, variant)
     if not path.exists():
         raise MsabenchError(f"data file {path} does not exist (expected for {name} {variant}); {mmsa.OBTAIN}")
-    return mmsa.load(path, name, variant, text=text)
+    return mmsa.load(paths.input_file(path, "data file"), name, variant, text=text)
 
 
 __all__ = ["Dataset", "DatasetInfo", "Split", "MODALITIES", "SPLITS", "load", "expected_path"]

@@ -159,8 +159,26 @@ def from_dict(raw, name: str, variant: str, source: str, text: str = "both") -> 
             raise MsabenchError(f"{source}: split '{s}' is missing (keys present: {', '.join(sorted(map(str, raw)))})")
         splits[s], n = split_from_dict(raw[s], s, f"{source}, split {s}", text=text)
         replaced += n
+    _check_alignment(splits["train"], variant, source)
     return Dataset(name=name, variant=variant, kind="sims" if name == "sims" else "mosi", splits=splits,
                    source=source, nonfinite_replaced=replaced)
+
+
+VARIANT_FILES = ("aligned_50", "unaligned_50", "unaligned_39")
+
+
+def _check_alignment(split: Split, variant: str, source: str) -> None:
+    """An aligned file read for an unaligned protocol (or the reverse) would be scored under the wrong name."""
+    lengths = (split.text_mask.shape[1], split.audio.shape[1], split.vision.shape[1])
+    aligned = lengths[0] == lengths[1] == lengths[2]
+    if variant.startswith("aligned") and not aligned:
+        raise MsabenchError(f"{source}: the protocol needs {variant} (audio and vision aligned to the text), but this "
+                            f"file's text/audio/vision lengths are {lengths[0]}/{lengths[1]}/{lengths[2]}: an unaligned "
+                            "file; use a protocol for its variant")
+    stem = Path(source).stem  # MMSA names its files after their variant
+    if stem in VARIANT_FILES and stem != variant and aligned == stem.startswith("aligned"):
+        raise MsabenchError(f"{source}: the protocol needs {variant}, but this is MMSA's {stem} file (text/audio/vision "
+                            f"lengths {lengths[0]}/{lengths[1]}/{lengths[2]}); use a protocol for {stem}")
 
 
 def load(path: str | Path, name: str, variant: str, text: str = "both") -> Dataset:
