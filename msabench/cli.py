@@ -54,7 +54,7 @@ def cmd_run(args) -> int:
     datasets = {}
     for p in plan:
         if (p.dataset, p.variant) not in datasets:
-            ds = load(p.dataset, p.variant, data=args.data, data_dir=args.data_dir)
+            ds = load(p.dataset, p.variant, data=args.data, data_dir=args.data_dir, tokenizer=args.tokenizer)
             if ds.nonfinite_replaced:
                 print(f"note: {ds.nonfinite_replaced} non-finite feature values (-inf/NaN) in {ds.source} "
                       "were set to 0", file=sys.stderr)
@@ -97,7 +97,7 @@ def cmd_train(args) -> int:
     variant = args.variant or DATASETS[args.dataset][0]
     if variant not in DATASETS[args.dataset]:
         raise MsabenchError(f"{variant!r} is not a variant of {args.dataset}; allowed: {', '.join(DATASETS[args.dataset])}")
-    dataset = load(args.dataset, variant, data=args.data, data_dir=args.data_dir)
+    dataset = load(args.dataset, variant, data=args.data, data_dir=args.data_dir, tokenizer=args.tokenizer)
     from msabench import devices
 
     subs = [submission.load(spec) for spec in args.model]
@@ -198,7 +198,7 @@ def cmd_masks_export(args) -> int:
     out = paths.output_file(args.out, "--out")
     _data_args(args)
     protocol = protocols.load(args.protocol)
-    dataset = load(protocol.dataset, protocol.variant, data=args.data, data_dir=args.data_dir)
+    dataset = load(protocol.dataset, protocol.variant, data=args.data, data_dir=args.data_dir, tokenizer=args.tokenizer)
     arrays, digest = masking.export(protocol, dataset[protocol.split])
     tmp = _atomic_path(out, ".npz")
     try:
@@ -264,6 +264,18 @@ def cmd_data_synth(args) -> int:
     return 0
 
 
+def cmd_data_embed(args) -> int:
+    from msabench.data import embed
+
+    if args.batch_size < 1 or args.max_tokens < 3:
+        raise MsabenchError(f"--batch-size must be >= 1 and --max-tokens >= 3, got {args.batch_size} and {args.max_tokens}")
+    shapes = embed.embed_mmsa(args.input, args.out, args.encoder, replace=args.replace, max_tokens=args.max_tokens,
+                              batch_size=args.batch_size)
+    sizes = ", ".join(f"{k} {list(v)}" for k, v in shapes.items())
+    print(f"wrote {args.out}: token features 'text' from {args.encoder} ({sizes})")
+    return 0
+
+
 def cmd_protocols(args) -> int:
     from tabulate import tabulate
 
@@ -314,6 +326,8 @@ def parser() -> argparse.ArgumentParser:
         q.add_argument("--data", help="MMSA .pkl file, msabench/HF save_to_disk folder, hub:OWNER/NAME, or an "
                                       "utterance-level feature table (.npz/.parquet, e.g. mosi-utterance.npz)")
         q.add_argument("--data-dir", help="folder in MMSA layout (DIR/MOSI/Processed/...); default $MSABENCH_DATA")
+        q.add_argument("--tokenizer", help="feature tables read as tokens: a local BERT tokenizer folder instead of "
+                                           "the packaged MiniLM's (minilm)")
 
     r = sub.add_parser("run", help="evaluate models under protocols")
     r.add_argument("--protocol", nargs="+", required=True, help="shipped protocol name(s) or TOML file(s)")
@@ -369,6 +383,15 @@ def parser() -> argparse.ArgumentParser:
     y.add_argument("--variant", choices=["aligned_50", "unaligned_50"], default="aligned_50",
                    help="unaligned_50: MOSI's real unaligned shapes with 768-d text features (~440 MB)")
     y.set_defaults(func=cmd_data_synth)
+
+    em = dsub.add_parser("embed", help="add pretrained token features ('text', [N, L, H]) to an MMSA-layout pickle")
+    em.add_argument("input")
+    em.add_argument("--out", required=True, help="the new file to write")
+    em.add_argument("--encoder", default="minilm", help="minilm (the packaged all-MiniLM-L6-v2) or a local folder")
+    em.add_argument("--replace", action="store_true", help="compute 'text' again where the input has it")
+    em.add_argument("--max-tokens", type=int, default=50, help="for splits with transcripts but no token ids")
+    em.add_argument("--batch-size", type=int, default=64)
+    em.set_defaults(func=cmd_data_embed)
 
     lb = sub.add_parser("leaderboard", help="write leaderboard tables from stored results")
     lb.add_argument("--results", default="results")

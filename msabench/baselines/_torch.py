@@ -28,6 +28,7 @@ import copy
 import dataclasses
 import hashlib
 import inspect
+from collections import OrderedDict
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import NamedTuple
@@ -37,7 +38,7 @@ import torch
 from torch import nn
 
 import msabench
-from msabench import devices, training
+from msabench import devices, pretrained, training
 from msabench.data.core import DatasetInfo, Split
 from msabench.errors import MsabenchError
 from msabench.interface import Batch, Mask
@@ -52,8 +53,9 @@ class Options:
 
     hidden: int = 64
     dropout: float = 0.1
-    text_encoder: str = "scratch"  # "scratch" (embeddings + Transformer) or "bert" (local HF weights)
+    text_encoder: str = "scratch"  # "scratch" (embeddings + Transformer), "bert" (local HF weights) or "minilm"
     bert_path: str = ""  # folder with Hugging Face BERT weights, for text_encoder="bert"
+    text_train: str = "auto"  # pretrained encoder: "finetune", "frozen"; auto: frozen for minilm, finetune for bert
     epochs: int = 30
     lr: float = 1e-3
     batch_size: int = 64
@@ -80,7 +82,8 @@ _RANGES = {  # option -> (test, the valid range as shown to the user)
     "batch_size": (lambda v: v >= 1, ">= 1"),
     "patience": (lambda v: v >= 1, ">= 1"),
     "input_noise": (lambda v: v >= 0, ">= 0"),
-    "text_encoder": (lambda v: v in ("scratch", "bert"), "'scratch' or 'bert'"),
+    "text_encoder": (lambda v: v in ("scratch", "bert", "minilm"), "'scratch', 'bert' or 'minilm'"),
+    "text_train": (lambda v: v in ("auto", "finetune", "frozen"), "'auto', 'finetune' or 'frozen'"),
     "text_input": (lambda v: v in ("auto", "ids", "features"), "'auto', 'ids' or 'features'"),
 }
 
@@ -115,8 +118,11 @@ def parse_options(cls, raw: dict[str, str], model: str):
 
 
 def check_options(opts: Options, info: DatasetInfo, gpus: int | None, model: str) -> None:
-    """What can be told before any work: the text input fits the data, the device exists."""
+    """What can be told before any work: the text input fits the data, the encoder is here, the device exists."""
     text_input(info, opts, model)
+    if encoder_spec(opts):
+        pretrained.folder(encoder_spec(opts), f"model {model}: text_encoder={opts.text_encoder}"
+                          + (" (bert_path=FOLDER)" if opts.text_encoder == "bert" else ""))
     devices.check(opts.device, opts.precision, opts.threads, gpus, where=f"model {model}")
 
 
@@ -124,10 +130,10 @@ def text_input(info: DatasetInfo, opts: Options, model: str = "model") -> str:
     """'ids' or 'features': `auto` prefers precomputed features unless a BERT encoder needs ids."""
     want = opts.text_input
     if want == "auto":
-        want = "ids" if opts.text_encoder == "bert" or not info.text_feature_dim else "features"
-    if opts.text_encoder == "bert" and want != "ids":
-        raise MsabenchError(f"model {model}: text_encoder=bert reads token ids; text_input={opts.text_input} "
-                            "contradicts it")
+        want = "ids" if encoder_spec(opts) or not info.text_feature_dim else "features"
+    if encoder_spec(opts) and want != "ids":
+        raise MsabenchError(f"model {model}: text_encoder={opts.text_encoder} reads token ids; "
+                            f"text_input={opts.text_input} contradicts it")
     if want == "ids" and not info.has_text_ids:
         raise MsabenchError(f"model {model}: text_input={opts.text_input} needs token ids, but {info.name} "
                             f"{info.variant} has only token features")
@@ -159,15 +165,85 @@ def _encoder(hidden: int, dropout: float, layers: int = 1) -> nn.TransformerEnco
     return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
 
 
+def encoder_spec(opts: Options) -> str:
+    """The pretrained text encoder an options set asks for ("minilm", a folder), or "" for none."""
+    return {"bert": opts.bert_path or " ", "minilm": pretrained.MINILM}.get(opts.text_encoder, "")
+
+
+def frozen(opts: Options) -> bool:
+    return opts.text_train == "frozen" or (opts.text_train == "auto" and opts.text_encoder == "minilm")
+
+
+class FrozenEncoder:
+    """A pretrained encoder used as a fixed feature extractor, kept out of the net's parameters.
+
+    Not an nn.Module on purpose: its weights stay out of checkpoints (they are the package's),
+    of the optimiser and of the net's dtype and device moves. States are computed without
+    gradients, in eval mode, once per distinct input (ids and attention mask) and kept in a
+    process-wide cache shared by seeds and models (`STATE_CACHE_BYTES`), so a clean input seen
+    in every epoch, seed and condition is encoded once.
+    """
+
+    def __init__(self, spec: str):
+        self.spec = spec
+        self.hidden_size = int(_frozen_encoder(spec, "cpu", torch.float32).config.hidden_size)
+
+    def __call__(self, ids: torch.Tensor, mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        dtype = torch.float64 if dtype == torch.float64 else torch.float32
+        device = ids.device
+        rows = np.concatenate([ids.detach().cpu().numpy(), mask.detach().cpu().numpy()], 1).astype(np.int64)
+        keys = [(self.spec, str(device), dtype, r.tobytes()) for r in rows]
+        todo = [i for i, k in enumerate(keys) if k not in _STATES]
+        if todo:
+            at = torch.tensor(todo, device=device)
+            encoder = _frozen_encoder(self.spec, str(device), dtype)
+            with torch.no_grad(), torch.autocast(device.type, enabled=False):
+                states = encoder(input_ids=ids[at], attention_mask=mask[at]).last_hidden_state
+            for j, i in enumerate(todo):
+                _remember(keys[i], states[j].clone())
+        out = torch.stack([_STATES[k] for k in keys])
+        for k in keys:
+            _STATES.move_to_end(k)
+        return out
+
+
+STATE_CACHE_BYTES = 1 << 30  # frozen text states kept per process (about 13,000 MiniLM inputs of 50 tokens)
+_STATES: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
+_STATE_BYTES = [0]
+_ENCODERS: dict[tuple, nn.Module] = {}
+
+
+def _remember(key: tuple, states: torch.Tensor) -> None:
+    _STATES[key] = states
+    _STATE_BYTES[0] += states.numel() * states.element_size()
+    while _STATE_BYTES[0] > STATE_CACHE_BYTES and len(_STATES) > 1:
+        _, old = _STATES.popitem(last=False)
+        _STATE_BYTES[0] -= old.numel() * old.element_size()
+
+
+def _frozen_encoder(spec: str, device: str, dtype: torch.dtype) -> nn.Module:
+    key = (spec, device, dtype)
+    if key not in _ENCODERS:
+        encoder = pretrained.load_encoder(spec, "frozen text encoder").to(device=device, dtype=dtype).eval()
+        encoder.requires_grad_(False)
+        _ENCODERS[key] = encoder
+    return _ENCODERS[key]
+
+
 class TextEncoder(nn.Module):
-    """Token ids (embeddings from scratch, or a local BERT) or token features -> [B, L, H]."""
+    """Token ids (embeddings from scratch, or a pretrained encoder, fine-tuned or frozen) or token
+    features -> [B, L, H]."""
 
     def __init__(self, info: DatasetInfo, opts: Options):
         super().__init__()
         h = opts.hidden
-        self.use_ids, self.bert = text_input(info, opts) == "ids", None
-        if self.use_ids and opts.text_encoder == "bert":
-            self.bert = load_bert(opts.bert_path)
+        self.use_ids, self.bert, self.frozen = text_input(info, opts) == "ids", None, None
+        spec = encoder_spec(opts)
+        if self.use_ids and spec and frozen(opts):
+            self.frozen = FrozenEncoder(spec)
+            self.proj = nn.Linear(self.frozen.hidden_size, h)
+        elif self.use_ids and spec:
+            self.bert = pretrained.load_encoder(spec, f"text_encoder={opts.text_encoder}")
             self.proj = nn.Linear(self.bert.config.hidden_size, h)
         elif self.use_ids:
             self.embed = nn.Embedding(VOCAB, h, padding_idx=0)
@@ -178,7 +254,10 @@ class TextEncoder(nn.Module):
 
     def forward(self, x: dict) -> tuple[torch.Tensor, torch.Tensor]:
         valid = x["text_mask"] > 0
-        if self.bert is not None:
+        if self.frozen is not None:
+            states = self.frozen(x["text_ids"], x["text_mask"], self.proj.weight.dtype)
+            seq = self.proj(states.to(self.proj.weight.dtype))
+        elif self.bert is not None:
             states = self.bert(input_ids=x["text_ids"], attention_mask=x["text_mask"]).last_hidden_state
             seq = self.proj(states.to(self.proj.weight.dtype))
         elif self.use_ids:
@@ -249,20 +328,6 @@ class BaselineNet(nn.Module):
         return sum(parts.values()), {k: v.detach() for k, v in parts.items()}
 
 
-def load_bert(path: str):
-    try:
-        from transformers import AutoModel
-    except ImportError:
-        raise MsabenchError("text_encoder=bert needs the transformers package: pip install transformers") from None
-    if not path or not Path(path).is_dir():
-        raise MsabenchError(f"text_encoder=bert needs bert_path=FOLDER with local BERT weights; got {path!r} "
-                            "(msabench cannot download weights)")
-    try:
-        return AutoModel.from_pretrained(path, local_files_only=True)
-    except Exception as e:
-        raise MsabenchError(f"cannot load BERT weights from {path}: {type(e).__name__}: {e}") from None
-
-
 def code_hash(*files: Path) -> str:
     h = hashlib.sha256()
     for f in (Path(__file__), Path(training.__file__), *files):
@@ -317,12 +382,19 @@ class TorchBaseline:
             "msabench": msabench.__version__,
             "code": code_hash(Path(inspect.getfile(type(self)))),
         }
+        if encoder_spec(self.options) and text_input(self.info, self.options) == "ids":
+            meta["text_encoder_weights"] = pretrained.identity(encoder_spec(self.options))
         fp = training.fingerprint(**meta)
         meta["fingerprint"] = fp
         return training.cache_dir() / self.name / f"{fp}.pt", meta
 
     def fit(self, train: Split, valid: Split, seed: int) -> None:
         compute = self.compute
+        spec = encoder_spec(self.options)
+        if spec and text_input(self.info, self.options) == "ids":  # ids another tokenizer made: one line, now
+            pretrained.folder(spec, f"text_encoder={self.options.text_encoder}")
+            for split in (train, valid):
+                pretrained.check_ids(split.text_ids, spec, f"model {self.name}: {split.name} split")
         path, meta = self.checkpoint_path(train, valid, seed)
         given = self.options.checkpoint.replace("{seed}", str(seed))
         with devices.threads(compute.threads):

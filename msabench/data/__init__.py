@@ -27,12 +27,22 @@ def expected_path(data_dir: str | Path, name: str, variant: str) -> Path:
 
 
 def load(name: str, variant: str, data: str | Path | None = None, data_dir: str | Path | None = None,
-         text: str = "both") -> Dataset:
-    """Load dataset `name`/`variant` from wherever the user keeps it."""
+         text: str = "both", tokenizer: str | None = None) -> Dataset:
+    """Load dataset `name`/`variant` from wherever the user keeps it.
+
+    `tokenizer`: for a feature table's `tokens` variant, "minilm" (default) or a local tokenizer folder.
+    """
+    from dataclasses import replace
+
     from msabench.data import hf, mmsa, synth, table
 
+    if tokenizer is not None and not (name in table.REGISTRY and variant == "tokens"):
+        raise MsabenchError(f"--tokenizer applies to feature tables read as WordPiece tokens (variant 'tokens'), "
+                            f"not to {name} {variant}")
     if name in table.REGISTRY:
         spec = table.spec(name, variant)
+        if tokenizer is not None:
+            spec = replace(spec, tokenizer=tokenizer)
         if data is None:
             return table.load(table.find(name, data_dir or os.environ.get("MSABENCH_DATA")), spec)
         path = Path(str(data))

@@ -13,7 +13,7 @@ utterance and these keys / columns:
   list) columns of floats;
 - one or more split columns [N] str with the values `train` / `valid` / `test`; the
   dataset spec (`TableSpec.split_column`) names the one to use;
-- optional `text_raw` [N] str: the transcript (needed for `text="tokens"`).
+- optional `text_raw` [N] str: the transcript (needed for `text="tokens"` and `"words"`).
 Any other key is ignored (e.g. `label_bin`, a second split column).
 
 How a table becomes a `Dataset` (the choice msabench makes for utterance-level data):
@@ -23,8 +23,10 @@ How a table becomes a `Dataset` (the choice msabench makes for utterance-level d
   vector set to zero: on this data intra-modality missing is a per-sample feature drop;
 - text, by the spec's `text`:
   * `features`: text_features [N, 1, Dt], text_mask [N, 1] all ones, no token ids;
-  * `tokens`: real token ids from `text_raw` (see `Vocabulary`), text_mask marking the real
-    tokens, no text features. Audio and vision stay length-1 vectors.
+  * `tokens`: BERT WordPiece ids of `text_raw` (below), text_mask marking the real tokens, no
+    text features. Audio and vision stay length-1 vectors;
+  * `words`: ids from a word vocabulary of the training transcripts (see `Vocabulary`), for
+    models that learn their embeddings and for contrast with `tokens`.
 - standardisation (`standardize`, on by default): every feature dimension of text, audio
   and vision is centred and scaled by the mean and standard deviation of the TRAINING
   part (after validation is carved out; a constant dimension is only centred). Feature
@@ -37,7 +39,14 @@ How a table becomes a `Dataset` (the choice msabench makes for utterance-level d
   `valid_fraction` of the train utterances are in validation. Deterministic, independent of
   row order.
 
-Tokenisation for `text="tokens"`: the transcript is lower-cased and split into words with
+Tokenisation for `text="tokens"`: the transcript goes through a BERT tokenizer (the spec's
+`tokenizer`: "minilm", the packaged all-MiniLM-L6-v2 one, i.e. bert-base-uncased's WordPiece
+vocabulary, or a local tokenizer folder; see msabench.pretrained), at most `max_tokens` ids
+with [CLS] first and [SEP] last, then [PAD]=0. Intra-modality masking then acts on real BERT
+tokens, as LNLN's does on MMSA's `text_bert`, and a pretrained encoder reads them as it was
+trained to. The loaded `Dataset` names the tokenizer in `dataset.tokenizer`.
+
+Tokenisation for `text="words"`: the transcript is lower-cased and split into words with
 the regular expression `[a-z0-9]+(?:'[a-z0-9]+)*` (letters/digits, inner apostrophes kept:
 "it's" is one word; all other characters separate words). The vocabulary is built from the
 TRAINING part only (after validation is carved out): [PAD]=0, [UNK]=100, [CLS]=101,
@@ -71,7 +80,7 @@ from msabench.data.core import CLS_ID, PAD_ID, SEP_ID, SPLITS, UNK_ID, Dataset, 
 from msabench.errors import MsabenchError
 
 SUFFIXES = (".npz", ".parquet")
-TEXT_CHOICES = ("features", "tokens")
+TEXT_CHOICES = ("features", "tokens", "words")
 FIRST_WORD_ID = 103
 VOCAB_LIMIT = 30522  # the bundled models' embedding size (bert-base-uncased)
 WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
@@ -87,8 +96,9 @@ class TableSpec:
     split_column: str = "split"
     valid_fraction: float = 0.15  # share of train utterances carved out (by whole videos) when there is no valid split
     valid_seed: int = 0
-    text: str = "features"  # "features" or "tokens"
-    max_tokens: int = 50  # text="tokens": sequence length including [CLS] and [SEP]
+    text: str = "features"  # "features", "tokens" (WordPiece) or "words" (word vocabulary)
+    max_tokens: int = 50  # text="tokens"/"words": sequence length including [CLS] and [SEP]
+    tokenizer: str = "minilm"  # text="tokens": "minilm" (packaged) or a local tokenizer folder
     standardize: bool = True  # z-score every feature dimension with training-part statistics
     filename: str = ""  # the file looked for in data_dir / $MSABENCH_DATA
 
@@ -305,9 +315,9 @@ def _check_table(raw: dict, spec: TableSpec, path: Path) -> dict[str, np.ndarray
         if text_raw.dtype.kind not in "US":
             raise MsabenchError(f"{path}: key 'text_raw' must hold strings, got dtype {text_raw.dtype}")
         out["text_raw"] = text_raw.astype(str)
-    elif spec.text == "tokens":
-        raise MsabenchError(f"{path}: key 'text_raw' is missing: {spec.name} variant 'tokens' builds token ids "
-                            "from the transcripts")
+    elif spec.text in ("tokens", "words"):
+        raise MsabenchError(f"{path}: key 'text_raw' is missing: {spec.name} variant '{spec.text}' builds token "
+                            "ids from the transcripts")
     return out
 
 
@@ -383,7 +393,7 @@ def from_arrays(raw: dict, spec: TableSpec, source: str) -> Dataset:
     path = Path(source)
     if spec.text not in TEXT_CHOICES:
         raise MsabenchError(f"{spec.name}: text must be one of {', '.join(TEXT_CHOICES)}, got {spec.text!r}")
-    if spec.text == "tokens" and spec.max_tokens < 3:
+    if spec.text in ("tokens", "words") and spec.max_tokens < 3:
         raise MsabenchError(f"{spec.name}: max_tokens must be >= 3 ([CLS], a word, [SEP]), got {spec.max_tokens}")
     t = _check_table(raw, spec, path)
     part = t["split"].copy()
@@ -399,8 +409,12 @@ def from_arrays(raw: dict, spec: TableSpec, source: str) -> Dataset:
         for mod in MODALITY_KEYS:
             t[mod] = standardise(t[mod], train)
     vocab = None
-    if spec.text == "tokens":
+    if spec.text == "words":
         vocab = Vocabulary.build(t["text_raw"][part == "train"], str(path))
+    elif spec.text == "tokens":
+        from msabench import pretrained
+
+        pretrained.tokenizer(spec.tokenizer)  # a missing package or folder: one line before the work
     splits = {}
     for name in SPLITS:
         rows = np.flatnonzero(part == name)
@@ -409,6 +423,8 @@ def from_arrays(raw: dict, spec: TableSpec, source: str) -> Dataset:
         text_ids = text_features = None
         if vocab is not None:
             text_ids, text_mask = vocab.encode(t["text_raw"][rows].tolist(), spec.max_tokens)
+        elif spec.text == "tokens":
+            text_ids, text_mask = pretrained.encode(t["text_raw"][rows].tolist(), spec.tokenizer, spec.max_tokens)
         else:
             text_features = t["text"][rows][:, None, :]
             text_mask = np.ones((m, 1), dtype=np.int64)
@@ -428,6 +444,8 @@ def from_arrays(raw: dict, spec: TableSpec, source: str) -> Dataset:
     ds = Dataset(name=spec.name, variant=spec.text, kind=spec.kind, splits=splits, source=source)
     if vocab is not None:
         object.__setattr__(ds, "vocabulary", vocab)
+    if spec.text == "tokens":
+        object.__setattr__(ds, "tokenizer", spec.tokenizer)
     return ds
 
 
