@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/baselines.py
 	$(PY) benchmarks/ray_grid.py
 	$(PY) benchmarks/ray_memory.py
+	$(PY) benchmarks/text_encoders.py
 
 # False-positive rate and power of `msabench compare`: the simulation through stats (about 15 minutes
 # on 2 cores), then the harness-level check (about 5 minutes)

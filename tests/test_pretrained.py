@@ -134,3 +134,16 @@ def test_data_embed_adds_mmsa_text_features(tmp_path):
     unit = runner.run_unit(submission.load("text-only:text_input=features,hidden=16,epochs=1"), ds,
                            protocols.load("synth-inter"), 1)
     assert np.isfinite(unit.predictions).all()
+
+
+def test_a_full_state_cache_evicts_the_oldest_and_still_answers(data, monkeypatch):
+    monkeypatch.setattr(_torch, "STATE_CACHE_BYTES", 6 * 50 * 384 * 4)  # room for six inputs
+    _torch._STATES.clear()
+    _torch._STATE_BYTES[0] = 0
+    enc = _torch.FrozenEncoder("minilm")
+    split = data["test"]
+    ids, mask = torch.from_numpy(split.text_ids[:10]), torch.from_numpy(split.text_mask[:10])
+    first = enc(ids[:4], mask[:4], torch.float32)
+    both = enc(ids[:10], mask[:10], torch.float32)  # 4 hits, 6 new: the hits must survive the insertions
+    assert torch.equal(both[:4], first) and len(_torch._STATES) <= 6
+    assert _torch._STATE_BYTES[0] == sum(t.numel() * t.element_size() for t in _torch._STATES.values())

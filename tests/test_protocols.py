@@ -6,7 +6,8 @@ from msabench.errors import MsabenchError
 from conftest import write_file
 
 SHIPPED = ["mosi-intra", "mosi-inter", "mosei-intra", "mosei-inter", "sims-intra", "sims-inter", "synth-intra",
-           "synth-inter", "synth-unaligned-intra", "mosi-utt-inter", "mosi-utt-intra", "mosi-utt-intra-words"]
+           "synth-inter", "synth-unaligned-intra", "mosi-utt-inter", "mosi-utt-intra", "mosi-utt-intra-words",
+           "mosi-utt-inter-tokens"]
 
 BASE = """\
 name = "t"

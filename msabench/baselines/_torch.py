@@ -193,18 +193,21 @@ class FrozenEncoder:
         device = ids.device
         rows = np.concatenate([ids.detach().cpu().numpy(), mask.detach().cpu().numpy()], 1).astype(np.int64)
         keys = [(self.spec, str(device), dtype, r.tobytes()) for r in rows]
-        todo = [i for i, k in enumerate(keys) if k not in _STATES]
+        found = {}
+        for k in keys:  # hits first become the most recent, so the new states below cannot evict them
+            if k in _STATES:
+                _STATES.move_to_end(k)
+                found[k] = _STATES[k]
+        todo = [i for i, k in enumerate(keys) if k not in found]
         if todo:
             at = torch.tensor(todo, device=device)
             encoder = _frozen_encoder(self.spec, str(device), dtype)
             with torch.no_grad(), torch.autocast(device.type, enabled=False):
                 states = encoder(input_ids=ids[at], attention_mask=mask[at]).last_hidden_state
             for j, i in enumerate(todo):
-                _remember(keys[i], states[j].clone())
-        out = torch.stack([_STATES[k] for k in keys])
-        for k in keys:
-            _STATES.move_to_end(k)
-        return out
+                found[keys[i]] = states[j].clone()
+                _remember(keys[i], found[keys[i]])
+        return torch.stack([found[k] for k in keys])
 
 
 STATE_CACHE_BYTES = 1 << 30  # frozen text states kept per process (about 13,000 MiniLM inputs of 50 tokens)
