@@ -22,7 +22,7 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +88,20 @@ def collect(results_dir: str | Path) -> dict[str, list[Entry]]:
     for (proto, model), units in sorted(grouped.items()):
         out.setdefault(proto, []).append(Entry(proto, model, tuple(sorted(units, key=lambda u: u.seed))))
     return out
+
+
+def current_only(grouped: dict[str, list[Entry]], loaded: dict[str, protocols.Protocol]):
+    """Keep the units made under the protocol as shipped now; count the others per protocol."""
+    kept, stale = {}, {}
+    for name, entries in grouped.items():
+        fp = loaded[name].fingerprint
+        for e in entries:
+            units = tuple(u for u in e.units if u.manifest.get("protocol_fingerprint") == fp)
+            if len(units) < len(e.units):
+                stale[name] = stale.get(name, 0) + len(e.units) - len(units)
+            if units:
+                kept.setdefault(name, []).append(replace(e, units=units))
+    return kept, stale
 
 
 def _fmt(mean: float, std: float, digits: int = 4) -> str:
@@ -332,7 +346,12 @@ def write(results_dir: str | Path, out_dir: str | Path, command: str = "", setti
              "Generated from stored per-sample results by `msabench leaderboard`; do not edit by hand.",
              *([f"Produced by: `{command}`", ""] if command else [""])]
     loaded = {name: protocols.load(name) for name in grouped}
-    for dataset in dict.fromkeys(p.dataset for p in loaded.values()):
+    grouped, stale = current_only(grouped, loaded)
+    if stale:  # results of another version of a protocol file are never ranked with this version's
+        parts += ["Left out (made under another version of the protocol file than the shipped one; their "
+                  "protocol fingerprint differs): " + "; ".join(f"{name}: {n} result(s)" for name, n in stale.items()),
+                  ""]
+    for dataset in dict.fromkeys(p.dataset for name, p in loaded.items() if name in grouped):
         parts += [f"## {DATA_TITLES.get(dataset, dataset)}", ""]
         for proto_name, entries in grouped.items():
             if loaded[proto_name].dataset == dataset:

@@ -73,3 +73,20 @@ def test_ablation_table_pairs_variant_with_full_model(results_dir, tmp_path):
 def test_empty_results(tmp_path):
     with pytest.raises(MsabenchError, match="no finished results"):
         leaderboard.write(tmp_path / "none", tmp_path / "out")
+
+
+def test_results_of_another_protocol_version_are_left_out(results_dir, tmp_path):
+    """A protocol file that changed (mosi-utt-intra v1 -> v2) must not rank old results with new ones."""
+    import shutil
+
+    copy = tmp_path / "results"
+    shutil.copytree(results_dir, copy)
+    manifest = copy / "synth-intra" / "mean" / "seed-1112" / "manifest.json"
+    m = json.loads(manifest.read_text())
+    m["protocol_fingerprint"] = "0" * 64  # made under another version of synth-intra
+    manifest.write_text(json.dumps(m))
+    text = leaderboard.write(copy, tmp_path / "lb").read_text()
+    assert "Left out (made under another version of the protocol file" in text and "synth-intra: 1 result(s)" in text
+    rows = list(csv.DictReader((tmp_path / "lb" / "results.csv").open()))
+    assert {(r["model"], r["seed"]) for r in rows if r["protocol"] == "synth-intra" and r["model"] == "mean"} == \
+        {("mean", "1111")}
