@@ -47,7 +47,7 @@ def cmd_run(args) -> int:
     models = list(args.model)
     if args.ablate:
         models += [v for m in args.model for v in submission.ablations(m)]
-    if not args.in_process and any(m.split(":")[0] not in submission.bundled() for m in models):
+    if not args.in_process and not all(map(submission.is_bundled, models)):
         from msabench import isolation
 
         isolation.warm_up()  # the worker starts (imports torch) while the data loads here
@@ -88,7 +88,7 @@ def cmd_train(args) -> int:
     from msabench.protocols import DATASETS
 
     for spec in args.model:
-        if spec.split(":")[0] not in submission.bundled():
+        if not submission.is_bundled(spec):
             raise MsabenchError(f"train takes bundled models (they cache checkpoints for run); {spec} is not one: "
                                 "a submission file is trained by msabench run")
     _data_args(args)
@@ -222,10 +222,7 @@ def _infer_name(path: Path) -> tuple[str, str]:
 def cmd_data_convert(args) -> int:
     from msabench.data import hf, mmsa
 
-    src = Path(args.input)
-    if not src.exists():
-        raise MsabenchError(f"data convert: {src}: no such file")
-    paths.input_file(src, "data convert")
+    src = paths.input_file(args.input, "data convert")
     paths.output_dir(args.out_dir, "data convert: output folder")
     out_dir = Path(args.out_dir)
     if out_dir.is_dir() and any(out_dir.iterdir()):

@@ -112,7 +112,7 @@ def plan(protocols: list[Protocol], models: list[str], datasets: dict[tuple[str,
     jobs, reused = [], []
     for spec in models:
         sub = (submission.probe if isolate else submission.load)(spec)
-        source = None if spec.split(":")[0] in submission.bundled() else sub.path.read_bytes()
+        source = None if submission.is_bundled(spec) else sub.path.read_bytes()
         for key, dataset in datasets.items():
             group = [p for p in protocols if (p.dataset, p.variant) == key]
             wanted = sorted({s for p in group for s in p.seeds if seeds is None or s in seeds})
@@ -351,7 +351,7 @@ def run(protocol: str | Protocol, model: str | Path, *, seeds: list[int] | None 
     protocol = protocol if isinstance(protocol, Protocol) else protocols_mod.load(protocol)
     executor = executor or SerialExecutor()
     isolate = getattr(executor, "isolate", True)
-    if isolate and str(model).split(":")[0] not in submission.bundled():
+    if isolate and not submission.is_bundled(model):
         isolation.warm_up()  # the worker starts while the data loads here
     sub = (submission.probe if isolate else submission.load)(model)
     for s in seeds or []:

@@ -70,7 +70,8 @@ def tokenizer(spec: str = MINILM):
 
 
 @lru_cache(maxsize=8)
-def _config(spec: str) -> dict:
+def config(spec: str) -> dict:
+    """The folder's config.json ({} when it has none)."""
     import json
 
     path = folder(spec) / "config.json"
@@ -94,7 +95,7 @@ def encode(texts, spec: str = MINILM, max_tokens: int = 50) -> tuple[np.ndarray,
 
 def check_ids(ids: np.ndarray, spec: str, where: str) -> None:
     """Token ids in data must belong to the encoder's vocabulary (e.g. no bert-base-chinese ids for MiniLM)."""
-    size = int(_config(spec).get("vocab_size", 0))
+    size = int(config(spec).get("vocab_size", 0))
     if size and ids is not None and ids.size and int(ids.max()) >= size:
         raise MsabenchError(f"{where}: token id {int(ids.max())} is outside the vocabulary of {spec} ({size} ids): "
                             "the data was tokenized with another tokenizer")

@@ -101,8 +101,13 @@ def split_spec(spec: str) -> tuple[str, dict[str, str]]:
     return name, options
 
 
-def _file(spec: str) -> Path:
-    """The submission file `spec` names, checked without running any of it."""
+def is_bundled(spec: str | Path) -> bool:
+    """`prlf`, `prlf:rounds=2`: a bundled model (msabench's own code), not a submission file."""
+    return str(spec).split(":")[0] in bundled()
+
+
+def _file(spec: str) -> tuple[Path, bytes]:
+    """The submission file `spec` names and its bytes, checked without running any of it."""
     path = Path(spec)
     if not path.exists():
         hint = f"; bundled models: {', '.join(bundled())}" if path.suffix != ".py" else ""
@@ -120,7 +125,7 @@ def _file(spec: str) -> Path:
         raise MsabenchError(f"{path}{f':{e.lineno}' if e.lineno else ''}: syntax error: {e.msg}") from None
     except ValueError as e:  # NUL bytes, on some Python versions
         raise MsabenchError(f"{path}: syntax error: {e}") from None
-    return path
+    return path, source
 
 
 _PROBED: dict[tuple[str, str], Submission] = {}
@@ -132,10 +137,10 @@ def probe(spec: str | Path) -> Submission:
     The result has the name and hash but no factory; `build` imports the file when called.
     """
     spec = str(spec)
-    if spec.split(":")[0] in bundled():
+    if is_bundled(spec):
         return load(spec)  # msabench's own code
-    path = _file(spec)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    path, source = _file(spec)
+    digest = hashlib.sha256(source).hexdigest()
     key = (str(path), digest)
     if key not in _PROBED:
         from msabench import isolation
@@ -158,8 +163,11 @@ def load(spec: str | Path) -> Submission:
     spec = str(spec)
     models = bundled()
     base, raw_options = split_spec(spec) if spec.split(":")[0] in models else (spec, {})
-    path = models[base].resolve() if base in models else _file(spec)
-    source = path.read_bytes()
+    if base in models:
+        path = models[base].resolve()
+        source = path.read_bytes()
+    else:
+        path, source = _file(spec)
     digest = hashlib.sha256(source).hexdigest()
     module_name = f"msabench_submission_{digest[:16]}"
     module_spec = importlib.util.spec_from_file_location(module_name, path)

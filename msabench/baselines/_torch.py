@@ -120,7 +120,7 @@ def parse_options(cls, raw: dict[str, str], model: str):
 def check_options(opts: Options, info: DatasetInfo, gpus: int | None, model: str) -> None:
     """What can be told before any work: the text input fits the data, the encoder is here, the device exists."""
     text_input(info, opts, model)
-    if encoder_spec(opts):
+    if encoder_spec(opts) is not None:
         pretrained.folder(encoder_spec(opts), f"model {model}: text_encoder={opts.text_encoder}"
                           + (" (bert_path=FOLDER)" if opts.text_encoder == "bert" else ""))
     devices.check(opts.device, opts.precision, opts.threads, gpus, where=f"model {model}")
@@ -130,8 +130,8 @@ def text_input(info: DatasetInfo, opts: Options, model: str = "model") -> str:
     """'ids' or 'features': `auto` prefers precomputed features unless a BERT encoder needs ids."""
     want = opts.text_input
     if want == "auto":
-        want = "ids" if encoder_spec(opts) or not info.text_feature_dim else "features"
-    if encoder_spec(opts) and want != "ids":
+        want = "ids" if encoder_spec(opts) is not None or not info.text_feature_dim else "features"
+    if encoder_spec(opts) is not None and want != "ids":
         raise MsabenchError(f"model {model}: text_encoder={opts.text_encoder} reads token ids; "
                             f"text_input={opts.text_input} contradicts it")
     if want == "ids" and not info.has_text_ids:
@@ -165,9 +165,9 @@ def _encoder(hidden: int, dropout: float, layers: int = 1) -> nn.TransformerEnco
     return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
 
 
-def encoder_spec(opts: Options) -> str:
-    """The pretrained text encoder an options set asks for ("minilm", a folder), or "" for none."""
-    return {"bert": opts.bert_path or " ", "minilm": pretrained.MINILM}.get(opts.text_encoder, "")
+def encoder_spec(opts: Options) -> str | None:
+    """The pretrained text encoder an options set asks for ("minilm", a folder), or None (scratch)."""
+    return {"bert": opts.bert_path, "minilm": pretrained.MINILM}.get(opts.text_encoder)
 
 
 def frozen(opts: Options) -> bool:
@@ -186,7 +186,9 @@ class FrozenEncoder:
 
     def __init__(self, spec: str):
         self.spec = spec
-        self.hidden_size = int(_frozen_encoder(spec, "cpu", torch.float32).config.hidden_size)
+        # from config.json: no weights loaded until first used (a folder without one: the load says why)
+        self.hidden_size = int(pretrained.config(spec).get("hidden_size")
+                               or _frozen_encoder(spec, "cpu", torch.float32).config.hidden_size)
 
     def __call__(self, ids: torch.Tensor, mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         dtype = torch.float64 if dtype == torch.float64 else torch.float32
@@ -242,10 +244,10 @@ class TextEncoder(nn.Module):
         h = opts.hidden
         self.use_ids, self.bert, self.frozen = text_input(info, opts) == "ids", None, None
         spec = encoder_spec(opts)
-        if self.use_ids and spec and frozen(opts):
+        if self.use_ids and spec is not None and frozen(opts):
             self.frozen = FrozenEncoder(spec)
             self.proj = nn.Linear(self.frozen.hidden_size, h)
-        elif self.use_ids and spec:
+        elif self.use_ids and spec is not None:
             self.bert = pretrained.load_encoder(spec, f"text_encoder={opts.text_encoder}")
             self.proj = nn.Linear(self.bert.config.hidden_size, h)
         elif self.use_ids:
@@ -385,7 +387,7 @@ class TorchBaseline:
             "msabench": msabench.__version__,
             "code": code_hash(Path(inspect.getfile(type(self)))),
         }
-        if encoder_spec(self.options) and text_input(self.info, self.options) == "ids":
+        if encoder_spec(self.options) is not None and text_input(self.info, self.options) == "ids":
             meta["text_encoder_weights"] = pretrained.identity(encoder_spec(self.options))
         fp = training.fingerprint(**meta)
         meta["fingerprint"] = fp
@@ -394,7 +396,7 @@ class TorchBaseline:
     def fit(self, train: Split, valid: Split, seed: int) -> None:
         compute = self.compute
         spec = encoder_spec(self.options)
-        if spec and text_input(self.info, self.options) == "ids":  # ids another tokenizer made: one line, now
+        if spec is not None and text_input(self.info, self.options) == "ids":  # ids another tokenizer made: now
             pretrained.folder(spec, f"text_encoder={self.options.text_encoder}")
             for split in (train, valid):
                 pretrained.check_ids(split.text_ids, spec, f"model {self.name}: {split.name} split")

@@ -29,13 +29,12 @@ from msabench.data.mmsa import read_pickle
 from msabench.errors import MsabenchError
 
 
-def encode_states(ids: np.ndarray, mask: np.ndarray, spec: str, batch_size: int = 64, progress: bool = True,
+def encode_states(ids: np.ndarray, mask: np.ndarray, encoder, batch_size: int = 64, progress: bool = True,
                   label: str = "") -> np.ndarray:
-    """Last-layer states [N, L, H] float32 of `spec`'s encoder for token ids [N, L] and mask [N, L]."""
+    """Last-layer states [N, L, H] float32 of `encoder` (in eval mode) for token ids [N, L] and mask [N, L]."""
     import torch
     from tqdm import tqdm
 
-    encoder = pretrained.load_encoder(spec).eval()
     out = np.zeros((len(ids), ids.shape[1], encoder.config.hidden_size), dtype=np.float32)
     starts = range(0, len(ids), batch_size)
     with torch.no_grad():
@@ -69,14 +68,14 @@ def embed_mmsa(src: str | Path, out: str | Path, spec: str = pretrained.MINILM, 
             if bert.ndim != 3 or bert.shape[1] != 3:
                 raise MsabenchError(f"{where}: key 'text_bert' must have shape [N, 3, L], got {bert.shape}")
             pretrained.check_ids(bert[:, 0, :].astype(np.int64), spec, where)
-    shapes = {}
+    shapes, encoder = {}, pretrained.load_encoder(spec, f"data embed --encoder {spec}").eval()
     for name in SPLITS:
         part = raw[name]
         if "text_bert" not in part:
             ids, mask = pretrained.encode(np.asarray(part["raw_text"]).reshape(-1).tolist(), spec, max_tokens)
             part["text_bert"] = np.stack([ids, mask, np.zeros_like(ids)], 1).astype(np.float32)
         bert = np.asarray(part["text_bert"])
-        part["text"] = encode_states(bert[:, 0, :].astype(np.int64), bert[:, 1, :].astype(np.int64), spec,
+        part["text"] = encode_states(bert[:, 0, :].astype(np.int64), bert[:, 1, :].astype(np.int64), encoder,
                                      batch_size, progress, label=name)
         shapes[name] = part["text"].shape
     out.parent.mkdir(parents=True, exist_ok=True)

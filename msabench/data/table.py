@@ -76,6 +76,7 @@ from pathlib import Path
 
 import numpy as np
 
+from msabench import pretrained
 from msabench.data.core import CLS_ID, PAD_ID, SEP_ID, SPLITS, UNK_ID, Dataset, Split
 from msabench.errors import MsabenchError
 
@@ -412,8 +413,6 @@ def from_arrays(raw: dict, spec: TableSpec, source: str) -> Dataset:
     if spec.text == "words":
         vocab = Vocabulary.build(t["text_raw"][part == "train"], str(path))
     elif spec.text == "tokens":
-        from msabench import pretrained
-
         pretrained.tokenizer(spec.tokenizer)  # a missing package or folder: one line before the work
     splits = {}
     for name in SPLITS:
