@@ -266,10 +266,11 @@ def cmd_data_embed(args) -> int:
 
     if args.batch_size < 1 or args.max_tokens < 3:
         raise MsabenchError(f"--batch-size must be >= 1 and --max-tokens >= 3, got {args.batch_size} and {args.max_tokens}")
-    shapes = embed.embed_mmsa(args.input, args.out, args.encoder, replace=args.replace, max_tokens=args.max_tokens,
-                              batch_size=args.batch_size)
+    shapes = embed.embed(args.input, args.out, args.encoder, replace=args.replace, max_tokens=args.max_tokens,
+                         batch_size=args.batch_size)
     sizes = ", ".join(f"{k} {list(v)}" for k, v in shapes.items())
-    print(f"wrote {args.out}: token features 'text' from {args.encoder} ({sizes})")
+    key = "'text_states' (read as variant 'states')" if "table" in shapes else "'text'"
+    print(f"wrote {args.out}: token features {key} from {args.encoder} ({sizes})")
     return 0
 
 
@@ -282,8 +283,10 @@ def cmd_protocols(args) -> int:
     for name in protocols.available():
         p = protocols.load(name)
         rows.append([p.name, f"{p.dataset} {p.variant}", p.kind, len(p.conditions), ",".join(map(str, p.seeds)),
-                     p.mask_convention, p.primary_metric, p.fingerprint[:12]])
-    print(tabulate(rows, headers=["protocol", "data", "kind", "conditions", "seeds", "masks", "primary", "fingerprint"]))
+                     p.mask_convention, ",".join(map(str, p.mask_seeds)) or ("-" if p.kind == "inter" else "= seeds"),
+                     p.primary_metric, p.fingerprint[:12]])
+    print(tabulate(rows, headers=["protocol", "data", "kind", "conditions", "seeds", "masks", "mask seeds", "primary",
+                                  "fingerprint"]))
     return 0
 
 
@@ -381,12 +384,13 @@ def parser() -> argparse.ArgumentParser:
                    help="unaligned_50: MOSI's real unaligned shapes with 768-d text features (~440 MB)")
     y.set_defaults(func=cmd_data_synth)
 
-    em = dsub.add_parser("embed", help="add pretrained token features ('text', [N, L, H]) to an MMSA-layout pickle")
+    em = dsub.add_parser("embed", help="add pretrained token features ([N, L, H]) to an MMSA-layout pickle "
+                                          "('text') or a feature table ('text_states')")
     em.add_argument("input")
     em.add_argument("--out", required=True, help="the new file to write")
     em.add_argument("--encoder", default="minilm", help="minilm (the packaged all-MiniLM-L6-v2) or a local folder")
-    em.add_argument("--replace", action="store_true", help="compute 'text' again where the input has it")
-    em.add_argument("--max-tokens", type=int, default=50, help="for splits with transcripts but no token ids")
+    em.add_argument("--replace", action="store_true", help="compute the features again where the input has them")
+    em.add_argument("--max-tokens", type=int, default=50, help="WordPiece ids per transcript (tables; MMSA splits without ids)")
     em.add_argument("--batch-size", type=int, default=64)
     em.set_defaults(func=cmd_data_embed)
 

@@ -17,6 +17,10 @@ dropped (so a length-1 utterance-level text vector is dropped with probability r
 an audio/vision one). A dropped token becomes [UNK]; dropped frames (and text feature
 vectors) become zero vectors; attention masks and lengths are left as they were.
 Inter-modality conditions drop whole modalities.
+
+The seed that draws u is the protocol's mask seed for the training seed (`Protocol.mask_seed`):
+the training seed itself by default; LNLN's protocol files fix it at 1111 for all three
+training seeds, as LNLN's evaluation does.
 """
 
 from __future__ import annotations
@@ -145,7 +149,9 @@ def drop(split: Split, u: dict[str, np.ndarray], rates: dict, pads: dict | None 
 
 
 def observed(protocol: Protocol, split: Split, seed: int) -> dict[str, Observed]:
-    """Observed masks of the whole split for every condition of `protocol` under `seed`."""
+    """Observed masks of the whole split for every condition of `protocol`, for training seed `seed`
+    (drawn with the protocol's mask seed for it)."""
+    seed = protocol.mask_seed(seed)
     pads = valid(split)
     out: dict[str, Observed] = {}
     if protocol.kind == "intra":
@@ -202,7 +208,7 @@ def corrupt(split: Split, obs: Observed, rows: slice | np.ndarray, reveal: bool)
 def fingerprint(protocol: Protocol, split: Split, seed: int, masks: dict[str, Observed] | None = None) -> str:
     """sha256 over the ids and every observed mask of one seed: what makes two runs paired."""
     masks = masks if masks is not None else observed(protocol, split, seed)
-    return _hash(split, {seed: masks})
+    return _hash(split, {protocol.mask_seed(seed): masks})
 
 
 def _hash(split: Split, per_seed: dict[int, dict[str, Observed]]) -> str:
@@ -216,8 +222,12 @@ def _hash(split: Split, per_seed: dict[int, dict[str, Observed]]) -> str:
 
 
 def export(protocol: Protocol, split: Split) -> tuple[dict[str, np.ndarray], str]:
-    """Every mask of the protocol as `{"M/condition/seed": bool [N, L]}` plus `ids`, and their hash."""
-    per_seed = {seed: observed(protocol, split, seed) for seed in protocol.seeds}
+    """Every mask of the protocol as `{"M/condition/mask seed": bool [N, L]}` plus `ids`, and their hash
+    (one set per distinct mask seed: LNLN's protocol has one for its three training seeds)."""
+    per_seed = {}
+    for seed in protocol.seeds:
+        if protocol.mask_seed(seed) not in per_seed:
+            per_seed[protocol.mask_seed(seed)] = observed(protocol, split, seed)
     arrays: dict[str, np.ndarray] = {"ids": np.asarray(split.ids, dtype=str)}
     for seed, masks in per_seed.items():
         for name, obs in masks.items():

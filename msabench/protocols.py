@@ -87,6 +87,22 @@ class Protocol:
     primary_metric: str
     aggregation: tuple[str, ...]
     description: str = ""
+    mask_seeds: tuple[int, ...] = ()  # () = each training seed draws its own masks
+
+    def mask_seed(self, seed: int) -> int:
+        """The seed of the test masks a model trained with `seed` is evaluated on.
+
+        LNLN's evaluation draws them once, with seed 1111, for all three trained checkpoints
+        (`mask_seeds = [1111]`); a list as long as `seeds` pairs them one to one.
+        """
+        if not self.mask_seeds:
+            return seed
+        if len(self.mask_seeds) == 1:
+            return self.mask_seeds[0]
+        if seed not in self.seeds:
+            raise MsabenchError(f"protocol {self.name} pairs its mask seeds with the training seeds "
+                                f"{list(self.seeds)}; seed {seed} has none")
+        return self.mask_seeds[self.seeds.index(seed)]
 
     @property
     def metric_kind(self) -> str:
@@ -97,6 +113,8 @@ class Protocol:
         """sha256 of the normalised protocol; the description is not part of it."""
         body = asdict(self)
         body.pop("description")
+        if not body["mask_seeds"]:
+            body.pop("mask_seeds")  # protocols written before the field keep their fingerprints
         blob = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -110,7 +128,7 @@ class Protocol:
 _TOP_KEYS = {
     "name": str, "version": int, "description": str, "dataset": str, "variant": str, "split": str,
     "seeds": list, "fill": str, "reveal_mask": bool, "mask_convention": str, "primary_metric": str,
-    "aggregation": list, "missing": dict,
+    "aggregation": list, "missing": dict, "mask_seeds": list,
 }
 _MISSING_KEYS = {"kind": str, "modalities": list, "rates": list, "conditions": list, "sets": list}
 _REQUIRED = ("name", "version", "dataset", "seeds", "missing", "primary_metric")
@@ -157,6 +175,17 @@ def parse(data: dict, where: str) -> Protocol:
         fail("seeds", f"must be integers in [0, 2^32), got {seeds!r}")
     if len(set(seeds)) != len(seeds):
         fail("seeds", f"has duplicates: {seeds!r}")
+    mask_seeds = data.get("mask_seeds", [])
+    if "mask_seeds" in data:
+        if not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**32 for s in mask_seeds):
+            fail("mask_seeds", f"must be integers in [0, 2^32), got {mask_seeds!r}")
+        if len(mask_seeds) not in (1, len(seeds)):
+            fail("mask_seeds", f"must give one mask seed for every training seed or as many as 'seeds' "
+                               f"({len(seeds)}), got {len(mask_seeds)}")
+        if data.get("missing", {}).get("kind") == "inter":
+            fail("mask_seeds", "kind 'inter' draws no masks (its availability sets are fixed)")
+    if mask_seeds == seeds:
+        mask_seeds = []  # the default spelled out: the same protocol, the same fingerprint
     fill = data.get("fill", "unk-zero")
     if fill not in FILLS:
         fail("fill", f"{fill!r} is not allowed; allowed: {', '.join(FILLS)}")
@@ -247,7 +276,7 @@ def parse(data: dict, where: str) -> Protocol:
         name=name, version=data["version"], dataset=dataset, variant=variant, split=split,
         seeds=tuple(seeds), kind=kind, conditions=tuple(conditions), modalities=modalities, fill=fill,
         reveal_mask=data.get("reveal_mask", False), mask_convention=convention, primary_metric=primary,
-        aggregation=tuple(aggregation), description=data.get("description", ""),
+        aggregation=tuple(aggregation), description=data.get("description", ""), mask_seeds=tuple(mask_seeds),
     )
 
 

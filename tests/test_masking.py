@@ -7,7 +7,8 @@ from msabench.data.core import UNK_ID
 from conftest import small_dataset
 
 
-def proto(kind="intra", convention="hash", rates=(0.0, 0.3, 0.6, 0.9), seeds=(7, 8), reveal=False, modalities="TAV"):
+def proto(kind="intra", convention="hash", rates=(0.0, 0.3, 0.6, 0.9), seeds=(7, 8), reveal=False, modalities="TAV",
+          mask_seeds=None):
     missing = {"kind": kind}
     if kind == "intra":
         missing.update(rates=list(rates), modalities=list(modalities))
@@ -15,6 +16,8 @@ def proto(kind="intra", convention="hash", rates=(0.0, 0.3, 0.6, 0.9), seeds=(7,
         missing.update(rates=list(rates))
     data = {"name": "t", "version": 1, "dataset": "synth-mosi", "seeds": list(seeds), "primary_metric": "MAE",
             "mask_convention": convention, "reveal_mask": reveal, "missing": missing}
+    if mask_seeds is not None:
+        data["mask_seeds"] = list(mask_seeds)
     return protocols.parse(data, "test")
 
 
@@ -165,3 +168,22 @@ def test_export_keys_shapes_and_hash(dataset):
     assert arrays["A/r=0.3/7"].shape == split.audio.shape[:2] and arrays["A/r=0.3/7"].dtype == bool
     assert digest == masking.export(p, split)[1] == masking.fingerprint(p, split, 7)
     assert digest != masking.export(proto(seeds=(8,)), split)[1]
+
+
+@pytest.mark.parametrize("convention", ["hash", "mmsa"])
+def test_a_fixed_mask_seed_gives_every_training_seed_the_same_masks(dataset, convention):
+    """LNLN's protocol: three checkpoints, one set of test masks (mask seed 1111)."""
+    split = dataset["test"]
+    fixed = proto(convention=convention, seeds=(1111, 1112, 1113), mask_seeds=[1111])
+    varied = proto(convention=convention, seeds=(1111, 1112, 1113))
+    own = masking.observed(varied, split, 1111)
+    for seed in fixed.seeds:
+        got = masking.observed(fixed, split, seed)
+        assert all(np.array_equal(got[c].text, own[c].text) and np.array_equal(got[c].audio, own[c].audio)
+                   for c in got)
+        assert masking.fingerprint(fixed, split, seed) == masking.fingerprint(varied, split, 1111)
+    assert masking.fingerprint(varied, split, 1112) != masking.fingerprint(varied, split, 1111)
+    arrays, digest = masking.export(fixed, split)  # one set of masks, not three copies
+    assert {k.rsplit("/", 1)[1] for k in arrays if k != "ids"} == {"1111"}
+    assert digest == masking.export(proto(convention=convention, seeds=(1111,)), split)[1]
+

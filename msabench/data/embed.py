@@ -1,4 +1,4 @@
-"""Adding pretrained token features to an MMSA-layout pickle: `msabench data embed`.
+"""Adding pretrained token features to a data file: `msabench data embed`.
 
 MMSA's processed files carry, next to the BERT token ids (`text_bert`, [N, 3, L]: ids,
 attention mask, segment ids), the states of a BERT encoder for those tokens (`text`,
@@ -12,6 +12,12 @@ gives them; the attention mask marks them). A split without `text_bert` but with
 `raw_text` is tokenized first (at most `max_tokens` WordPiece ids), and gets `text_bert`
 too. The output is a new file, written atomically; existing `text` features are replaced
 only when asked.
+
+A feature table (.npz or .parquet, one vector per utterance) gets the token level it lacks:
+`text_ids` and `text_attention` [N, L] (WordPiece ids of `text_raw` with the encoder's own
+tokenizer), `text_states` [N, L, H] float32 and `text_encoder` (which encoder made them:
+name, weights sha256, width). The table's variant `states` reads them (see
+msabench.data.table). The output is always .npz (Parquet has no tidy [N, L, H] column).
 """
 
 from __future__ import annotations
@@ -87,3 +93,63 @@ def embed_mmsa(src: str | Path, out: str | Path, spec: str = pretrained.MINILM, 
     finally:
         Path(tmp).unlink(missing_ok=True)
     return shapes
+
+
+ENCODER_KEY = "text_encoder"  # feature tables: "spec|sha256|hidden" of the encoder that made text_states
+
+
+def encoder_record(spec: str) -> str:
+    return f"{spec}|{pretrained.identity(spec)}|{pretrained.config(spec).get('hidden_size', '')}"
+
+
+def parse_record(record: str) -> tuple[str, str, int | None]:
+    """-> (spec, weights sha256, width); width None when not recorded."""
+    parts = record.rsplit("|", 2)
+    if len(parts) != 3:
+        raise ValueError(record)
+    return parts[0], parts[1], int(parts[2]) if parts[2] else None
+
+
+def embed_table(src: str | Path, out: str | Path, spec: str = pretrained.MINILM, replace: bool = False,
+                max_tokens: int = 50, batch_size: int = 64, progress: bool = True) -> tuple:
+    """Write feature table `src` with token ids and `spec`'s token states to `out` (.npz); their shape."""
+    from msabench.data import table
+
+    src, out = paths.input_file(src, "data embed"), paths.output_file(out, "--out")
+    if out.exists():
+        raise MsabenchError(f"--out {out}: the file exists; data embed writes a new file")
+    if out.suffix != ".npz":
+        raise MsabenchError(f"--out {out}: a feature table with token states is written as .npz, got {out.suffix!r}")
+    pretrained.folder(spec, f"data embed --encoder {spec}")
+    raw = table.read_raw(src)
+    if "text_states" in raw and not replace:
+        raise MsabenchError(f"{src}: already has token features 'text_states' (shape {raw['text_states'].shape}); "
+                            "pass --replace to compute them again")
+    if "text_raw" not in raw:
+        raise MsabenchError(f"{src}: key 'text_raw' (the transcripts) is missing: nothing to embed")
+    text = np.asarray(raw["text_raw"])
+    if text.ndim != 1 or text.dtype.kind not in "US":
+        raise MsabenchError(f"{src}: key 'text_raw' must be 1-d strings [N], got shape {text.shape} dtype {text.dtype}")
+    ids, mask = pretrained.encode(text.astype(str).tolist(), spec, max_tokens)
+    encoder = pretrained.load_encoder(spec, f"data embed --encoder {spec}").eval()
+    raw.update(text_ids=ids, text_attention=mask,
+               text_states=encode_states(ids, mask, encoder, batch_size, progress, label="table"),
+               **{ENCODER_KEY: np.array(encoder_record(spec))})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial.npz", dir=out.parent)
+    os.close(fd)
+    try:
+        np.savez(tmp, **raw)
+        os.replace(tmp, out)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return raw["text_states"].shape
+
+
+def embed(src: str | Path, out: str | Path, spec: str = pretrained.MINILM, **kw):
+    """`msabench data embed`: a feature table (.npz/.parquet) or an MMSA-layout pickle, by its suffix."""
+    from msabench.data import table
+
+    if Path(src).suffix in table.SUFFIXES:
+        return {"table": embed_table(src, out, spec, **kw)}
+    return embed_mmsa(src, out, spec, **kw)

@@ -26,7 +26,11 @@ How a table becomes a `Dataset` (the choice msabench makes for utterance-level d
   * `tokens`: BERT WordPiece ids of `text_raw` (below), text_mask marking the real tokens, no
     text features. Audio and vision stay length-1 vectors;
   * `words`: ids from a word vocabulary of the training transcripts (see `Vocabulary`), for
-    models that learn their embeddings and for contrast with `tokens`.
+    models that learn their embeddings and for contrast with `tokens`;
+  * `states`: the token level `msabench data embed` adds to a table: text_ids and text_mask
+    from `text_ids` / `text_attention`, text_features [N, L, H] from `text_states` (a frozen
+    encoder's states, not standardised, as MMSA's `text`). The width must be the one the
+    `text_encoder` record names.
 - standardisation (`standardize`, on by default): every feature dimension of text, audio
   and vision is centred and scaled by the mean and standard deviation of the TRAINING
   part (after validation is carved out; a constant dimension is only centred). Feature
@@ -81,7 +85,7 @@ from msabench.data.core import CLS_ID, PAD_ID, SEP_ID, SPLITS, UNK_ID, Dataset, 
 from msabench.errors import MsabenchError
 
 SUFFIXES = (".npz", ".parquet")
-TEXT_CHOICES = ("features", "tokens", "words")
+TEXT_CHOICES = ("features", "tokens", "words", "states")
 FIRST_WORD_ID = 103
 VOCAB_LIMIT = 30522  # the bundled models' embedding size (bert-base-uncased)
 WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
@@ -319,7 +323,41 @@ def _check_table(raw: dict, spec: TableSpec, path: Path) -> dict[str, np.ndarray
     elif spec.text in ("tokens", "words"):
         raise MsabenchError(f"{path}: key 'text_raw' is missing: {spec.name} variant '{spec.text}' builds token "
                             "ids from the transcripts")
+    if spec.text == "states":
+        out.update(_check_states(raw, n, ids, path))
     return out
+
+
+def _check_states(raw: dict, n: int, ids: np.ndarray, path: Path) -> dict:
+    """The token level of variant `states`: ids, attention and states agree, the width is the encoder's."""
+    from msabench.data import embed
+
+    missing = [k for k in ("text_ids", "text_attention", "text_states", embed.ENCODER_KEY) if k not in raw]
+    if missing:
+        raise MsabenchError(f"{path}: key '{missing[0]}' is missing: variant 'states' reads the token states "
+                            f"`msabench data embed {path.name} --out NEW.npz` adds")
+    tok, att, states = (np.asarray(raw[k]) for k in ("text_ids", "text_attention", "text_states"))
+    if tok.ndim != 2 or tok.shape[0] != n or tok.dtype.kind not in "iu":
+        raise MsabenchError(f"{path}: key 'text_ids' must be integer [N={n}, L], got {tok.dtype} {tok.shape}")
+    if att.shape != tok.shape:
+        raise MsabenchError(f"{path}: key 'text_attention' has shape {att.shape}, 'text_ids' {tok.shape}")
+    if states.ndim != 3 or states.shape[:2] != tok.shape or states.dtype.kind != "f":
+        raise MsabenchError(f"{path}: key 'text_states' must be float [N, L, H] with [N, L] = {list(tok.shape)}, "
+                            f"got {states.dtype} {states.shape}")
+    try:
+        name, sha, width = embed.parse_record(str(np.asarray(raw[embed.ENCODER_KEY])))
+    except ValueError:
+        raise MsabenchError(f"{path}: key '{embed.ENCODER_KEY}' is not a record of `msabench data embed` "
+                            "(name|sha256|width)") from None
+    if width is not None and states.shape[2] != width:
+        raise MsabenchError(f"{path}: key 'text_states' has width {states.shape[2]} but its encoder {name} "
+                            f"(key '{embed.ENCODER_KEY}') has width {width}; embed the table again")
+    finite = np.isfinite(states).all(axis=(1, 2))
+    if not finite.all():
+        i = int(np.flatnonzero(~finite)[0])
+        raise MsabenchError(f"{path}: key 'text_states': sample {ids[i]} has non-finite values")
+    return {"text_ids": tok.astype(np.int64), "text_attention": att.astype(np.int64),
+            "text_states": states.astype(np.float32), "text_encoder": f"{name} (weights sha256 {sha[:12]})"}
 
 
 # ---------------------------------------------------------------------------- validation carving
@@ -420,7 +458,9 @@ def from_arrays(raw: dict, spec: TableSpec, source: str) -> Dataset:
         m = len(rows)
         ones = np.ones(m, dtype=np.int64)
         text_ids = text_features = None
-        if vocab is not None:
+        if spec.text == "states":
+            text_ids, text_mask, text_features = t["text_ids"][rows], t["text_attention"][rows], t["text_states"][rows]
+        elif vocab is not None:
             text_ids, text_mask = vocab.encode(t["text_raw"][rows].tolist(), spec.max_tokens)
         elif spec.text == "tokens":
             text_ids, text_mask = pretrained.encode(t["text_raw"][rows].tolist(), spec.tokenizer, spec.max_tokens)
@@ -445,6 +485,8 @@ def from_arrays(raw: dict, spec: TableSpec, source: str) -> Dataset:
         object.__setattr__(ds, "vocabulary", vocab)
     if spec.text == "tokens":
         object.__setattr__(ds, "tokenizer", spec.tokenizer)
+    if spec.text == "states":
+        object.__setattr__(ds, "text_encoder", t["text_encoder"])
     return ds
 
 
