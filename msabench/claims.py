@@ -239,8 +239,9 @@ def table(verdicts: list[Verdict], fmt: str = "github") -> str:
     rows = []
     for v in verdicts:
         unit = "pp" if scale(v.claim.metric) == 100.0 else ""
+        tested = not all(math.isnan(x) for x in (*v.ci, v.p))  # published means without SDs: no test made
         rows.append([v.claim.text, v.source, f"{v.claim.value:+.3g}{unit}", f"{v.measured:+.3g}{unit}",
-                     f"[{v.ci[0]:+.3g}, {v.ci[1]:+.3g}] ({100 * (1 - v.level):.4g}%)", compare._p(v.p), v.verdict,
-                     v.note])
+                     f"[{v.ci[0]:+.3g}, {v.ci[1]:+.3g}] ({100 * (1 - v.level):.4g}%)" if tested else "-",
+                     compare._p(v.p) if tested else "-", v.verdict, v.note])
     return tabulate(rows, headers=["claim", "from", "claimed", "measured", "CI (Holm level)", "p Holm", "verdict",
                                    "note"], tablefmt=fmt, disable_numparse=True)

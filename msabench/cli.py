@@ -158,6 +158,8 @@ def cmd_verify(args) -> int:
 
     if not args.claim and not args.claims:
         raise MsabenchError("verify needs --claim \"A > B on PROTOCOL: METRIC +VALUE\" or --claims FILE.toml")
+    if args.published:
+        return _verify_published(args)
     _check_resampling(args)
     if args.claims:
         paths.input_file(args.claims, "--claims")
@@ -178,6 +180,35 @@ def cmd_verify(args) -> int:
     verdicts = claims.verify(todo, args.results, n_resamples=args.resamples, seed=args.bootstrap_seed,
                              alpha=args.alpha)  # one Holm correction over every claim, in both modes
     print(claims.table(verdicts))
+    return 0
+
+
+def _verify_published(args) -> int:
+    from msabench import claims, published
+
+    if args.reported or args.claims:
+        raise MsabenchError("--published checks --claim texts against the registry; it takes neither --reported "
+                            "nor --claims")
+    if not 0.0 < args.alpha < 1.0:
+        raise MsabenchError(f"--alpha must be in (0, 1), got {args.alpha:g}")
+    entries = published.load(paths.input_dir(args.registry, "--registry") if args.registry else None)
+    print(claims.table(published.verify(args.claim, entries, alpha=args.alpha)))
+    return 0
+
+
+def cmd_published(args) -> int:
+    from msabench import metrics, protocols, published
+
+    entries = published.load(paths.input_dir(args.registry, "--registry") if args.registry else None, args.protocol)
+    if not entries:
+        print(f"the registry has no published results for {args.protocol}" if args.protocol
+              else "the registry is empty")
+        return 0
+    for name in dict.fromkeys(e.protocol for e in entries):
+        p = protocols.load(name)
+        print(f"{name} (as published, not re-run; paper units: accuracies and F1 in %):\n")
+        print(published.table([e for e in entries if e.protocol == name], metrics.METRICS[p.metric_kind]))
+        print()
     return 0
 
 
@@ -425,9 +456,17 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--claims", help="TOML file of [[claim]] tables")
     v.add_argument("--reported", nargs=6, type=float, metavar=("MEAN_A", "STD_A", "N_A", "MEAN_B", "STD_B", "N_B"),
                    help="check the claim from published mean, std and seed count of both models only")
+    v.add_argument("--published", action="store_true",
+                   help="check the claims against the registry of published results (leaderboard/published)")
+    v.add_argument("--registry", help="another registry folder (with --published)")
     v.add_argument("--alpha", type=float, default=0.05)
     stats_args(v)
     v.set_defaults(func=cmd_verify)
+
+    pb = sub.add_parser("published", help="list the published results of the registry (as reported, not re-run)")
+    pb.add_argument("--protocol", help="only this protocol")
+    pb.add_argument("--registry", help="a registry folder (default: the shipped leaderboard/published)")
+    pb.set_defaults(func=cmd_published)
 
     pr = sub.add_parser("protocols", help="list shipped protocols with their fingerprints")
     pr.set_defaults(func=cmd_protocols)

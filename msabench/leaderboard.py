@@ -337,25 +337,50 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write(results_dir: str | Path, out_dir: str | Path, command: str = "", settings: Settings = Settings()) -> Path:
-    """Write README.md (+ figures), results.csv and results.json for every protocol found."""
+def published_section(protocol: protocols.Protocol, entries: list) -> str:
+    """Reported numbers of the registry: a table of their own, never ranked with measured rows."""
+    from msabench import published
+
+    return "\n".join([
+        f"As published, not re-run ({protocol.name}; paper units: accuracies and F1 in %; from "
+        "`leaderboard/published`, see `msabench published`). Never ranked or tested with measured rows: "
+        "other code, other data copies, and, where marked, checkpoints chosen on the test split:", "",
+        published.table(entries, metrics.METRICS[protocol.metric_kind]), ""])
+
+
+def write(results_dir: str | Path, out_dir: str | Path, command: str = "", settings: Settings = Settings(),
+          published_entries: list | None = None) -> Path:
+    """Write README.md (+ figures), results.csv and results.json for every protocol found, with the
+    registry's published numbers (`published_entries`, default: the shipped registry) under each protocol."""
+    from msabench import published
+
     grouped = collect(results_dir)
+    reported: dict[str, list] = {}
+    for e in published.load() if published_entries is None else published_entries:
+        reported.setdefault(e.protocol, []).append(e)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     parts = ["# msabench leaderboard", "",
              "Generated from stored per-sample results by `msabench leaderboard`; do not edit by hand.",
              *([f"Produced by: `{command}`", ""] if command else [""])]
-    loaded = {name: protocols.load(name) for name in grouped}
+    loaded = {name: protocols.load(name) for name in [*grouped, *reported]}
     grouped, stale = current_only(grouped, loaded)
     if stale:  # results of another version of a protocol file are never ranked with this version's
         parts += ["Left out (made under another version of the protocol file than the shipped one; their "
                   "protocol fingerprint differs): " + "; ".join(f"{name}: {n} result(s)" for name, n in stale.items()),
                   ""]
-    for dataset in dict.fromkeys(p.dataset for name, p in loaded.items() if name in grouped):
+    for dataset in dict.fromkeys(p.dataset for name, p in loaded.items() if name in grouped or name in reported):
         parts += [f"## {DATA_TITLES.get(dataset, dataset)}", ""]
-        for proto_name, entries in grouped.items():
-            if loaded[proto_name].dataset == dataset:
-                parts.append(protocol_section(loaded[proto_name], entries, out, settings))
+        for proto_name in [*grouped, *[n for n in reported if n not in grouped]]:
+            if loaded[proto_name].dataset != dataset:
+                continue
+            if proto_name in grouped:
+                parts.append(protocol_section(loaded[proto_name], grouped[proto_name], out, settings))
+            else:
+                parts += [f"### {proto_name}", "", loaded[proto_name].description, "",
+                          "No measured results in this leaderboard (the data files are not in the repository).", ""]
+            if proto_name in reported:
+                parts.append(published_section(loaded[proto_name], reported[proto_name]))
     rows = records(grouped)
     buf = io.StringIO()
     keys = list(dict.fromkeys(k for r in rows for k in r))

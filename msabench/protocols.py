@@ -21,11 +21,12 @@ from msabench.errors import MsabenchError
 
 
 
-def shipped(folder: str) -> Path:
-    """A folder the project ships (protocols, submissions): inside an installed package, else the checkout's."""
+def shipped(folder: str, checkout: str | None = None) -> Path:
+    """A folder the project ships (protocols, submissions, published): inside an installed package,
+    else the checkout's (`checkout`, relative to the repository root; default: `folder`)."""
     package = Path(__file__).resolve().parent
     installed = package / "shipped" / folder
-    return installed if installed.is_dir() else package.parent / folder
+    return installed if installed.is_dir() else package.parent / (checkout or folder)
 
 
 PROTOCOL_DIR = shipped("protocols")

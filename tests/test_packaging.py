@@ -25,8 +25,13 @@ def installed(tmp_path_factory):
     """A wheel of this checkout installed into a fresh venv; its dependencies are this environment's (a .pth)."""
     tmp = tmp_path_factory.mktemp("wheel")
     source = tmp / "source"  # built from a copy: a build writes build/ and *.egg-info next to pyproject.toml
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".*", "build", "dist", "results", "*.egg-info",
-                                                                 "__pycache__", "leaderboard", "benchmarks"))
+    common = shutil.ignore_patterns(".*", "build", "dist", "results", "*.egg-info", "__pycache__", "benchmarks")
+
+    def ignore(folder, names):  # of leaderboard/, only the published-results registry is packaged
+        skip = common(folder, names)
+        return skip | ({n for n in names if n != "published"} if Path(folder).name == "leaderboard" else set())
+
+    shutil.copytree(ROOT, source, ignore=ignore)
     sh(sys.executable, "-m", "pip", "wheel", source, "--no-deps", "--no-build-isolation", "-q", "-w", tmp / "dist",
        cwd=tmp)
     wheel = next((tmp / "dist").glob("msabench-*.whl"))
@@ -50,6 +55,8 @@ def test_wheel_holds_the_protocols_and_the_example(installed):
     shipped = sorted(Path(n).name for n in names if n.startswith("msabench/shipped/protocols/"))
     assert shipped == sorted(p.name for p in (ROOT / "protocols").glob("*.toml"))
     assert "msabench/shipped/submissions/example.py" in names
+    registry = sorted(Path(n).name for n in names if n.startswith("msabench/shipped/published/"))
+    assert registry == sorted(p.name for p in (ROOT / "leaderboard" / "published").glob("*.toml")) and registry
 
 
 def test_installed_package_runs_outside_the_checkout(installed):
@@ -60,6 +67,7 @@ def test_installed_package_runs_outside_the_checkout(installed):
     listing = sh(bin_ / "msabench", "protocols", cwd=cwd, env=env).stdout
     for p in (ROOT / "protocols").glob("*.toml"):
         assert p.stem in listing
+    assert "| lnln " in sh(bin_ / "msabench", "published", "--protocol", "mosi-intra", cwd=cwd, env=env).stdout
     sh(bin_ / "msabench", "init", "mymodel.py", cwd=cwd, env=env)
     assert (cwd / "mymodel.py").read_bytes() == (ROOT / "submissions" / "example.py").read_bytes()
     run = sh(bin_ / "msabench", "run", "--protocol", "synth-inter", "--model", "mymodel.py", "mean", "--seeds", "1111",
