@@ -53,6 +53,8 @@ class Submission:
 
         if isinstance(self.options, Options):
             check_options(self.options, info, gpus, self.name)
+        elif callable(getattr(self.options, "check", None)):  # other bundled families check themselves
+            self.options.check(info, gpus, self.name)
 
     def build(self, info: DatasetInfo):
         """Build a fresh model; checks it has predict (and a callable fit if any)."""
@@ -89,12 +91,17 @@ def _describe(e: BaseException, path: Path) -> str:
     return f"{type(e).__name__}: {msg}{line}"
 
 
+POSITIONAL = {"mmsa": "model"}  # `mmsa:lf_dnn` is `mmsa:model=lf_dnn`
+
+
 def split_spec(spec: str) -> tuple[str, dict[str, str]]:
-    """`prlf:rounds=2,amre=off` -> ("prlf", {"rounds": "2", "amre": "off"})."""
+    """`prlf:rounds=2,amre=off` -> ("prlf", {"rounds": "2", "amre": "off"}); `mmsa:lf_dnn` -> ("mmsa", {"model": "lf_dnn"})."""
     name, _, rest = spec.partition(":")
     options = {}
-    for item in filter(None, rest.split(",")):
+    for i, item in enumerate(filter(None, rest.split(","))):
         key, eq, value = item.partition("=")
+        if not eq and i == 0 and name in POSITIONAL:
+            key, eq, value = POSITIONAL[name], "=", item
         if not eq or not key.strip():
             raise MsabenchError(f"model {spec}: options are written NAME:key=value,key=value; got {item!r}")
         options[key.strip()] = value.strip()
@@ -196,9 +203,12 @@ def _bundled(module, base: str, raw_options: dict, factory, digest: str):
         return factory, base, digest, None
     from msabench.baselines._torch import code_hash, parse_options
 
-    options = parse_options(options_cls, raw_options, base)
-    shown = ",".join(f"{k}={getattr(options, k)}" for k in sorted(raw_options))
-    name = f"{base}[{shown}]" if shown else base
+    options = (module.parse_options(raw_options, base) if callable(getattr(module, "parse_options", None))
+               else parse_options(options_cls, raw_options, base))
+    first = POSITIONAL.get(base)  # mmsa:lf_dnn is named mmsa-lf_dnn
+    shown = ",".join(f"{k}={getattr(options, k)}" for k in sorted(raw_options) if k != first)
+    head = f"{base}-{getattr(options, first)}" if first else base
+    name = f"{head}[{shown}]" if shown else head
     digest = hashlib.sha256(f"{code_hash(Path(module.__file__))}|{options!r}".encode()).hexdigest()
     return (lambda info: module.build(info, options)), name, digest, options
 

@@ -1,0 +1,209 @@
+"""`mmsa:MODEL`: a model of the MMSA package (PyPI `mmsa` 2.2.1, MIT; `pip install 'msabench[mmsa]'`),
+run under msabench's protocols like any submission.
+
+What is MMSA's and what is ours:
+- MMSA's: the model class (through its `AMIO` wrapper, so MMSA's own alignment sub-network is used
+  where its config asks for it), its per-dataset hyper-parameters (`get_config_regression(model,
+  dataset)` from the config JSON shipped in the package: "mosi" for MOSI-kind data, "sims" for SIMS),
+  and its trainer for that model (`ATIO().getTrain(args).do_train`), which keeps the checkpoint with
+  the best validation score (MMSA's KeyEval, the L1 loss) and stops after MMSA's `early_stop` epochs
+  without improvement. Audio and vision are averaged over time for the models whose config says
+  `need_normalized`, as MMSA's data loader does (a mean over the whole padded length).
+- Ours: the batches. msabench's clean train and valid splits are fed in MMSA's batch format
+  (`text` token features, `audio`, `vision`, their lengths, `labels['M']`, `index`, `id`); the
+  trainer's `test` loader is the validation split again, so no test sample ever reaches training
+  (some MMSA trainers evaluate `dataloader['test']` when asked for per-epoch results). `feature_dims`
+  and `seq_lens` come from the data. Evaluation is msabench's: corrupted batches through the model's
+  forward pass (`predict`), one score per sample.
+
+Models run here: tfn, lmf, lf_dnn, mult (any data with token features), and mfn, ef_lstm, graph_mfn,
+mfm (MMSA marks them `need_data_aligned`: all three sequences one length, e.g. aligned_50 or
+utterance-level tables). Not yet: the BERT-based models (bert_mag, misa, mmim, self_mm, tfr_net: MMSA
+builds their text encoder from a BERT folder of width 768), mctn (its seq2seq is pinned to 'cuda' and
+uses teacher forcing at evaluation), and mtfn, mlmf, mlf_dnn (SIMS only: they need unimodal labels).
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from msabench import devices
+from msabench.errors import MsabenchError
+
+MODELS = ("tfn", "lmf", "lf_dnn", "mult", "mfn", "ef_lstm", "graph_mfn", "mfm")
+LATER = {"bert_mag": "BERT text", "misa": "BERT text", "mmim": "BERT text", "self_mm": "BERT text",
+         "tfr_net": "BERT text", "mctn": "a seq2seq pinned to 'cuda'", "mtfn": "SIMS unimodal labels",
+         "mlmf": "SIMS unimodal labels", "mlf_dnn": "SIMS unimodal labels"}
+INSTALL = "pip install 'msabench[mmsa]' (the MMSA package, mmsa==2.2.1)"
+
+
+@dataclass(frozen=True)
+class Options:
+    model: str = ""  # an MMSA model name, e.g. lf_dnn
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # CPU threads; 0: the job's
+
+    def check(self, info, gpus: int | None, name: str) -> None:
+        """Before any work: the package is here, the model runs here, the data has what it reads."""
+        mmsa_package(name)
+        if not info.text_feature_dim:
+            raise MsabenchError(f"model {name}: MMSA's {self.model} reads token features (MMSA's 'text'); "
+                                f"{info.name} {info.variant} has token ids only (use a features variant, or "
+                                "msabench data embed)")
+        if _config(self.model, info)["need_data_aligned"] and not info.text_len == info.audio_len == info.vision_len:
+            raise MsabenchError(f"model {name}: MMSA's {self.model} needs aligned data (one length for text, audio "
+                                f"and vision); {info.name} {info.variant} has {info.text_len}, {info.audio_len}, "
+                                f"{info.vision_len}")
+        devices.check(self.device, "fp32", self.threads, gpus, where=f"model {name}")
+
+
+OPTIONS = Options
+
+
+def parse_options(raw: dict[str, str], model: str) -> Options:
+    """`model` must be one MMSA model msabench runs; `device` and `threads` as for the other models."""
+    known = {f.name for f in fields(Options)}
+    for key in raw:
+        if key not in known:
+            raise MsabenchError(f"model {model} has no option {key!r}; options: model (an MMSA model), device, threads")
+    name = raw.get("model", "").strip().lower()
+    if name not in MODELS:
+        why = f" (not yet: it needs {LATER[name]})" if name in LATER else ""
+        raise MsabenchError(f"model {model}: {name or 'no MMSA model'!r} is not an MMSA model msabench runs{why}; "
+                            f"write mmsa:MODEL with MODEL one of {', '.join(MODELS)}")
+    try:
+        threads = int(raw.get("threads", 0))
+    except ValueError:
+        raise MsabenchError(f"model {model}: option threads={raw['threads']!r} is not an int") from None
+    opts = Options(model=name, device=raw.get("device", "auto"), threads=threads)
+    devices.check(opts.device, "fp32", opts.threads, where=f"model {model}")
+    return opts
+
+
+def mmsa_package(where: str = "mmsa"):
+    try:
+        import MMSA
+    except ImportError:
+        raise MsabenchError(f"{where} needs the MMSA package: {INSTALL}") from None
+    return MMSA
+
+
+def _config(model: str, info) -> dict:
+    """MMSA's regression config for `model` on this kind of data (its own JSON), as a plain dict."""
+    from MMSA.config import get_config_regression
+
+    return dict(get_config_regression(model, "sims" if info.kind == "sims" else "mosi"))
+
+
+def _adapt(trainer) -> None:
+    """Two changes to the trainer's module, neither to what it computes: its per-epoch tqdm bars are
+    silenced, and its ReduceLROnPlateau drops `verbose`, which torch 2.7 removed (MMSA 2.2.1 predates it)."""
+    import functools
+    import sys
+
+    from torch.optim.lr_scheduler import ReduceLROnPlateau
+    from tqdm import tqdm
+
+    class Plateau(ReduceLROnPlateau):
+        def __init__(self, *args, verbose=None, **kwargs):
+            super().__init__(*args, **kwargs)
+
+    module = sys.modules[type(trainer).__module__]
+    if getattr(module, "tqdm", None) is tqdm:
+        module.tqdm = functools.partial(tqdm, disable=True)
+    if getattr(module, "ReduceLROnPlateau", None) is ReduceLROnPlateau:
+        module.ReduceLROnPlateau = Plateau
+
+
+class MMSAModel:
+    """An MMSA model trained by MMSA's trainer on msabench's train/valid splits."""
+
+    def __init__(self, info, options: Options):
+        self.info, self.options = info, options
+        self.net = None
+        self.args = None
+        self.compute = None
+
+    def _args(self, compute) -> dict:
+        from easydict import EasyDict
+
+        info = self.info
+        args = EasyDict(_config(self.options.model, info))
+        args.update(train_mode="regression", device=compute.device, cur_seed=1,
+                    feature_dims=[info.text_feature_dim, info.audio_dim, info.vision_dim],
+                    seq_lens=[info.text_len, info.audio_len, info.vision_len],
+                    custom_feature=None, feature_T="", feature_A="", feature_V="")
+        return args
+
+    def _inputs(self, text, audio, vision, audio_lengths, vision_lengths) -> dict:
+        """Arrays -> MMSA's inputs (float32 tensors), time-averaged where MMSA's loader averages."""
+        import torch
+
+        if self.args.get("need_normalized"):
+            audio, vision = audio.mean(1, keepdims=True), vision.mean(1, keepdims=True)
+        out = {"text": text, "audio": audio, "vision": vision}
+        out = {k: torch.from_numpy(np.nan_to_num(np.asarray(v, dtype=np.float32))) for k, v in out.items()}
+        out["audio_lengths"] = torch.from_numpy(np.asarray(audio_lengths, dtype=np.int64))
+        out["vision_lengths"] = torch.from_numpy(np.asarray(vision_lengths, dtype=np.int64))
+        return out
+
+    def _loader(self, split, shuffle: bool):
+        import torch
+
+        inputs = self._inputs(split.text_features, split.audio, split.vision, split.audio_lengths,
+                              split.vision_lengths)
+        labels = torch.from_numpy(np.asarray(split.labels, dtype=np.float32)).view(-1, 1)
+        ids = [str(i) for i in split.ids]
+
+        class Rows(torch.utils.data.Dataset):
+            def __len__(self):
+                return len(ids)
+
+            def __getitem__(self, i):
+                return {**{k: v[i] for k, v in inputs.items()}, "labels": {"M": labels[i]}, "index": i, "id": ids[i]}
+
+        return torch.utils.data.DataLoader(Rows(), batch_size=int(self.args.batch_size), shuffle=shuffle, num_workers=0)
+
+    def fit(self, train, valid, seed: int) -> None:
+        import torch
+
+        mmsa_package(f"mmsa:{self.options.model}")
+        from MMSA.models import AMIO
+        from MMSA.trains import ATIO
+
+        self.compute = devices.resolve(self.options.device, "fp32", self.options.threads, where=f"mmsa:{self.options.model}")
+        self.args = self._args(self.compute)
+        torch.manual_seed(seed)
+        trainer = ATIO().getTrain(self.args)
+        _adapt(trainer)
+        with devices.threads(self.compute.threads), tempfile.TemporaryDirectory(prefix="msabench-mmsa-") as tmp:
+            self.args.model_save_path = Path(tmp) / "best.pth"
+            net = AMIO(copy.deepcopy(self.args)).to(self.compute.device)
+            loaders = {"train": self._loader(train, True), "valid": self._loader(valid, False)}
+            loaders["test"] = loaders["valid"]  # no test sample reaches training, whatever the trainer asks for
+            trainer.do_train(net, loaders)
+            net.load_state_dict(torch.load(self.args.model_save_path, map_location="cpu", weights_only=True))
+        self.net = net.to(self.compute.device).eval()
+
+    def predict(self, batch, mask) -> np.ndarray:
+        import torch
+
+        if self.net is None:
+            raise MsabenchError(f"mmsa:{self.options.model}: predict before fit (MMSA models are trained by msabench)")
+        x = self._inputs(batch.text_features, batch.audio, batch.vision, batch.audio_lengths, batch.vision_lengths)
+        x = {k: v.to(self.compute.device) for k, v in x.items()}
+        with devices.threads(self.compute.threads), torch.no_grad():
+            out = self.net(x["text"], x["audio"], x["vision"])
+        pred = out[0] if isinstance(out, tuple) else out["M"]  # MFM returns a tuple, the others a dict
+        return pred.reshape(-1).double().cpu().numpy()
+
+
+def build(info, options: Options | None = None) -> MMSAModel:
+    if options is None or not options.model:
+        raise MsabenchError(f"model mmsa needs an MMSA model: write mmsa:MODEL with MODEL one of {', '.join(MODELS)}")
+    return MMSAModel(info, options)

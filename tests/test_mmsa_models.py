@@ -1,0 +1,92 @@
+"""`mmsa:MODEL`: MMSA's own models, configs and trainers under msabench's protocols (msabench/baselines/mmsa.py)."""
+
+import sys
+
+import numpy as np
+import pytest
+
+from msabench import protocols, runner, submission
+from msabench.baselines import mmsa as adapter
+from msabench.errors import MsabenchError
+
+from conftest import small_dataset
+
+pytest.importorskip("MMSA")
+
+SIZES = (40, 16, 20)
+
+
+@pytest.fixture(scope="module")
+def aligned():
+    return small_dataset(sizes=SIZES, text_feature_dim=16, text_len=10, audio_len=10, vision_len=10)
+
+
+@pytest.fixture(scope="module")
+def unaligned():
+    return small_dataset(sizes=SIZES, text_feature_dim=16, text_len=10, aligned=False, audio_len=12, vision_len=9,
+                         variant="unaligned_50")
+
+
+def test_spec_names_and_options():
+    sub = submission.load("mmsa:lf_dnn")
+    assert sub.name == "mmsa-lf_dnn" and sub.options.model == "lf_dnn"
+    assert submission.load("mmsa:LF_DNN,threads=1").name == "mmsa-lf_dnn[threads=1]"
+    assert submission.load("mmsa:model=tfn").name == "mmsa-tfn"
+    assert submission.load("mmsa:tfn").sha256 != sub.sha256
+    with pytest.raises(MsabenchError, match="'tfr' is not an MMSA model msabench runs; write mmsa:MODEL with MODEL one of tfn"):
+        submission.load("mmsa:tfr")
+    with pytest.raises(MsabenchError, match=r"'misa' is not an MMSA model msabench runs \(not yet: it needs BERT text\)"):
+        submission.load("mmsa:misa")
+    with pytest.raises(MsabenchError, match="has no option 'epochs'"):
+        submission.load("mmsa:tfn,epochs=3")
+    with pytest.raises(MsabenchError, match="model mmsa: 'no MMSA model'"):
+        submission.load("mmsa")
+
+
+def test_what_cannot_work_is_refused_before_any_work(aligned, unaligned, monkeypatch):
+    with pytest.raises(MsabenchError, match=r"mmsa-mfn: MMSA's mfn needs aligned data .* has 10, 12, 9"):
+        submission.load("mmsa:mfn").check(unaligned.info, 0)
+    ids_only = small_dataset(sizes=SIZES)
+    with pytest.raises(MsabenchError, match="reads token features .* has token ids only"):
+        submission.load("mmsa:lf_dnn").check(ids_only.info, 0)
+    monkeypatch.setitem(sys.modules, "MMSA", None)
+    with pytest.raises(MsabenchError, match=r"needs the MMSA package: pip install 'msabench\[mmsa\]'"):
+        submission.load("mmsa:lf_dnn").check(aligned.info, 0)
+
+
+@pytest.mark.parametrize("model, data", [(m, "aligned") for m in adapter.MODELS] +
+                         [(m, "unaligned") for m in ("lmf", "lf_dnn", "mult")])
+def test_every_mmsa_model_trains_with_mmsa_and_predicts_under_masks(model, data, request):
+    ds = request.getfixturevalue(data)
+    sub = submission.load(f"mmsa:{model},threads=1")
+    sub.check(ds.info, 0)
+    p = protocols.load("synth-intra")
+    unit = runner.run_unit(sub, ds, p, 1111)
+    by_rate = unit.predictions.reshape(len(p.conditions), -1)
+    assert np.isfinite(by_rate).all()
+    assert not np.array_equal(by_rate[0], by_rate[-1])  # the corruption reaches the model
+    if model in ("lf_dnn", "mult"):  # same seed, same process: same predictions (two models, for CI time)
+        assert np.array_equal(unit.predictions, runner.run_unit(sub, ds, p, 1111).predictions)
+
+
+def test_no_test_sample_reaches_mmsas_trainer(aligned, monkeypatch):
+    from MMSA.trains import ATIO
+
+    seen = {}
+    real = ATIO.getTrain
+
+    def spy(self, args):
+        trainer = real(self, args)
+        inner = trainer.do_train
+
+        def do_train(model, loaders, *a, **k):
+            seen.update({k2: {i for b in loader for i in b["id"]} for k2, loader in loaders.items()})
+            return inner(model, loaders, *a, **k)
+
+        trainer.do_train = do_train
+        return trainer
+
+    monkeypatch.setattr(ATIO, "getTrain", spy)
+    runner.run_unit(submission.load("mmsa:lf_dnn,threads=1"), aligned, protocols.load("synth-inter"), 1111)
+    assert seen["train"] == set(aligned["train"].ids) and seen["valid"] == set(aligned["valid"].ids)
+    assert seen["test"] == seen["valid"] and not seen["test"] & set(aligned["test"].ids)
