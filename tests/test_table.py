@@ -456,6 +456,7 @@ def test_users_own_table_end_to_end_through_the_cli(tmp_path, arrays, fmt):
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory, arrays):
     """A table through `msabench data embed` (the packaged MiniLM), as users run it."""
+    import os
     import subprocess
     import sys
 
@@ -469,6 +470,9 @@ def embedded(tmp_path_factory, arrays):
                            "--max-tokens", "12"], capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "'text_states'" in proc.stdout and not list(out.parent.glob(".*"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # as a plain open() would make it, not mkstemp's 0600
     return src, out
 
 
