@@ -35,8 +35,8 @@ def test_spec_names_and_options():
     assert submission.load("mmsa:tfn").sha256 != sub.sha256
     with pytest.raises(MsabenchError, match="'tfr' is not an MMSA model msabench runs; write mmsa:MODEL with MODEL one of tfn"):
         submission.load("mmsa:tfr")
-    with pytest.raises(MsabenchError, match=r"'misa' is not an MMSA model msabench runs \(not yet: it needs BERT text\)"):
-        submission.load("mmsa:misa")
+    with pytest.raises(MsabenchError, match=r"'mctn' is not an MMSA model msabench runs \(not yet: its seq2seq is pinned"):
+        submission.load("mmsa:mctn")
     with pytest.raises(MsabenchError, match="has no option 'epochs'"):
         submission.load("mmsa:tfn,epochs=3")
     with pytest.raises(MsabenchError, match="model mmsa: 'no MMSA model'"):
@@ -49,13 +49,17 @@ def test_what_cannot_work_is_refused_before_any_work(aligned, unaligned, monkeyp
     ids_only = small_dataset(sizes=SIZES)
     with pytest.raises(MsabenchError, match="reads token features .* has token ids only"):
         submission.load("mmsa:lf_dnn").check(ids_only.info, 0)
+    with pytest.raises(MsabenchError, match="misa projects 768-d BERT states .* text_encoder=minilm gives 384"):
+        submission.load("mmsa:misa").check(ids_only.info, 0)
+    with pytest.raises(MsabenchError, match="text_encoder=/nowhere"):
+        submission.load("mmsa:self_mm,text_encoder=/nowhere").check(ids_only.info, 0)
     monkeypatch.setitem(sys.modules, "MMSA", None)
     with pytest.raises(MsabenchError, match=r"needs the MMSA package: pip install 'msabench\[mmsa\]'"):
         submission.load("mmsa:lf_dnn").check(aligned.info, 0)
 
 
-@pytest.mark.parametrize("model, data", [(m, "aligned") for m in adapter.MODELS] +
-                         [(m, "unaligned") for m in ("lmf", "lf_dnn", "mult")])
+@pytest.mark.parametrize("model, data", [(m, "aligned") for m in adapter.FEATURE_MODELS] +
+                         [(m, "unaligned") for m in ("lmf", "lf_dnn", "mult", "self_mm", "mmim")])
 def test_every_mmsa_model_trains_with_mmsa_and_predicts_under_masks(model, data, request):
     ds = request.getfixturevalue(data)
     sub = submission.load(f"mmsa:{model},threads=1")

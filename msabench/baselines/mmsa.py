@@ -18,9 +18,14 @@ What is MMSA's and what is ours:
 
 Models run here: tfn, lmf, lf_dnn, mult (any data with token features), and mfn, ef_lstm, graph_mfn,
 mfm (MMSA marks them `need_data_aligned`: all three sequences one length, e.g. aligned_50 or
-utterance-level tables). Not yet: the BERT-based models (bert_mag, misa, mmim, self_mm, tfr_net: MMSA
-builds their text encoder from a BERT folder of width 768), mctn (its seq2seq is pinned to 'cuda' and
-uses teacher forcing at evaluation), and mtfn, mlmf, mlf_dnn (SIMS only: they need unimodal labels).
+utterance-level tables); self_mm, mmim and misa read token ids through MMSA's BertTextEncoder, built
+from a local folder (`text_encoder=minilm`, the packaged MiniLM, by default, or `text_encoder=DIR`):
+ours is pointing MMSA's `pretrained` at that folder and setting the text width it implies
+(`feature_dims[0]`, and Self-MM's `text_out`, 768 in MMSA's config for bert-base); misa keeps a
+768-d projection in its code, so it needs a 768-d folder. Not yet: bert_mag (it loads
+bert-base-uncased by name), tfr_net (its missing-data inputs), mctn (its seq2seq is pinned to
+'cuda' and uses teacher forcing at evaluation), and mtfn, mlmf, mlf_dnn (SIMS only: they need
+unimodal labels).
 """
 
 from __future__ import annotations
@@ -35,10 +40,14 @@ import numpy as np
 from msabench import devices
 from msabench.errors import MsabenchError
 
-MODELS = ("tfn", "lmf", "lf_dnn", "mult", "mfn", "ef_lstm", "graph_mfn", "mfm")
-LATER = {"bert_mag": "BERT text", "misa": "BERT text", "mmim": "BERT text", "self_mm": "BERT text",
-         "tfr_net": "BERT text", "mctn": "a seq2seq pinned to 'cuda'", "mtfn": "SIMS unimodal labels",
-         "mlmf": "SIMS unimodal labels", "mlf_dnn": "SIMS unimodal labels"}
+FEATURE_MODELS = ("tfn", "lmf", "lf_dnn", "mult", "mfn", "ef_lstm", "graph_mfn", "mfm")
+BERT_MODELS = ("self_mm", "mmim", "misa")  # read token ids through a BERT-family encoder (MMSA's BertTextEncoder)
+MODELS = FEATURE_MODELS + BERT_MODELS
+LENGTHS_IN_CALL = ("self_mm", "mmim")  # called as model(text, (audio, lengths), (vision, lengths))
+LATER = {"bert_mag": "it loads bert-base-uncased by name, not from a folder",
+         "tfr_net": "it takes its own missing-data inputs", "mctn": "its seq2seq is pinned to 'cuda'",
+         "mtfn": "SIMS only, it needs unimodal labels", "mlmf": "SIMS only, it needs unimodal labels",
+         "mlf_dnn": "SIMS only, it needs unimodal labels"}
 INSTALL = "pip install 'msabench[mmsa]' (the MMSA package, mmsa==2.2.1)"
 
 
@@ -47,11 +56,24 @@ class Options:
     model: str = ""  # an MMSA model name, e.g. lf_dnn
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # CPU threads; 0: the job's
+    text_encoder: str = "minilm"  # BERT models: minilm (the packaged MiniLM) or a local BERT-family folder
 
     def check(self, info, gpus: int | None, name: str) -> None:
         """Before any work: the package is here, the model runs here, the data has what it reads."""
         mmsa_package(name)
-        if not info.text_feature_dim:
+        if self.model in BERT_MODELS:
+            from msabench import pretrained
+
+            pretrained.folder(self.text_encoder, f"model {name}: text_encoder={self.text_encoder}")
+            if not info.has_text_ids:
+                raise MsabenchError(f"model {name}: MMSA's {self.model} reads token ids through its BERT encoder; "
+                                    f"{info.name} {info.variant} has none (use a tokens variant)")
+            width = int(pretrained.config(self.text_encoder).get("hidden_size", 0))
+            if self.model == "misa" and width != 768:
+                raise MsabenchError(f"model {name}: MMSA's misa projects 768-d BERT states (a fixed width in its "
+                                    f"code); text_encoder={self.text_encoder} gives {width}: pass a 768-d folder, "
+                                    "e.g. bert-base-uncased")
+        elif not info.text_feature_dim:
             raise MsabenchError(f"model {name}: MMSA's {self.model} reads token features (MMSA's 'text'); "
                                 f"{info.name} {info.variant} has token ids only (use a features variant, or "
                                 "msabench data embed)")
@@ -70,17 +92,19 @@ def parse_options(raw: dict[str, str], model: str) -> Options:
     known = {f.name for f in fields(Options)}
     for key in raw:
         if key not in known:
-            raise MsabenchError(f"model {model} has no option {key!r}; options: model (an MMSA model), device, threads")
+            raise MsabenchError(f"model {model} has no option {key!r}; options: model (an MMSA model), device, threads, "
+                                "text_encoder (BERT models: minilm or a folder)")
     name = raw.get("model", "").strip().lower()
     if name not in MODELS:
-        why = f" (not yet: it needs {LATER[name]})" if name in LATER else ""
+        why = f" (not yet: {LATER[name]})" if name in LATER else ""
         raise MsabenchError(f"model {model}: {name or 'no MMSA model'!r} is not an MMSA model msabench runs{why}; "
                             f"write mmsa:MODEL with MODEL one of {', '.join(MODELS)}")
     try:
         threads = int(raw.get("threads", 0))
     except ValueError:
         raise MsabenchError(f"model {model}: option threads={raw['threads']!r} is not an int") from None
-    opts = Options(model=name, device=raw.get("device", "auto"), threads=threads)
+    opts = Options(model=name, device=raw.get("device", "auto"), threads=threads,
+                   text_encoder=raw.get("text_encoder", "minilm"))
     devices.check(opts.device, "fp32", opts.threads, where=f"model {model}")
     return opts
 
@@ -138,7 +162,22 @@ class MMSAModel:
                     feature_dims=[info.text_feature_dim, info.audio_dim, info.vision_dim],
                     seq_lens=[info.text_len, info.audio_len, info.vision_len],
                     custom_feature=None, feature_T="", feature_A="", feature_V="")
+        if self.options.model in BERT_MODELS:  # MMSA's encoder from a local folder; the widths follow it
+            from msabench import pretrained
+
+            width = int(pretrained.config(self.options.text_encoder)["hidden_size"])
+            args.update(pretrained=str(pretrained.folder(self.options.text_encoder)), transformers="bert")
+            args.feature_dims[0] = width
+            if "text_out" in args and self.options.model == "self_mm":
+                args.text_out = width
         return args
+
+    def _text(self, part):
+        """MMSA's text input: token features, or for BERT models `text_bert` [B, 3, L] (ids, mask, segments)."""
+        if self.options.model not in BERT_MODELS:
+            return part.text_features
+        ids = np.asarray(part.text_ids, dtype=np.float32)
+        return np.stack([ids, np.asarray(part.text_mask, dtype=np.float32), np.zeros_like(ids)], 1)
 
     def _inputs(self, text, audio, vision, audio_lengths, vision_lengths) -> dict:
         """Arrays -> MMSA's inputs (float32 tensors), time-averaged where MMSA's loader averages."""
@@ -155,7 +194,7 @@ class MMSAModel:
     def _loader(self, split, shuffle: bool):
         import torch
 
-        inputs = self._inputs(split.text_features, split.audio, split.vision, split.audio_lengths,
+        inputs = self._inputs(self._text(split), split.audio, split.vision, split.audio_lengths,
                               split.vision_lengths)
         labels = torch.from_numpy(np.asarray(split.labels, dtype=np.float32)).view(-1, 1)
         ids = [str(i) for i in split.ids]
@@ -178,6 +217,12 @@ class MMSAModel:
 
         self.compute = devices.resolve(self.options.device, "fp32", self.options.threads, where=f"mmsa:{self.options.model}")
         self.args = self._args(self.compute)
+        if self.options.model in BERT_MODELS:
+            from msabench import pretrained
+
+            pretrained._transformers()  # quiet loads: MMSA's encoder calls from_pretrained itself
+            for part in (train, valid):
+                pretrained.check_ids(part.text_ids, self.options.text_encoder, f"mmsa:{self.options.model}, {part.name}")
         torch.manual_seed(seed)
         trainer = ATIO().getTrain(self.args)
         _adapt(trainer)
@@ -195,10 +240,13 @@ class MMSAModel:
 
         if self.net is None:
             raise MsabenchError(f"mmsa:{self.options.model}: predict before fit (MMSA models are trained by msabench)")
-        x = self._inputs(batch.text_features, batch.audio, batch.vision, batch.audio_lengths, batch.vision_lengths)
+        x = self._inputs(self._text(batch), batch.audio, batch.vision, batch.audio_lengths, batch.vision_lengths)
         x = {k: v.to(self.compute.device) for k, v in x.items()}
+        audio, vision = x["audio"], x["vision"]
+        if self.options.model in LENGTHS_IN_CALL:
+            audio, vision = (audio, x["audio_lengths"]), (vision, x["vision_lengths"])
         with devices.threads(self.compute.threads), torch.no_grad():
-            out = self.net(x["text"], x["audio"], x["vision"])
+            out = self.net(x["text"], audio, vision)
         pred = out[0] if isinstance(out, tuple) else out["M"]  # MFM returns a tuple, the others a dict
         return pred.reshape(-1).double().cpu().numpy()
 
