@@ -38,6 +38,8 @@ def main() -> None:
     ap.add_argument("--model", default="late-fusion:text_encoder=minilm" if real else "text-only")
     ap.add_argument("--data", help="the data file (default: the real utterance table for mosi-utt protocols)")
     ap.add_argument("--out", default=str(ROOT / "results" / "mask-seeds"))
+    ap.add_argument("--cpus-per-job", type=int, default=1,
+                    help="CPU threads per job (1, as make leaderboard: its cached checkpoints are re-used)")
     args = ap.parse_args()
     varied = protocols.load(args.protocol)
     if varied.kind == "inter":
@@ -51,7 +53,8 @@ def main() -> None:
     dataset = load(varied.dataset, varied.variant, data=data)  # once, for both
     runs = {}
     for p in (varied, fixed):
-        report = executors.run(p, args.model, out=args.out, dataset=dataset)
+        report = executors.run(p, args.model, out=args.out, dataset=dataset,
+                               executor=executors.SerialExecutor(cpus_per_job=args.cpus_per_job))
         runs[p.name] = {u.seed: u.metrics["aggregate"]["mean"][metric] for u in report.units}
     a, b = runs[varied.name], runs[fixed.name]
     print(f"{args.model} on {varied.name} ({metric}, mean over rates; the same checkpoints both ways)\n")
