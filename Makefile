@@ -44,12 +44,14 @@ calibration: $(STAMP)
 # features, bc-LSTM split, 3 seeds): every bundled model with text embeddings learned from scratch on
 # mosi-utt-inter (bc-LSTM text vector) and mosi-utt-intra-words (word vocabulary), and every model
 # but the mean with the packaged MiniLM, frozen, on mosi-utt-inter-tokens and mosi-utt-intra
-# (WordPiece tokens). The MiniLM part takes hours on 2 CPU cores.
+# (WordPiece tokens), and MMSA's own feature models (mmsa:MODEL, MMSA's configs and trainers) on
+# mosi-utt-inter. The MiniLM part takes about an hour on 2 CPU cores.
 LB_RESULTS := results/leaderboard
 MSABENCH := $(VENV)/bin/msabench
 MOSI_UTT ?=
 REAL_MODELS := mean text-only late-fusion prlf derl firf
 MINILM_MODELS := text-only late-fusion prlf derl firf
+MMSA_MODELS := lf_dnn tfn lmf mult mfn ef_lstm graph_mfn mfm
 
 lb-%: $(STAMP)
 	$(MSABENCH) run --protocol synth-intra synth-inter --model $* --cpus-per-job 1 --out $(LB_RESULTS) > /dev/null
@@ -63,7 +65,11 @@ real-%: $(STAMP)
 minilm-%: $(STAMP)
 	$(MSABENCH) run --protocol mosi-utt-inter-tokens mosi-utt-intra --model $*:text_encoder=minilm --data $(MOSI_UTT) --cpus-per-job 1 --out $(LB_RESULTS) > /dev/null
 
+mmsa-%: $(STAMP)
+	$(MSABENCH) run --protocol mosi-utt-inter --model mmsa:$* --data $(MOSI_UTT) --cpus-per-job 1 --out $(LB_RESULTS) > /dev/null
+
 leaderboard: lb-mean lb-text-only lb-late-fusion ablate-prlf ablate-derl ablate-firf \
-		$(if $(MOSI_UTT),$(addprefix real-,$(REAL_MODELS)) $(addprefix minilm-,$(MINILM_MODELS)))
+		$(if $(MOSI_UTT),$(addprefix real-,$(REAL_MODELS)) $(addprefix minilm-,$(MINILM_MODELS)) \
+		$(addprefix mmsa-,$(MMSA_MODELS)))
 	$(MSABENCH) leaderboard --results $(LB_RESULTS) --out leaderboard \
 		--command-line "make -j2 leaderboard$(if $(MOSI_UTT), MOSI_UTT=$(MOSI_UTT))"

@@ -91,7 +91,10 @@ def parse_file(path: str | Path) -> list[Entry]:
     sources = data.get("sources", {})
     if not isinstance(sources, dict) or not all(isinstance(v, str) and v.strip() for v in sources.values()):
         _fail(str(path), "[sources] maps a short key to a description of the source (both strings)")
-    proto = protocols.load(data["protocol"])
+    try:
+        proto = protocols.load(data["protocol"])
+    except MsabenchError as e:
+        raise MsabenchError(f"{path}: key 'protocol': {e}") from None
     names = metrics.METRICS[proto.metric_kind]
     rates = {c.name.removeprefix("r=") for c in proto.conditions}
     out = []
@@ -122,6 +125,8 @@ def parse_file(path: str | Path) -> list[Entry]:
         if any(s < 0 for s in std.values()) or set(std) - set(values):
             _fail(where, "key 'std': standard deviations must be >= 0 and belong to reported metrics")
         per_rate = {}
+        if not isinstance(raw.get("per_rate", {}), dict):
+            _fail(where, "key 'per_rate' must be a table of metric = {rate = value}")
         for name, by_rate in raw.get("per_rate", {}).items():
             if not isinstance(by_rate, dict):
                 _fail(where, f"key 'per_rate.{name}' must be a table of rate = value")
@@ -130,8 +135,8 @@ def parse_file(path: str | Path) -> list[Entry]:
                 _fail(where, f"key 'per_rate.{name}': rate {bad[0]!r} is not a condition of {proto.name}")
             if name not in names:
                 _fail(where, f"key 'per_rate': {name!r} is not a metric of this protocol")
-            per_rate[name] = {f"r={float(r):g}": v for r, v in _numbers(
-                {r: v for r, v in by_rate.items()}, where, f"per_rate.{name}", tuple(by_rate)).items()}
+            per_rate[name] = {f"r={float(r):g}": v
+                              for r, v in _numbers(by_rate, where, f"per_rate.{name}", tuple(by_rate)).items()}
         out.append(Entry(method=raw["method"], protocol=proto.name, paper=raw["paper"], source=raw["source"],
                          selection=raw["selection"], seeds=tuple(seeds), metrics=values, std=std,
                          per_rate=per_rate, notes=raw.get("notes", ""), file=str(path), index=i,
