@@ -51,7 +51,7 @@ MSABENCH := $(VENV)/bin/msabench
 MOSI_UTT ?=
 REAL_MODELS := mean text-only late-fusion prlf derl firf
 MINILM_MODELS := text-only late-fusion prlf derl firf
-MMSA_MODELS := lf_dnn tfn lmf mult mfn ef_lstm graph_mfn mfm
+MMSA_MODELS := lf_dnn tfn lmf mfn ef_lstm graph_mfn mfm  # mult: its convolutions need sequences, not one vector
 
 lb-%: $(STAMP)
 	$(MSABENCH) run --protocol synth-intra synth-inter --model $* --cpus-per-job 1 --out $(LB_RESULTS) > /dev/null

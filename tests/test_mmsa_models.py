@@ -46,6 +46,9 @@ def test_spec_names_and_options():
 def test_what_cannot_work_is_refused_before_any_work(aligned, unaligned, monkeypatch):
     with pytest.raises(MsabenchError, match=r"mmsa-mfn: MMSA's mfn needs aligned data .* has 10, 12, 9"):
         submission.load("mmsa:mfn").check(unaligned.info, 0)
+    short = small_dataset(sizes=SIZES, text_feature_dim=16, text_len=4, audio_len=4, vision_len=4)
+    with pytest.raises(MsabenchError, match="mmsa-mult: MMSA's mult convolves each sequence over 5 steps"):
+        submission.load("mmsa:mult").check(short.info, 0)
     ids_only = small_dataset(sizes=SIZES)
     with pytest.raises(MsabenchError, match="reads token features .* has token ids only"):
         submission.load("mmsa:lf_dnn").check(ids_only.info, 0)

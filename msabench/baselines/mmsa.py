@@ -16,7 +16,8 @@ What is MMSA's and what is ours:
   and `seq_lens` come from the data. Evaluation is msabench's: corrupted batches through the model's
   forward pass (`predict`), one score per sample.
 
-Models run here: tfn, lmf, lf_dnn, mult (any data with token features), and mfn, ef_lstm, graph_mfn,
+Models run here: tfn, lmf, lf_dnn, mult (any data with token features; mult's convolutions need
+sequences of at least its kernel size), and mfn, ef_lstm, graph_mfn,
 mfm (MMSA marks them `need_data_aligned`: all three sequences one length, e.g. aligned_50 or
 utterance-level tables); self_mm, mmim and misa read token ids through MMSA's BertTextEncoder, built
 from a local folder (`text_encoder=minilm`, the packaged MiniLM, by default, or `text_encoder=DIR`):
@@ -77,7 +78,13 @@ class Options:
             raise MsabenchError(f"model {name}: MMSA's {self.model} reads token features (MMSA's 'text'); "
                                 f"{info.name} {info.variant} has token ids only (use a features variant, or "
                                 "msabench data embed)")
-        if _config(self.model, info)["need_data_aligned"] and not info.text_len == info.audio_len == info.vision_len:
+        config = _config(self.model, info)
+        kernels = [config.get(f"conv1d_kernel_size_{m}", 1) for m in "lav"]  # MulT's temporal convolutions
+        if any(k > n for k, n in zip(kernels, (info.text_len, info.audio_len, info.vision_len))):
+            raise MsabenchError(f"model {name}: MMSA's {self.model} convolves each sequence over {max(kernels)} steps "
+                                f"(its config); {info.name} {info.variant} has sequences of length {info.text_len}, "
+                                f"{info.audio_len}, {info.vision_len}")
+        if config["need_data_aligned"] and not info.text_len == info.audio_len == info.vision_len:
             raise MsabenchError(f"model {name}: MMSA's {self.model} needs aligned data (one length for text, audio "
                                 f"and vision); {info.name} {info.variant} has {info.text_len}, {info.audio_len}, "
                                 f"{info.vision_len}")
