@@ -200,7 +200,7 @@ def protocol_section(protocol: protocols.Protocol, entries: list[Entry], out_dir
                      settings: Settings = Settings()) -> str:
     names = metrics.METRICS[protocol.metric_kind]
     primary = protocol.primary_metric
-    everything = [e for e in entries if "[" not in e.model]
+    everything = [e for e in entries if not is_ablation(e.model)]
     seeds = shared_seeds(everything)
     full = ranked([e.on_seeds(seeds) for e in everything] if seeds else everything, primary)
     vs = versus_best(full, primary, settings) if len(full) > 1 and len(seeds) >= 2 else {}
@@ -291,12 +291,21 @@ def rank_section(protocol: protocols.Protocol, full: list[Entry]) -> str:
             "made): " + ", ".join(f"{md_escape(e.model)} {r:.2f}" for e, r in order) + ".")
 
 
+def is_ablation(model: str) -> bool:
+    """`prlf[amre=False]`: a component switched off (`--ablate`), shown against its full model; a model
+    with other options (`prlf[text_encoder=minilm]`) is a model of its own, ranked with the rest."""
+    if not model.endswith("]") or "[" not in model:
+        return False
+    options = model[model.index("[") + 1:-1].split(",")
+    return all(o.partition("=")[2] == "False" for o in options)
+
+
 def ablation_table(protocol: protocols.Protocol, entries: list[Entry]) -> str:
     primary = protocol.primary_metric
     by_name = {e.model: e for e in entries}
     rows = []
     for e in entries:
-        if "[" not in e.model:
+        if not is_ablation(e.model):
             continue
         base = by_name.get(e.model.split("[")[0])
         if base is None:

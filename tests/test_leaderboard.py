@@ -90,3 +90,13 @@ def test_results_of_another_protocol_version_are_left_out(results_dir, tmp_path)
     rows = list(csv.DictReader((tmp_path / "lb" / "results.csv").open()))
     assert {(r["model"], r["seed"]) for r in rows if r["protocol"] == "synth-intra" and r["model"] == "mean"} == \
         {("mean", "1111")}
+
+
+def test_models_with_options_are_ranked_and_ablations_are_not(results_dir, tmp_path):
+    assert leaderboard.is_ablation("prlf[amre=False]") and leaderboard.is_ablation("firf[a=False,b=False]")
+    assert not leaderboard.is_ablation("text-only[text_encoder=minilm]") and not leaderboard.is_ablation("prlf")
+    assert not leaderboard.is_ablation("text-only[augment=False,epochs=2]")  # a switch and a setting: a model
+    text = leaderboard.write(results_dir, tmp_path).read_text()
+    ranking = text.split("### synth-intra")[1].split("\n\n")[3]  # the ranked table of the section
+    assert ranking.startswith("| #") and "| text\\-only\\[epochs=2\\] " in ranking
+    assert "| mean " in ranking and "| good\\_model " in ranking
