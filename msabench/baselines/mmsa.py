@@ -224,6 +224,7 @@ class MMSAModel:
 
         self.compute = devices.resolve(self.options.device, "fp32", self.options.threads, where=f"mmsa:{self.options.model}")
         self.args = self._args(self.compute)
+        self.args.train_samples = len(train)  # MMSA's config says MOSI's 1284; Self-MM sizes its label store by it
         if self.options.model in BERT_MODELS:
             from msabench import pretrained
 
