@@ -189,8 +189,7 @@ def _verify_published(args) -> int:
     if args.reported or args.claims:
         raise MsabenchError("--published checks --claim texts against the registry; it takes neither --reported "
                             "nor --claims")
-    if not 0.0 < args.alpha < 1.0:
-        raise MsabenchError(f"--alpha must be in (0, 1), got {args.alpha:g}")
+    _check_resampling(args)
     entries = published.load(paths.input_dir(args.registry, "--registry") if args.registry else None)
     print(claims.table(published.verify(args.claim, entries, alpha=args.alpha)))
     return 0
@@ -235,7 +234,7 @@ def cmd_masks_export(args) -> int:
     try:
         with tmp.open("wb") as f:
             np.savez_compressed(f, **arrays)
-        os.replace(tmp, out)
+        paths.publish(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     print(f"wrote {len(arrays) - 1} masks for {len(dataset[protocol.split])} samples to {out}")
@@ -285,7 +284,7 @@ def cmd_data_synth(args) -> int:
     try:
         with tmp.open("wb") as f:
             pickle.dump(raw, f, protocol=4)
-        os.replace(tmp, out)
+        paths.publish(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     print(f"wrote synth-mosi (seed {args.seed}) in MMSA {args.variant} format to {out}")
@@ -333,7 +332,7 @@ def cmd_init(args) -> int:
     tmp = _atomic_path(out, ".py")
     try:
         tmp.write_bytes(source)
-        os.replace(tmp, out)
+        paths.publish(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     print(f"wrote the example submission to {out}; try: msabench run --protocol synth-intra --model {out}")

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from tabulate import tabulate
 
-from msabench import compare, metrics, plots, protocols, results, stats
+from msabench import compare, metrics, paths, plots, protocols, results, stats
 from msabench.errors import MsabenchError
 from msabench.report import seed_stats
 
@@ -343,7 +343,7 @@ def _write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w") as f:
         f.write(text)
-    os.replace(tmp, path)
+    paths.publish(tmp, path)
 
 
 def published_section(protocol: protocols.Protocol, entries: list) -> str:

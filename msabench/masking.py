@@ -226,8 +226,9 @@ def export(protocol: Protocol, split: Split) -> tuple[dict[str, np.ndarray], str
     (one set per distinct mask seed: LNLN's protocol has one for its three training seeds)."""
     per_seed = {}
     for seed in protocol.seeds:
-        if protocol.mask_seed(seed) not in per_seed:
-            per_seed[protocol.mask_seed(seed)] = observed(protocol, split, seed)
+        mask_seed = protocol.mask_seed(seed)
+        if mask_seed not in per_seed:
+            per_seed[mask_seed] = observed(protocol, split, seed)
     arrays: dict[str, np.ndarray] = {"ids": np.asarray(split.ids, dtype=str)}
     for seed, masks in per_seed.items():
         for name, obs in masks.items():

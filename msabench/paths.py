@@ -2,7 +2,7 @@
 
 Each check returns the path or raises MsabenchError with one line naming the argument,
 the path and what is wrong with it, so that a typo costs nothing: no traceback, no
-training run that fails at its first write.
+training run that fails at its first write. `publish` puts a finished output file in place.
 """
 
 from __future__ import annotations
@@ -11,6 +11,15 @@ import os
 from pathlib import Path
 
 from msabench.errors import MsabenchError
+
+
+def publish(tmp: str | Path, final: str | Path) -> None:
+    """Move a finished temporary file onto `final` atomically, with the mode a plain open() would give
+    it: mkstemp makes 0600 files, which a user's group could not read."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, final)
 
 
 def input_file(path: str | Path, what: str) -> Path:

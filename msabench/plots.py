@@ -10,6 +10,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from msabench import paths
+
 
 def _pyplot():
     import matplotlib
@@ -25,7 +27,7 @@ def _save(fig, path: Path) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", metadata={"Software": None})
-        os.replace(tmp, path)
+        paths.publish(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
     return path

@@ -1,5 +1,6 @@
 import csv
 import json
+import os
 
 import numpy as np
 import pytest
@@ -36,6 +37,10 @@ def results_dir(tmp_path_factory):
 def test_leaderboard_tables_are_recomputed_from_results(results_dir, tmp_path):
     path = leaderboard.write(results_dir, tmp_path, command="make leaderboard")
     text = path.read_text()
+    umask = os.umask(0)
+    os.umask(umask)
+    for written in (path, tmp_path / "results.csv", *tmp_path.glob("*.png")):  # as open() would, not 0600
+        assert written.stat().st_mode & 0o777 == 0o666 & ~umask, written
     assert "### synth-intra" in text and "### synth-inter" in text and "`make leaderboard`" in text
     assert "good\\_model" in text  # markdown-escaped
     grouped = leaderboard.collect(results_dir)

@@ -52,14 +52,6 @@ def encode_states(ids: np.ndarray, mask: np.ndarray, encoder, batch_size: int = 
     return out
 
 
-def _publish(tmp: str, out: Path) -> None:
-    """The finished file takes its place, with the mode a plain open() would give it (mkstemp's is 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, out)
-
-
 def embed_mmsa(src: str | Path, out: str | Path, spec: str = pretrained.MINILM, replace: bool = False,
                max_tokens: int = 50, batch_size: int = 64, progress: bool = True) -> dict[str, tuple]:
     """Write `src` with a `text` field of `spec`'s token states to `out`; {split: states shape}."""
@@ -97,7 +89,7 @@ def embed_mmsa(src: str | Path, out: str | Path, spec: str = pretrained.MINILM, 
     try:
         with os.fdopen(fd, "wb") as f:
             pickle.dump(raw, f, protocol=4)
-        _publish(tmp, out)
+        paths.publish(tmp, out)
     finally:
         Path(tmp).unlink(missing_ok=True)
     return shapes
@@ -148,7 +140,7 @@ def embed_table(src: str | Path, out: str | Path, spec: str = pretrained.MINILM,
     os.close(fd)
     try:
         np.savez(tmp, **raw)
-        _publish(tmp, out)
+        paths.publish(tmp, out)
     finally:
         Path(tmp).unlink(missing_ok=True)
     return raw["text_states"].shape
