@@ -110,10 +110,11 @@ def cmd_train(args) -> int:
             if not callable(getattr(model, "fit", None)):
                 raise MsabenchError(f"model {sub.name} has no fit(train, valid, seed): nothing to train")
             t0 = time.perf_counter()
-            model.fit(dataset["train"], dataset["valid"], seed)
+            runner.fit(model, dataset, seed)
             where = ""
             if hasattr(model, "checkpoint_path"):
-                where = f"; checkpoint {model.checkpoint_path(dataset['train'], dataset['valid'], seed)[0]}"
+                test = dataset["test"] if runner.selects_on_test(model) else None
+                where = f"; checkpoint {model.checkpoint_path(dataset['train'], dataset['valid'], seed, test)[0]}"
             print(f"{sub.name} seed {seed}: ready in {time.perf_counter() - t0:.1f} s{where}")
     return 0
 
@@ -124,7 +125,8 @@ def cmd_leaderboard(args) -> int:
     paths.input_dir(args.results, "--results")
     paths.output_dir(args.out, "--out")
     _check_resampling(args)
-    settings = leaderboard.Settings(n_resamples=args.resamples, seed=args.bootstrap_seed, figures=not args.no_figures)
+    settings = leaderboard.Settings(n_resamples=args.resamples, seed=args.bootstrap_seed, figures=not args.no_figures,
+                                    allow_test_selection=args.allow_test_selection)
     path = leaderboard.write(args.results, args.out, command=args.command_line or "", settings=settings)
     print(f"wrote {path} (+ results.csv, results.json{'' if args.no_figures else ', figures'})")
     return 0
@@ -150,6 +152,8 @@ def cmd_compare(args) -> int:
     report = compare.compare(paired, n_resamples=args.resamples, seed=args.bootstrap_seed, alpha=args.alpha,
                              metric_names=args.metrics)
     print(report.table())
+    if paired.note():
+        print(paired.note())
     return 0
 
 
@@ -428,6 +432,8 @@ def parser() -> argparse.ArgumentParser:
     lb.add_argument("--results", default="results")
     lb.add_argument("--out", default="leaderboard")
     lb.add_argument("--command-line", help="the command(s) that produced the results, quoted in the README")
+    lb.add_argument("--allow-test-selection", action="store_true",
+                    help="show results whose checkpoints were chosen on the test split (selection=test-per-metric), marked")
     lb.set_defaults(func=cmd_leaderboard)
 
     def stats_args(q):

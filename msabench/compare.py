@@ -42,6 +42,14 @@ class Paired:
     seeds: np.ndarray  # [S] seed of each stratum
     conditions: np.ndarray  # [S] condition of each stratum
     fingerprints: dict  # protocol/dataset fingerprints and masks per seed, shared by both models
+    selected_on_test: tuple[str, ...] = ()  # of the two models, those whose checkpoints were chosen on test
+
+    def note(self) -> str:
+        """One line for output that must not hide LNLN's flaw when a side reproduces it."""
+        if not self.selected_on_test:
+            return ""
+        return (f"note: {' and '.join(self.selected_on_test)} chose its checkpoints on the TEST split "
+                "(selection=test-per-metric): a protocol flaw reproduced to measure it, not a result to claim")
 
     @property
     def seed_list(self) -> list[int]:
@@ -55,7 +63,8 @@ class Paired:
                                 f"it has {list(dict.fromkeys(self.conditions.tolist()))}")
         keep = np.isin(self.conditions, conditions)
         return Paired(self.protocol, self.kind, self.model_a, self.model_b, self.ids, self.a[keep], self.b[keep],
-                      self.labels[keep], self.seeds[keep], self.conditions[keep], self.fingerprints)
+                      self.labels[keep], self.seeds[keep], self.conditions[keep], self.fingerprints,
+                      self.selected_on_test)
 
 
 def units_of(results_dir: str | Path, protocol: str, model: str) -> list[results.UnitResult]:
@@ -138,6 +147,8 @@ def pair_units(units_a: list[results.UnitResult], units_b: list[results.UnitResu
         protocol=protocol, kind=protocols.dataset_kind(first.manifest["dataset"]),
         model_a=model_a, model_b=model_b, ids=ids, a=a, b=b, labels=labels,
         seeds=strata_seeds, conditions=strata_conditions, fingerprints=fps,
+        selected_on_test=tuple(m for m, us in ((model_a, ua), (model_b, ub))
+                               if any(us[seed].manifest.get("selects_on_test") for seed in shared)),
     )
 
 

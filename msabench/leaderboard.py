@@ -50,6 +50,7 @@ class Settings:
     seed: int = 0
     alpha: float = 0.05
     figures: bool = True
+    allow_test_selection: bool = False  # show results whose checkpoints were chosen on the test split
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,15 @@ class Entry:
     def on_seeds(self, seeds: list[int]) -> "Entry":
         """The same entry restricted to `seeds` (ranking and tests must see the same runs)."""
         return Entry(self.protocol, self.model, tuple(u for u in self.units if u.seed in seeds))
+
+    @property
+    def selects_on_test(self) -> bool:
+        return any(u.manifest.get("selects_on_test") for u in self.units)
+
+    @property
+    def shown(self) -> str:
+        """The model's name as a table cell; test-selected results carry the flaw in their name."""
+        return md_escape(self.model) + (" (checkpoints selected on TEST)" if self.selects_on_test else "")
 
     def aggregate(self, metric: str, agg: str = "mean") -> tuple[float, float]:
         return seed_stats([u.metrics["aggregate"][agg][metric] for u in self.units])
@@ -102,6 +112,16 @@ def current_only(grouped: dict[str, list[Entry]], loaded: dict[str, protocols.Pr
             if units:
                 kept.setdefault(name, []).append(replace(e, units=units))
     return kept, stale
+
+
+def refuse_test_selected(grouped: dict[str, list[Entry]], results_dir) -> None:
+    for name, entries in grouped.items():
+        for e in entries:
+            if e.selects_on_test:
+                raise MsabenchError(
+                    f"{results_dir}: {e.model} on {name} chose its checkpoints on the test split (selection="
+                    "test-per-metric, a protocol flaw reproduced to measure it); the leaderboard refuses it: "
+                    "move it out of the results folder or pass --allow-test-selection")
 
 
 def _fmt(mean: float, std: float, digits: int = 4) -> str:
@@ -227,15 +247,19 @@ def protocol_section(protocol: protocols.Protocol, entries: list[Entry], out_dir
             mark = f"**{v.mark}**" if v.mark == "better than #1" else v.mark
             diff = f"{v.diff:+.4f} [{v.ci[0]:+.4f}, {v.ci[1]:+.4f}]"
             p, mde = compare._p(v.p_holm), f"{v.mde:.4f}"
-        rows.append([rank, md_escape(e.model), len(e.seeds), *[_cell(e, m, best) for m in names], diff, p, mde, mark])
+        rows.append([rank, e.shown, len(e.seeds), *[_cell(e, m, best) for m in names], diff, p, mde, mark])
     lines.append(tabulate(rows, headers=["#", "model", "seeds", *names, f"vs #1: Δ {primary} [95% CI]", "p Holm",
                                          "MDE", "vs #1"], tablefmt="github", disable_numparse=True))
+    if any(e.selects_on_test for e in full):
+        lines += ["", "Rows marked \"checkpoints selected on TEST\" reproduce LNLN's protocol flaw on purpose "
+                  "(selection=test-per-metric: the weights of the epoch with the best value of one metric on the test "
+                  "split); they are shown because the leaderboard was asked to (--allow-test-selection)."]
     if "area" in protocol.aggregation:
         best_area = _best_values(full, names, "area")
-        rows = [[md_escape(e.model)] + [_cell(e, m, best_area, "area") for m in names] for e in full]
+        rows = [[e.shown] + [_cell(e, m, best_area, "area") for m in names] for e in full]
         lines += ["", "Area over rates (trapezoid, unnormalised):", "",
                   tabulate(rows, headers=["model", *names], tablefmt="github", disable_numparse=True)]
-    rows = [[md_escape(e.model)] + [_fmt(*e.condition(primary, c.name), digits=3) for c in protocol.conditions]
+    rows = [[e.shown] + [_fmt(*e.condition(primary, c.name), digits=3) for c in protocol.conditions]
             for e in full]
     lines += ["", f"{primary} per condition:", "",
               tabulate(rows, headers=["model", *[c.name for c in protocol.conditions]], tablefmt="github",
@@ -288,7 +312,7 @@ def rank_section(protocol: protocols.Protocol, full: list[Entry]) -> str:
     order = sorted(zip(full, ranks), key=lambda er: er[1])
     return (f"Mean rank over the {len(protocol.conditions)} conditions by {primary} (descriptive only: the conditions "
             "share one test set and the same trained models, so they are not independent blocks and no test is "
-            "made): " + ", ".join(f"{md_escape(e.model)} {r:.2f}" for e, r in order) + ".")
+            "made): " + ", ".join(f"{e.shown} {r:.2f}" for e, r in order) + ".")
 
 
 def is_ablation(model: str) -> bool:
@@ -364,6 +388,8 @@ def write(results_dir: str | Path, out_dir: str | Path, command: str = "", setti
     from msabench import published
 
     grouped = collect(results_dir)
+    if not settings.allow_test_selection:
+        refuse_test_selected(grouped, results_dir)
     reported: dict[str, list] = {}
     for e in published.load() if published_entries is None else published_entries:
         reported.setdefault(e.protocol, []).append(e)

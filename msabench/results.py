@@ -11,6 +11,7 @@ into place, so an interrupted run never leaves half a result behind.
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -131,5 +132,6 @@ def read_unit(folder: str | Path) -> UnitResult:
 
 def find_units(out: str | Path, protocol: str | None = None, model: str | None = None) -> list[Path]:
     """Finished unit folders under `out` (temporary folders are never matched)."""
-    pattern = f"{protocol or '*'}/{model or '*'}/seed-*/manifest.json"
+    # names are escaped: `firf[noise_part=False]` is a model name, not a glob character class
+    pattern = f"{glob.escape(protocol) if protocol else '*'}/{glob.escape(model) if model else '*'}/seed-*/manifest.json"
     return sorted(p.parent for p in Path(out).glob(pattern))

@@ -116,6 +116,19 @@ def run_job(sub: submission_mod.Submission, dataset: Dataset, protocols: list[Pr
         return _run_job(sub, dataset, protocols, seed, batch_size, masks, step or (lambda text: None))
 
 
+def selects_on_test(model) -> bool:
+    """A model that asks for the test split to choose its weights (LNLN's flaw, reproduced on purpose)."""
+    return getattr(model, "selects_on_test", False) is True
+
+
+def fit(model, dataset: Dataset, seed: int) -> None:
+    """The one place a model is fitted: train and valid, and test only for a model that selects on it."""
+    if selects_on_test(model):
+        model.fit(dataset["train"], dataset["valid"], seed, test=dataset["test"])
+    else:
+        model.fit(dataset["train"], dataset["valid"], seed)
+
+
 def check_batch_size(batch_size) -> None:
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
         raise MsabenchError(f"--batch-size must be a whole number >= 1, got {batch_size}")
@@ -129,13 +142,14 @@ def _run_job(sub, dataset, protocols, seed, batch_size, masks, step) -> list[res
     model = sub.build(dataset.info)
     t0 = time.perf_counter()
     if callable(getattr(model, "fit", None)):
-        step(f"fit(train, valid, seed={seed})")
+        call = f"fit(train, valid, seed={seed}{', test' if selects_on_test(model) else ''})"
+        step(call)
         try:
-            model.fit(dataset["train"], dataset["valid"], seed)
+            fit(model, dataset, seed)
         except MsabenchError:
             raise
         except (Exception, SystemExit) as e:
-            raise MsabenchError(f"{where}: fit(train, valid, seed={seed}) raised {submission_mod._describe(e, sub.path)}") from None
+            raise MsabenchError(f"{where}: {call} raised {submission_mod._describe(e, sub.path)}") from None
     fit_s = time.perf_counter() - t0
     describe = getattr(model, "describe_compute", None)
     compute = describe() if callable(describe) else devices.job_environment()
@@ -169,6 +183,7 @@ def _run_job(sub, dataset, protocols, seed, batch_size, masks, step) -> list[res
             "conditions": [c.name for c in protocol.conditions],
             "batch_size": batch_size,
             "fit_seconds": round(fit_s, 3),
+            "selects_on_test": selects_on_test(model),  # checkpoints chosen on the test split: a protocol flaw
             "predict_seconds": round(predict_s, 3),
             "versions": {"python": platform.python_version(), "numpy": np.__version__, **_torch_version()},
             "compute": {**compute, "gpu_peak_mb": peak_mb},  # since the job started (None: no CUDA used)

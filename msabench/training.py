@@ -12,7 +12,9 @@
   suits small utterance-level feature sets whose training features are cleaner than the
   test ones (see msabench.data.table).
 - Early stopping and checkpoint selection on the VALIDATION split only (never test),
-  on MAE over a fixed corrupted view and the clean view of it.
+  on MAE over a fixed corrupted view and the clean view of it. `TestSelection` reproduces
+  LNLN's flawed alternative on purpose, to measure it: the same run, watched on the test
+  split, keeping one checkpoint per metric (see its docstring).
 - Full seed control: python, numpy and torch seeded, deterministic algorithms, so the
   same seed gives the same weights on the same device, thread count and software
   (`msabench.devices` states the contract per device). Batches move to the device once;
@@ -39,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from msabench import devices, masking
+from msabench import devices, masking, metrics
 from msabench.data.core import MODALITIES, Split, hash_array
 from msabench.errors import MsabenchError
 from msabench.interface import Batch
@@ -149,12 +151,52 @@ def param_groups(net, recipe: Recipe) -> list[dict]:
     return groups
 
 
+TEST_SELECTION_RATE = 0.5  # LNLN evaluates its checkpoints on test at r = 0.5 ...
+TEST_SELECTION_MASK_SEED = 1111  # ... with masks drawn by np.random.seed(1111) for every training seed
+
+
+class TestSelection:
+    """LNLN's checkpoint selection, reproduced to be measured, never to be used for a claim.
+
+    LNLN's code keeps, for EACH metric, the weights of the epoch where that metric was best
+    on the TEST split at r = 0.5 (all modalities; masks from seed 1111, MMSA's draw), and
+    reports each metric from its own checkpoint: a protocol flaw (FIELD.md section 2).
+    Watching changes nothing in training: the stopping rule and the trajectory are those of
+    the valid-selected run (evaluation draws no random numbers), so the two differ only in
+    which epoch's weights are kept. Ties keep the earlier epoch.
+    """
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, test: Split, kind: str):
+        self.split = test
+        u = masking.draws(test, TEST_SELECTION_MASK_SEED, "mmsa")
+        self.view = masking.drop(test, u, {m: TEST_SELECTION_RATE for m in MODALITIES})
+        self.labels = test.labels.astype(np.float64)
+        self.kind = kind
+        self.best: dict[str, float] = {}
+        self.epoch: dict[str, int] = {}
+        self.states: dict[str, dict] = {}
+
+    def update(self, net, epoch: int, compute: devices.Compute | None = None) -> dict[str, float]:
+        scores = metrics.compute(predict_split(net, self.split, self.view, compute=compute), self.labels, self.kind)
+        state = None
+        for name, value in scores.items():
+            old = self.best.get(name)
+            if old is None or (math.isfinite(value) and (
+                    not math.isfinite(old) or (value < old if name in metrics.LOWER_IS_BETTER else value > old))):
+                state = state if state is not None else copy.deepcopy(net.state_dict())
+                self.best[name], self.epoch[name], self.states[name] = value, epoch, state
+        return scores
+
+
 def fit(net, train: Split, valid: Split, seed: int, recipe: Recipe, log=None,
-        compute: devices.Compute | None = None) -> list[dict]:
+        compute: devices.Compute | None = None, test_selection: TestSelection | None = None) -> list[dict]:
     """Train `net` in place on `compute`'s device and leave it at the epoch with the best validation MAE.
 
     `net(x)` returns an object with `.pred` [B]; `net.training_loss(clean, corrupted, y)`
-    returns (loss, {name: value}). Returns the per-epoch history.
+    returns (loss, {name: value}). Returns the per-epoch history. `test_selection`, if
+    given, watches every epoch on the test split (LNLN's flaw, reproduced to measure it).
     """
     compute = compute or CPU
     devices.prepare(compute)
@@ -214,6 +256,10 @@ def fit(net, train: Split, valid: Split, seed: int, recipe: Recipe, log=None,
         row = {"epoch": epoch + 1, "train_loss": total / n, "valid_mae": valid_mae,
                **{k: v / n for k, v in parts_sum.items()},
                "train_s": train_s, "valid_s": time.perf_counter() - t_epoch - train_s}
+        if test_selection is not None:
+            t_test = time.perf_counter()
+            scores = test_selection.update(net, epoch + 1, compute)
+            row.update({"test_r0.5_" + k: v for k, v in scores.items()}, test_s=time.perf_counter() - t_test)
         history.append(row)
         if log:
             log(f"epoch {epoch + 1:>3}/{recipe.epochs}  train loss {row['train_loss']:.4f}  "

@@ -69,6 +69,10 @@ class Options:
     precision: str = "auto"  # "auto", "fp32" or "bf16"
     threads: int = 0  # CPU threads; 0: the CPUs the job is given; 1: the exact single-thread mode
     checkpoint: str = ""  # a checkpoint file to load instead of the cache; {seed} -> the seed
+    # "valid" (validation MAE) or "test-per-metric": LNLN's flaw, reproduced to measure it; the weights of
+    # the epoch with the best `selection_metric` on the TEST split (training.TestSelection)
+    selection: str = "valid"
+    selection_metric: str = ""  # with selection=test-per-metric: the metric whose test-best epoch is kept
 
 
 # Where a model computes and where its weights come from: not part of what the weights ARE
@@ -86,6 +90,7 @@ _RANGES = {  # option -> (test, the valid range as shown to the user)
     "text_encoder": (lambda v: v in ("scratch", "bert", "minilm"), "'scratch', 'bert' or 'minilm'"),
     "text_train": (lambda v: v in ("auto", "finetune", "frozen"), "'auto', 'finetune' or 'frozen'"),
     "text_input": (lambda v: v in ("auto", "ids", "features"), "'auto', 'ids' or 'features'"),
+    "selection": (lambda v: v in ("valid", "test-per-metric"), "'valid' or 'test-per-metric'"),
 }
 
 
@@ -115,12 +120,27 @@ def parse_options(cls, raw: dict[str, str], model: str):
         if not ok(getattr(opts, key)):
             raise MsabenchError(f"model {model}: option {key} must be {shown}, got {getattr(opts, key)!r}")
     devices.check(opts.device, opts.precision, opts.threads, where=f"model {model}")
+    check_selection(opts, None, model)
     return opts
+
+
+def check_selection(opts: Options, kind: str | None, model: str) -> None:
+    """selection_metric names a metric of the data's family exactly when selection is on test."""
+    from msabench import metrics
+
+    names = metrics.METRICS[kind] if kind else tuple(dict.fromkeys(m for ms in metrics.METRICS.values() for m in ms))
+    if opts.selection == "valid" and opts.selection_metric:
+        raise MsabenchError(f"model {model}: selection_metric={opts.selection_metric!r} needs "
+                            "selection=test-per-metric (validation selection is on MAE)")
+    if opts.selection == "test-per-metric" and opts.selection_metric not in names:
+        raise MsabenchError(f"model {model}: selection=test-per-metric needs selection_metric, one of "
+                            f"{', '.join(names)}; got {opts.selection_metric!r}")
 
 
 def check_options(opts: Options, info: DatasetInfo, gpus: int | None, model: str) -> None:
     """What can be told before any work: the text input fits the data, the encoder is here, the device exists."""
     text_input(info, opts, model)
+    check_selection(opts, info.kind, model)
     if encoder_spec(opts) is not None:
         pretrained.folder(encoder_spec(opts), f"model {model}: text_encoder={opts.text_encoder}"
                           + (" (bert_path=FOLDER)" if opts.text_encoder == "bert" else ""))
@@ -360,6 +380,10 @@ class BaselineNet(nn.Module):
         return sum(parts.values()), {k: v.detach() for k, v in parts.items()}
 
 
+def cpu_state(state: dict) -> dict:
+    return {k: v.detach().cpu() for k, v in state.items()}
+
+
 def code_hash(*files: Path) -> str:
     h = hashlib.sha256()
     for f in (Path(__file__), Path(training.__file__), *files):
@@ -396,13 +420,19 @@ class TorchBaseline:
     def describe_compute(self) -> dict:
         return self.compute.describe()
 
+    @property
+    def selects_on_test(self) -> bool:
+        """The harness hands `fit` the test split only to a model that says so (and marks its results)."""
+        return self.options.selection == "test-per-metric"
+
     def recipe(self) -> training.Recipe:
         o = self.options
         return training.Recipe(epochs=o.epochs, lr=o.lr, batch_size=o.batch_size, patience=o.patience,
                                augment=o.augment, input_noise=o.input_noise, bert_lr=o.bert_lr)
 
-    def checkpoint_path(self, train: Split, valid: Split, seed: int) -> tuple[Path, dict]:
-        options = {k: v for k, v in dataclasses.asdict(self.options).items() if k not in PLACEMENT}
+    def checkpoint_path(self, train: Split, valid: Split, seed: int, test: Split | None = None,
+                        options: Options | None = None) -> tuple[Path, dict]:
+        options = {k: v for k, v in dataclasses.asdict(options or self.options).items() if k not in PLACEMENT}
         meta = {
             "model": self.name,
             "options": options,
@@ -416,18 +446,22 @@ class TorchBaseline:
         }
         if encoder_spec(self.options) is not None and text_input(self.info, self.options) == "ids":
             meta["text_encoder_weights"] = pretrained.identity(encoder_spec(self.options))
+        if self.selects_on_test:  # these weights depend on the test split too
+            if test is None:
+                raise MsabenchError(f"model {self.name}: selection=test-per-metric needs the test split")
+            meta["test_data"] = training.data_fingerprint(test)
         fp = training.fingerprint(**meta)
         meta["fingerprint"] = fp
         return training.cache_dir() / self.name / f"{fp}.pt", meta
 
-    def fit(self, train: Split, valid: Split, seed: int) -> None:
+    def fit(self, train: Split, valid: Split, seed: int, test: Split | None = None) -> None:
         compute = self.compute
         spec = encoder_spec(self.options)
         if spec is not None and text_input(self.info, self.options) == "ids":  # ids another tokenizer made: now
             pretrained.folder(spec, f"text_encoder={self.options.text_encoder}")
             for split in (train, valid):
                 pretrained.check_ids(split.text_ids, spec, f"model {self.name}: {split.name} split")
-        path, meta = self.checkpoint_path(train, valid, seed)
+        path, meta = self.checkpoint_path(train, valid, seed, test)
         given = self.options.checkpoint.replace("{seed}", str(seed))
         with devices.threads(compute.threads):
             training.seed_all(seed)
@@ -444,13 +478,24 @@ class TorchBaseline:
                 except (MsabenchError, RuntimeError) as e:
                     self.log(f"seed {seed}: {e}; retraining")
                     path.unlink(missing_ok=True)
-                    return self.fit(train, valid, seed)
+                    return self.fit(train, valid, seed, test)
             else:
                 self.log(f"seed {seed}: training on {len(train)} samples (selection on {len(valid)} valid) "
                          f"on {compute.device} ({compute.precision}, {compute.threads} CPU thread(s))")
-                self.history = training.fit(self.net, train, valid, seed, self.recipe(),
-                                            log=lambda m: self.log(f"seed {seed}: {m}"), compute=compute)
-                training.save_checkpoint(path, {k: v.detach().cpu() for k, v in self.net.state_dict().items()}, meta)
+                watch = training.TestSelection(test, self.info.kind) if self.selects_on_test else None
+                self.history = training.fit(self.net, train, valid, seed, self.recipe(), compute=compute,
+                                            log=lambda m: self.log(f"seed {seed}: {m}"), test_selection=watch)
+                if watch is None:
+                    training.save_checkpoint(path, cpu_state(self.net.state_dict()), meta)
+                else:  # one run, one checkpoint per metric: the other metrics' variants load theirs
+                    for metric, state in watch.states.items():
+                        m_path, m_meta = self.checkpoint_path(
+                            train, valid, seed, test, dataclasses.replace(self.options, selection_metric=metric))
+                        training.save_checkpoint(m_path, cpu_state(state), m_meta)
+                    self.net.load_state_dict(watch.states[self.options.selection_metric])
+                    self.log(f"seed {seed}: kept epoch {watch.epoch[self.options.selection_metric]}, best "
+                             f"{self.options.selection_metric} on TEST at r = {training.TEST_SELECTION_RATE} "
+                             "(selection=test-per-metric: a protocol flaw, reproduced to measure it)")
             self.net.to(compute.device).eval()
         self._eval_net = None
 
