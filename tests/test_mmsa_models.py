@@ -76,6 +76,38 @@ def test_every_mmsa_model_trains_with_mmsa_and_predicts_under_masks(model, data,
         assert np.array_equal(unit.predictions, runner.run_unit(sub, ds, p, 1111).predictions)
 
 
+@pytest.fixture(scope="module")
+def sims():
+    """CH-SIMS-shaped: labels in [-1, 1] with unimodal T/A/V labels, token features only."""
+    from msabench.data import mmsa as mmsa_files
+
+    from conftest import small_raw
+
+    raw = small_raw(sizes=SIZES, text_feature_dim=16, text_len=10, aligned=False, audio_len=12, vision_len=9)
+    rng = np.random.default_rng(0)
+    for part in raw.values():
+        part["regression_labels"] = np.clip(part["regression_labels"] / 3, -1, 1)
+        for m in "TAV":  # each modality's label: the multimodal one, disturbed
+            noise = rng.normal(scale=0.3, size=part["regression_labels"].shape)
+            part[f"regression_labels_{m}"] = np.clip(part["regression_labels"] + noise, -1, 1).astype(np.float32)
+        del part["text_bert"]
+    return mmsa_files.from_dict(raw, "sims", "unaligned_39", "generated:sims-shaped test")
+
+
+@pytest.mark.parametrize("model", adapter.UNIMODAL_MODELS)
+def test_multitask_models_train_on_unimodal_labels(model, sims, unaligned):
+    with pytest.raises(MsabenchError, match=f"mmsa-{model}: MMSA's {model} trains on unimodal labels too"):
+        submission.load(f"mmsa:{model}").check(unaligned.info, 0)
+    sub = submission.load(f"mmsa:{model},threads=1")
+    sub.check(sims.info, 0)
+    p = protocols.parse({"name": "t-sims", "version": 1, "dataset": "sims", "variant": "unaligned_39", "seeds": [1],
+                         "primary_metric": "Mult_acc_2", "missing": {"kind": "intra", "rates": [0.0, 0.9]}}, "test")
+    unit = runner.run_unit(sub, sims, p, 1)
+    by_rate = unit.predictions.reshape(2, -1)
+    assert np.isfinite(by_rate).all() and not np.array_equal(by_rate[0], by_rate[1])
+    assert set(unit.metrics["conditions"]["r=0"]) == {"Mult_acc_2", "Mult_acc_3", "Mult_acc_5", "F1_score", "MAE", "Corr"}
+
+
 def test_no_test_sample_reaches_mmsas_trainer(aligned, monkeypatch):
     from MMSA.trains import ATIO
 

@@ -116,7 +116,7 @@ def parse_options(cls, raw: dict[str, str], model: str):
             raise MsabenchError(f"model {model}: option {key}={text!r} is not a {type(default).__name__}") from None
         values[key] = value
     opts = cls(**values)
-    for key, (ok, shown) in _RANGES.items():
+    for key, (ok, shown) in {**_RANGES, **getattr(cls, "RANGES", {})}.items():  # a model's own: its RANGES
         if not ok(getattr(opts, key)):
             raise MsabenchError(f"model {model}: option {key} must be {shown}, got {getattr(opts, key)!r}")
     devices.check(opts.device, opts.precision, opts.threads, where=f"model {model}")

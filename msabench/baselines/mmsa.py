@@ -23,10 +23,11 @@ utterance-level tables); self_mm, mmim and misa read token ids through MMSA's Be
 from a local folder (`text_encoder=minilm`, the packaged MiniLM, by default, or `text_encoder=DIR`):
 ours is pointing MMSA's `pretrained` at that folder and setting the text width it implies
 (`feature_dims[0]`, and Self-MM's `text_out`, 768 in MMSA's config for bert-base); misa keeps a
-768-d projection in its code, so it needs a 768-d folder. Not yet: bert_mag (it loads
-bert-base-uncased by name), tfr_net (its missing-data inputs), mctn (its seq2seq is pinned to
-'cuda' and uses teacher forcing at evaluation), and mtfn, mlmf, mlf_dnn (SIMS only: they need
-unimodal labels).
+768-d projection in its code, so it needs a 768-d folder. mlf_dnn, mtfn and mlmf (MMSA's multi-task
+models, SIMS config only) train on the unimodal labels too (`labels['T'|'A'|'V']`, from CH-SIMS's
+regression_labels_T/A/V); data without them is refused. Not yet: bert_mag (MMSA 2.2.1's MAG-BERT
+class predates transformers 5: from_pretrained fails on it; and it loads bert-base-uncased by name), tfr_net (its missing-data inputs), mctn (its seq2seq is pinned to
+'cuda' and uses teacher forcing at evaluation).
 """
 
 from __future__ import annotations
@@ -43,12 +44,12 @@ from msabench.errors import MsabenchError
 
 FEATURE_MODELS = ("tfn", "lmf", "lf_dnn", "mult", "mfn", "ef_lstm", "graph_mfn", "mfm")
 BERT_MODELS = ("self_mm", "mmim", "misa")  # read token ids through a BERT-family encoder (MMSA's BertTextEncoder)
-MODELS = FEATURE_MODELS + BERT_MODELS
+UNIMODAL_MODELS = ("mlf_dnn", "mtfn", "mlmf")  # token features, and T/A/V labels in training (SIMS)
+MODELS = FEATURE_MODELS + BERT_MODELS + UNIMODAL_MODELS
 LENGTHS_IN_CALL = ("self_mm", "mmim")  # called as model(text, (audio, lengths), (vision, lengths))
-LATER = {"bert_mag": "it loads bert-base-uncased by name, not from a folder",
-         "tfr_net": "it takes its own missing-data inputs", "mctn": "its seq2seq is pinned to 'cuda'",
-         "mtfn": "SIMS only, it needs unimodal labels", "mlmf": "SIMS only, it needs unimodal labels",
-         "mlf_dnn": "SIMS only, it needs unimodal labels"}
+LATER = {"bert_mag": "MMSA 2.2.1's MAG-BERT class predates transformers 5 and fails in from_pretrained; it also "
+                     "loads bert-base-uncased by name, not from a folder",
+         "tfr_net": "it takes its own missing-data inputs", "mctn": "its seq2seq is pinned to 'cuda'"}
 INSTALL = "pip install 'msabench[mmsa]' (the MMSA package, mmsa==2.2.1)"
 
 
@@ -74,7 +75,10 @@ class Options:
                 raise MsabenchError(f"model {name}: MMSA's misa projects 768-d BERT states (a fixed width in its "
                                     f"code); text_encoder={self.text_encoder} gives {width}: pass a 768-d folder, "
                                     "e.g. bert-base-uncased")
-        elif not info.text_feature_dim:
+        elif self.model in UNIMODAL_MODELS and not info.unimodal_labels:
+            raise MsabenchError(f"model {name}: MMSA's {self.model} trains on unimodal labels too (T, A and V, as "
+                                f"CH-SIMS's regression_labels_T/A/V); {info.name} {info.variant} has none")
+        if self.model not in BERT_MODELS and not info.text_feature_dim:
             raise MsabenchError(f"model {name}: MMSA's {self.model} reads token features (MMSA's 'text'); "
                                 f"{info.name} {info.variant} has token ids only (use a features variant, or "
                                 "msabench data embed)")
@@ -131,11 +135,19 @@ def _config(model: str, info) -> dict:
     return dict(get_config_regression(model, "sims" if info.kind == "sims" else "mosi"))
 
 
+LOG_BUG = " {dict_to_str(train_results)}"  # MMSA 2.2.1's multi-task trainers log this before assigning it
+
+
 def _adapt(trainer) -> None:
-    """Two changes to the trainer's module, neither to what it computes: its per-epoch tqdm bars are
-    silenced, and its ReduceLROnPlateau drops `verbose`, which torch 2.7 removed (MMSA 2.2.1 predates it)."""
+    """Changes to the trainer, none to what it computes: its per-epoch tqdm bars are silenced; its
+    ReduceLROnPlateau drops `verbose`, which torch 2.7 removed (MMSA 2.2.1 predates it); and where its
+    first log line reads `train_results` before it exists (MLF_DNN, MTFN, MLMF: an UnboundLocalError in
+    the first epoch of every run), `do_train` is recompiled from MMSA's source without that part of the line."""
     import functools
+    import inspect
     import sys
+    import textwrap
+    import types
 
     from torch.optim.lr_scheduler import ReduceLROnPlateau
     from tqdm import tqdm
@@ -149,6 +161,12 @@ def _adapt(trainer) -> None:
         module.tqdm = functools.partial(tqdm, disable=True)
     if getattr(module, "ReduceLROnPlateau", None) is ReduceLROnPlateau:
         module.ReduceLROnPlateau = Plateau
+    source = textwrap.dedent(inspect.getsource(type(trainer).do_train))
+    if LOG_BUG in source:
+        namespace: dict = {}
+        exec(compile(source.replace(LOG_BUG, ""), inspect.getsourcefile(type(trainer)), "exec"), module.__dict__,
+             namespace)
+        trainer.do_train = types.MethodType(namespace["do_train"], trainer)
 
 
 class MMSAModel:
@@ -203,7 +221,10 @@ class MMSAModel:
 
         inputs = self._inputs(self._text(split), split.audio, split.vision, split.audio_lengths,
                               split.vision_lengths)
-        labels = torch.from_numpy(np.asarray(split.labels, dtype=np.float32)).view(-1, 1)
+        labels = {"M": torch.from_numpy(np.asarray(split.labels, dtype=np.float32)).view(-1, 1)}
+        if self.options.model in UNIMODAL_MODELS:  # the multi-task trainers read labels T, A and V too
+            labels.update({m: torch.from_numpy(np.asarray(split.extra_labels[m], dtype=np.float32)).view(-1, 1)
+                           for m in "TAV"})
         ids = [str(i) for i in split.ids]
 
         class Rows(torch.utils.data.Dataset):
@@ -211,7 +232,8 @@ class MMSAModel:
                 return len(ids)
 
             def __getitem__(self, i):
-                return {**{k: v[i] for k, v in inputs.items()}, "labels": {"M": labels[i]}, "index": i, "id": ids[i]}
+                return {**{k: v[i] for k, v in inputs.items()}, "labels": {k: v[i] for k, v in labels.items()},
+                        "index": i, "id": ids[i]}
 
         return torch.utils.data.DataLoader(Rows(), batch_size=int(self.args.batch_size), shuffle=shuffle, num_workers=0)
 

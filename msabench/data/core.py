@@ -111,6 +111,7 @@ class DatasetInfo:
     has_text_ids: bool
     text_feature_dim: int | None
     label_range: tuple[float, float]
+    unimodal_labels: bool = False  # T, A and V labels too (CH-SIMS): MMSA's multi-task models train on them
 
 
 @dataclass(frozen=True, eq=False)
@@ -151,6 +152,7 @@ class Dataset:
             has_text_ids=s.text_ids is not None,
             text_feature_dim=None if s.text_features is None else int(s.text_features.shape[2]),
             label_range=self.label_range,
+            unimodal_labels=all(m in s.extra_labels for m in "TAV"),
         )
 
     @property
