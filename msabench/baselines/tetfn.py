@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -68,8 +69,6 @@ from torch.nn import functional as F
 
 from msabench.baselines._torch import (BaselineNet, Encoders, Float32Linear, Options, Output, TorchBaseline,
                                        masked_mean, mlp)
-from msabench.baselines._torch import parse_options as _parse_options
-from msabench.errors import MsabenchError
 
 MODS = ("T", "A", "V")
 NONVERBAL = ("A", "V")
@@ -86,23 +85,13 @@ class TETFNOptions(Options):
     label_generation: bool = True  # ULGM pseudo labels; off: heads learn the multimodal label
     uni_weight: float = 1.0  # weight of the summed unimodal losses
     center_momentum: float = 0.1  # EMA step of the ULGM class centres per training batch
+    RANGES: ClassVar[dict] = {
+        "uni_weight": (lambda v: v >= 0, ">= 0"),
+        "center_momentum": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    }
 
 
 OPTIONS = TETFNOptions
-
-_OWN_RANGES = {
-    "uni_weight": (lambda v: v >= 0, ">= 0"),
-    "center_momentum": (lambda v: 0 < v <= 1, "in (0, 1]"),
-}
-
-
-def parse_options(raw: dict[str, str], model: str) -> TETFNOptions:
-    """The shared parsing and checks, plus the ranges of TETFN's own options."""
-    opts = _parse_options(TETFNOptions, raw, model)
-    for key, (ok, shown) in _OWN_RANGES.items():
-        if not ok(getattr(opts, key)):
-            raise MsabenchError(f"model {model}: option {key} must be {shown}, got {getattr(opts, key)!r}")
-    return opts
 
 
 # ---- ULGM arithmetic ------------------------------------------------------------------------------
