@@ -10,7 +10,8 @@ For each metric M this prints, over the protocol's seeds, M (mean over condition
 valid-selected model and of the model selected on test for M, their paired difference with its 95%
 interval and p (`msabench compare`'s paired test: item resamples plus the retraining variance of the
 seed-level differences). The test-selected column read down is the row LNLN's table would print: every
-metric from its own checkpoint.
+metric from its own checkpoint. Where the protocol has r = 0.5, the difference there (the condition the
+selection looked at, on the same test items) is shown too.
 
 Usage: python benchmarks/selection_on_test.py [--protocol P] [--model SPEC] [--data FILE] [--out DIR]
 Defaults: synth-intra with text-only (scratch). For the real utterances:
@@ -57,15 +58,21 @@ def main() -> None:
     seeds = [u.seed for u in honest.units]
     print(f"{honest.model} on {protocol.name}, seeds {', '.join(map(str, seeds))}: each metric's mean over "
           f"conditions, checkpoint selected on validation MAE (msabench) vs on that metric on TEST at r = 0.5 (LNLN)\n")
-    header = f"{'metric':<14} {'valid-selected':>16} {'test-selected':>16} {'difference [95% CI]':>30} {'p':>8}"
+    at = "r=0.5" if "r=0.5" in [c.name for c in protocol.conditions] else None  # where LNLN selects
+    header = (f"{'metric':<14} {'valid-selected':>16} {'test-selected':>16} {'difference [95% CI]':>30} {'p':>8}"
+              + (f" {'difference at ' + at:>20} {'p':>8}" if at else ""))
     print(header + "\n" + "-" * len(header))
     for m in names:
         paired = compare.pair(args.out, protocol.name, chosen[m].model, honest.model)
         r = compare.compare(paired, n_resamples=args.resamples, metric_names=[m]).rows[0].result  # test - valid
         va = [u.metrics["aggregate"]["mean"][m] for u in honest.units]
         te = [u.metrics["aggregate"]["mean"][m] for u in chosen[m].units]
-        print(f"{m:<14} {fmt(va):>16} {fmt(te):>16} {r.diff:>+12.4f} [{r.ci_diff[0]:+.4f}, {r.ci_diff[1]:+.4f}] "
-              f"{compare._p(r.p):>8}")
+        line = (f"{m:<14} {fmt(va):>16} {fmt(te):>16} {r.diff:>+12.4f} [{r.ci_diff[0]:+.4f}, {r.ci_diff[1]:+.4f}] "
+                f"{compare._p(r.p):>8}")
+        if at:
+            r5 = compare.compare(paired.only([at]), n_resamples=args.resamples, metric_names=[m]).rows[0].result
+            line += f" {r5.diff:>+20.4f} {compare._p(r5.p):>8}"
+        print(line)
     better = [m for m in names if m not in metrics.LOWER_IS_BETTER]
     print(f"\n(difference = test-selected minus valid-selected; positive is 'better' for {', '.join(better)}, "
           "negative for MAE.)")

@@ -33,6 +33,24 @@ def small_dataset(seed=0, sizes=(80, 30, 40), name="synth-mosi", variant="aligne
     return mmsa.from_dict(small_raw(seed, sizes, **kw), name, variant, f"generated:test seed={seed}")
 
 
+def intra_protocol(rates=(0.0, 0.5), seed=1):
+    """A small token/frame-drop protocol on synth-mosi (same r for T, A and V), for the model tests."""
+    from msabench import protocols
+
+    return protocols.parse({"name": "t-intra", "version": 1, "dataset": "synth-mosi", "seeds": [seed],
+                            "primary_metric": "Non0_acc_2", "missing": {"kind": "intra", "rates": list(rates)}},
+                           "test")
+
+
+def inter_protocol(seed=1):
+    """The seven modality sets on synth-mosi, for the model tests."""
+    from msabench import protocols
+
+    return protocols.parse({"name": "t-inter", "version": 1, "dataset": "synth-mosi", "seeds": [seed],
+                            "primary_metric": "Non0_acc_2", "aggregation": ["mean"],
+                            "missing": {"kind": "inter", "sets": ["T", "A", "V", "TA", "TV", "AV", "TAV"]}}, "test")
+
+
 @pytest.fixture
 def dataset():
     return small_dataset()

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from msabench import masking, protocols, runner, submission, training
+from msabench import masking, runner, submission, training
 from msabench.baselines import almt
 from msabench.data import table
 from msabench.errors import MsabenchError
 
-from conftest import small_dataset
+from conftest import inter_protocol, intra_protocol, small_dataset
 
 SWITCHES = ("learnable_tokens", "hyper_modality", "multi_scale", "fusion_transformer")
 SPEC = "almt:epochs=3,hidden=32"
@@ -39,9 +39,7 @@ def fitted(data):
 
 
 def intra(rates=(0.0, 0.9)):
-    return protocols.parse({"name": "t-intra", "version": 1, "dataset": "synth-mosi", "seeds": [SEED],
-                            "primary_metric": "Non0_acc_2", "missing": {"kind": "intra", "rates": list(rates)}},
-                           "test")
+    return intra_protocol(rates, SEED)
 
 
 def batch_of(split, n=16):
@@ -160,8 +158,7 @@ def test_bad_options_are_one_line_errors():
 
 def test_missing_modalities_cache_and_batch_size_exact(data, fitted):
     sub, model = fitted
-    inter = protocols.parse({"name": "t-inter", "version": 1, "dataset": "synth-mosi", "seeds": [SEED],
-                             "primary_metric": "Non0_acc_2", "missing": {"kind": "inter"}}, "test")
+    inter = inter_protocol(SEED)
     unit = runner.run_unit(sub, data, inter, SEED)
     assert set(unit.conditions) == {"T", "A", "V", "TA", "TV", "AV", "TAV"}
     assert np.isfinite(unit.predictions).all() and np.std(unit.predictions) > 0

@@ -12,7 +12,7 @@ from msabench.baselines import cenet
 from msabench.data import table
 from msabench.errors import MsabenchError
 
-from conftest import small_dataset
+from conftest import inter_protocol, intra_protocol, small_dataset
 
 FAST = "epochs=8,hidden=32,lr=3e-3"
 SEED = 7
@@ -34,9 +34,7 @@ def fitted(data):
 
 
 def intra(rates=(0.0, 0.5, 0.9)):
-    return protocols.parse({"name": "t-intra", "version": 1, "dataset": "synth-mosi", "seeds": [SEED],
-                            "primary_metric": "Non0_acc_2", "missing": {"kind": "intra", "rates": list(rates)}},
-                           "test")
+    return intra_protocol(rates, SEED)
 
 
 def batch_of(split, n=16):
@@ -168,8 +166,7 @@ def test_vocabulary_comes_from_the_training_split_deterministically(fitted, data
 
 def test_missing_modalities_cache_and_batch_size(fitted, data):
     sub, model = fitted
-    inter = protocols.parse({"name": "t-inter", "version": 1, "dataset": "synth-mosi", "seeds": [SEED],
-                             "primary_metric": "Non0_acc_2", "missing": {"kind": "inter"}}, "test")
+    inter = inter_protocol(SEED)
     unit = runner.run_unit(sub, data, inter, SEED)  # loads the checkpoint `fitted` cached
     assert set(unit.conditions) == {"T", "A", "V", "TA", "TV", "AV", "TAV"}
     assert np.isfinite(unit.predictions).all() and np.std(unit.predictions) > 0

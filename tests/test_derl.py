@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from msabench import masking, protocols, runner, submission, training
+from msabench import masking, runner, submission, training
 from msabench.baselines import derl
 
-from conftest import small_dataset
+from conftest import inter_protocol, intra_protocol, small_dataset
 
 FAST = "hidden=16,epochs=5"
 SEED = 7
@@ -40,9 +40,7 @@ def fitted(data, cache):
 
 
 def intra(rates=(0.0, 0.5)):
-    return protocols.parse({"name": "t-intra", "version": 1, "dataset": "synth-mosi", "seeds": [SEED],
-                            "primary_metric": "Non0_acc_2", "missing": {"kind": "intra", "rates": list(rates)}},
-                           "test")
+    return intra_protocol(rates, SEED)
 
 
 def views(split, n=24, seed=3):
@@ -149,10 +147,7 @@ def test_clean_targets_match_a_clean_forward(data):
 
 def test_finite_when_whole_modalities_are_missing(fitted, data):
     sub, _ = fitted
-    proto = protocols.parse({"name": "t-inter", "version": 1, "dataset": "synth-mosi", "seeds": [SEED],
-                             "primary_metric": "Non0_acc_2",
-                             "missing": {"kind": "inter", "sets": ["T", "A", "V", "TA", "TV", "AV", "TAV"]}},
-                            "test")
+    proto = inter_protocol(SEED)
     unit = runner.run_unit(sub, data, proto, SEED)
     assert np.isfinite(unit.predictions).all()
     # and with nothing at all: [CLS] [UNK]... [SEP], zero audio and vision

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from msabench import masking, protocols, runner, submission, training
+from msabench import masking, runner, submission, training
 from msabench.baselines import firf
 
-from conftest import small_dataset
+from conftest import inter_protocol, intra_protocol, small_dataset
 
 SWITCHES = ("factorization", "noise_part", "self_distillation", "bidirectional")
 FAST = "epochs=2,hidden=32"
@@ -21,9 +21,7 @@ def data():
 
 
 def intra(rates=(0.0, 0.5, 0.9)):
-    return protocols.parse({"name": "t-intra", "version": 1, "dataset": "synth-mosi", "seeds": [1],
-                            "primary_metric": "Non0_acc_2", "missing": {"kind": "intra", "rates": list(rates)}},
-                           "test")
+    return intra_protocol(rates, 1)
 
 
 def views(split, n=16, seed=5):
@@ -105,8 +103,7 @@ def test_calibration_is_one_way_per_term_and_zero_for_complete_rows(data):
 
 def test_missing_modalities_cache_and_batch_size_exact(data):
     sub = submission.load(f"firf:{FAST}")
-    inter = protocols.parse({"name": "t-inter", "version": 1, "dataset": "synth-mosi", "seeds": [1],
-                             "primary_metric": "Non0_acc_2", "missing": {"kind": "inter"}}, "test")
+    inter = inter_protocol(1)
     unit = runner.run_unit(sub, data, inter, 1)  # trains and caches the checkpoint
     assert set(unit.conditions) == {"T", "A", "V", "TA", "TV", "AV", "TAV"}
     assert np.isfinite(unit.predictions).all()

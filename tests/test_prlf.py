@@ -6,26 +6,22 @@ import numpy as np
 import pytest
 import torch
 
-from msabench import masking, protocols, runner, submission, training
+from msabench import masking, runner, submission, training
 from msabench.baselines import prlf
 from msabench.data.core import UNK_ID
 
-from conftest import small_dataset
+from conftest import inter_protocol, intra_protocol, small_dataset
 
 SPEC = "prlf:epochs=2,hidden=32"
 SWITCHES = ("amre", "prog_interact", "align_loss", "unimodal_heads")
 
 
 def intra(rates=(0.0, 0.5)):
-    return protocols.parse({"name": "t-intra", "version": 1, "dataset": "synth-mosi", "seeds": [1],
-                            "primary_metric": "Non0_acc_2", "aggregation": ["mean"],
-                            "missing": {"kind": "intra", "rates": list(rates)}}, "test")
+    return intra_protocol(rates)
 
 
 def inter():
-    return protocols.parse({"name": "t-inter", "version": 1, "dataset": "synth-mosi", "seeds": [1],
-                            "primary_metric": "Non0_acc_2", "aggregation": ["mean"],
-                            "missing": {"kind": "inter", "sets": ["T", "A", "V", "TA", "TV", "AV", "TAV"]}}, "test")
+    return inter_protocol()
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -12,7 +12,7 @@ from msabench.data import load
 from msabench.data.core import UNK_ID
 from msabench.errors import MsabenchError
 
-from conftest import small_dataset
+from conftest import inter_protocol, intra_protocol, small_dataset
 
 SPEC = "tetfn:epochs=5,hidden=32,lr=0.003"
 SWITCHES = ("text_enhanced", "unimodal_labels", "label_generation")
@@ -38,9 +38,7 @@ def fitted(data):
 
 
 def intra(rates=(0.0, 0.9)):
-    return protocols.parse({"name": "t-intra", "version": 1, "dataset": "synth-mosi", "seeds": [1],
-                            "primary_metric": "Non0_acc_2", "aggregation": ["mean"],
-                            "missing": {"kind": "intra", "rates": list(rates)}}, "test")
+    return intra_protocol(rates)
 
 
 def batch_of(split, n=32, obs=None):
@@ -169,10 +167,7 @@ def test_text_queries_the_nonverbal_frames(unaligned):
 
 
 def test_finite_when_whole_modalities_are_missing(data, fitted):
-    proto = protocols.parse({"name": "t-inter", "version": 1, "dataset": "synth-mosi", "seeds": [1],
-                             "primary_metric": "Non0_acc_2", "aggregation": ["mean"],
-                             "missing": {"kind": "inter", "sets": ["T", "A", "V", "TA", "TV", "AV", "TAV"]}},
-                            "test")
+    proto = inter_protocol(1)
     unit = runner.run_unit(submission.load(SPEC), data, proto, 1)
     assert np.isfinite(unit.predictions).all()
     by_set = {c: unit.predictions[unit.conditions == c] for c in ("T", "TAV")}
