@@ -49,7 +49,10 @@ calibration: $(STAMP)
 LB_RESULTS := results/leaderboard
 MSABENCH := $(VENV)/bin/msabench
 MOSI_UTT ?=
-REAL_MODELS := mean text-only late-fusion prlf derl firf
+REAL_MODELS := mean text-only late-fusion prlf derl firf almt cenet tetfn
+# LNLN's reference methods re-implemented here: their main rows (3 seeds); their ablations are not yet
+# in the committed leaderboard (ablate-NAME adds them)
+REFERENCE_MODELS := almt cenet tetfn
 MINILM_MODELS := text-only late-fusion prlf derl firf
 MMSA_MODELS := lf_dnn tfn lmf mfn ef_lstm graph_mfn mfm  # mult: its convolutions need sequences, not one vector
 
@@ -68,7 +71,7 @@ minilm-%: $(STAMP)
 mmsa-%: $(STAMP)
 	$(MSABENCH) run --protocol mosi-utt-inter --model mmsa:$* --data $(MOSI_UTT) --cpus-per-job 1 --out $(LB_RESULTS) > /dev/null
 
-leaderboard: lb-mean lb-text-only lb-late-fusion ablate-prlf ablate-derl ablate-firf \
+leaderboard: lb-mean lb-text-only lb-late-fusion ablate-prlf ablate-derl ablate-firf $(addprefix lb-,$(REFERENCE_MODELS)) \
 		$(if $(MOSI_UTT),$(addprefix real-,$(REAL_MODELS)) $(addprefix minilm-,$(MINILM_MODELS)) \
 		$(addprefix mmsa-,$(MMSA_MODELS)))
 	$(MSABENCH) leaderboard --results $(LB_RESULTS) --out leaderboard \

@@ -1,7 +1,8 @@
 """The paper baselines, trained by the harness on the full synthetic data, learn and degrade.
 
-Shortened training (8 epochs) keeps this to about a minute per model on two cores; the
-leaderboard uses the full recipe.
+Shortened training (8 epochs; cenet 12: its epochs cost about half of the others', and it needs more
+of them to bring MAE down) keeps this to about a minute per model on two cores; the leaderboard uses
+the full recipe.
 """
 
 import pytest
@@ -21,9 +22,12 @@ def floor(dataset):
     return unit.metrics["conditions"]["r=0"]
 
 
-@pytest.mark.parametrize("name", ["prlf", "derl", "firf"])
+EPOCHS = {"cenet": 12}
+
+
+@pytest.mark.parametrize("name", ["prlf", "derl", "firf", "lnln", "almt", "cenet", "tetfn"])
 def test_beats_the_mean_and_degrades_with_the_rate(name, dataset, floor):
-    unit = runner.run_unit(submission.load(f"{name}:epochs=8"), dataset, protocols.load("synth-intra"), 1111)
+    unit = runner.run_unit(submission.load(f"{name}:epochs={EPOCHS.get(name, 8)}"), dataset, protocols.load("synth-intra"), 1111)
     per = unit.metrics["conditions"]
     assert per["r=0"]["Non0_acc_2"] > floor["Non0_acc_2"] + 0.15
     assert per["r=0"]["MAE"] < floor["MAE"] - 0.25
