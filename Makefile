@@ -49,10 +49,10 @@ calibration: $(STAMP)
 LB_RESULTS := results/leaderboard
 MSABENCH := $(VENV)/bin/msabench
 MOSI_UTT ?=
-REAL_MODELS := mean text-only late-fusion prlf derl firf almt cenet tetfn
+REAL_MODELS := mean text-only late-fusion prlf derl firf lnln almt cenet tetfn
 # LNLN's reference methods re-implemented here: their main rows (3 seeds); their ablations are not yet
 # in the committed leaderboard (ablate-NAME adds them)
-REFERENCE_MODELS := almt cenet tetfn
+REFERENCE_MODELS := lnln almt cenet tetfn
 MINILM_MODELS := text-only late-fusion prlf derl firf
 MMSA_MODELS := lf_dnn tfn lmf mfn ef_lstm graph_mfn mfm  # mult: its convolutions need sequences, not one vector
 
