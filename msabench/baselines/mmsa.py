@@ -138,7 +138,7 @@ def _config(model: str, info) -> dict:
 LOG_BUG = " {dict_to_str(train_results)}"  # MMSA 2.2.1's multi-task trainers log this before assigning it
 
 
-def _adapt(trainer) -> None:
+def _adapt(trainer, mend_log: bool = False) -> None:
     """Changes to the trainer, none to what it computes: its per-epoch tqdm bars are silenced; its
     ReduceLROnPlateau drops `verbose`, which torch 2.7 removed (MMSA 2.2.1 predates it); and where its
     first log line reads `train_results` before it exists (MLF_DNN, MTFN, MLMF: an UnboundLocalError in
@@ -161,6 +161,8 @@ def _adapt(trainer) -> None:
         module.tqdm = functools.partial(tqdm, disable=True)
     if getattr(module, "ReduceLROnPlateau", None) is ReduceLROnPlateau:
         module.ReduceLROnPlateau = Plateau
+    if not mend_log or getattr(trainer.do_train, "__func__", None) is not type(trainer).do_train:
+        return  # only the multi-task trainers need it (others log train_results after assigning it)
     source = textwrap.dedent(inspect.getsource(type(trainer).do_train))
     if LOG_BUG in source:
         namespace: dict = {}
@@ -255,7 +257,7 @@ class MMSAModel:
                 pretrained.check_ids(part.text_ids, self.options.text_encoder, f"mmsa:{self.options.model}, {part.name}")
         torch.manual_seed(seed)
         trainer = ATIO().getTrain(self.args)
-        _adapt(trainer)
+        _adapt(trainer, mend_log=self.options.model in UNIMODAL_MODELS)
         with devices.threads(self.compute.threads), tempfile.TemporaryDirectory(prefix="msabench-mmsa-") as tmp:
             self.args.model_save_path = Path(tmp) / "best.pth"
             net = AMIO(copy.deepcopy(self.args)).to(self.compute.device)
