@@ -22,6 +22,12 @@ def aligned():
 
 
 @pytest.fixture(scope="module")
+def aligned25():
+    """TFR-Net attends over time with 25 heads: lengths are multiples of 25."""
+    return small_dataset(sizes=SIZES, text_len=25, audio_len=25, vision_len=25)
+
+
+@pytest.fixture(scope="module")
 def unaligned():
     return small_dataset(sizes=SIZES, text_feature_dim=16, text_len=10, aligned=False, audio_len=12, vision_len=9,
                          variant="unaligned_50")
@@ -35,8 +41,11 @@ def test_spec_names_and_options():
     assert submission.load("mmsa:tfn").sha256 != sub.sha256
     with pytest.raises(MsabenchError, match="'tfr' is not an MMSA model msabench runs; write mmsa:MODEL with MODEL one of tfn"):
         submission.load("mmsa:tfr")
-    with pytest.raises(MsabenchError, match=r"'mctn' is not an MMSA model msabench runs \(not yet: its seq2seq is pinned"):
-        submission.load("mmsa:mctn")
+    assert submission.load("mmsa:tfr_net,missing_rate=0.3").options.missing_rate == 0.3
+    with pytest.raises(MsabenchError, match="option missing_rate is tfr_net's .* MMSA's lf_dnn has none"):
+        submission.load("mmsa:lf_dnn,missing_rate=0.3")
+    with pytest.raises(MsabenchError, match=r"missing_rate='1.5' must be a number in \[0, 1\)"):
+        submission.load("mmsa:tfr_net,missing_rate=1.5")
     with pytest.raises(MsabenchError, match="has no option 'epochs'"):
         submission.load("mmsa:tfn,epochs=3")
     with pytest.raises(MsabenchError, match="model mmsa: 'no MMSA model'"):
@@ -44,25 +53,32 @@ def test_spec_names_and_options():
 
 
 def test_what_cannot_work_is_refused_before_any_work(aligned, unaligned, monkeypatch):
-    with pytest.raises(MsabenchError, match=r"mmsa-mfn: MMSA's mfn needs aligned data .* has 10, 12, 9"):
-        submission.load("mmsa:mfn").check(unaligned.info, 0)
-    short = small_dataset(sizes=SIZES, text_feature_dim=16, text_len=4, audio_len=4, vision_len=4)
-    with pytest.raises(MsabenchError, match="mmsa-mult: MMSA's mult convolves each sequence over 5 steps"):
-        submission.load("mmsa:mult").check(short.info, 0)
     ids_only = small_dataset(sizes=SIZES)
-    with pytest.raises(MsabenchError, match="reads token features .* has token ids only"):
-        submission.load("mmsa:lf_dnn").check(ids_only.info, 0)
-    with pytest.raises(MsabenchError, match="misa projects 768-d BERT states .* text_encoder=minilm gives 384"):
-        submission.load("mmsa:misa").check(ids_only.info, 0)
-    with pytest.raises(MsabenchError, match="text_encoder=/nowhere"):
-        submission.load("mmsa:self_mm,text_encoder=/nowhere").check(ids_only.info, 0)
+    lengths_10 = dict(sizes=SIZES, text_len=10, audio_len=10, vision_len=10)
+    refused = [  # (model spec, data, the line that says why)
+        ("mfn", unaligned, r"mmsa-mfn: MMSA's mfn needs aligned data .* has 10, 12, 9"),
+        ("mult", small_dataset(sizes=SIZES, text_feature_dim=16, text_len=4, audio_len=4, vision_len=4),
+         "mmsa-mult: MMSA's mult convolves each sequence over 5 steps"),
+        ("lf_dnn", ids_only, "reads token features .* has token ids only"),
+        ("misa", ids_only, "misa projects 768-d BERT states .* text_encoder=minilm gives 384"),
+        ("self_mm,text_encoder=/nowhere", ids_only, "text_encoder=/nowhere"),
+        ("tfr_net", small_dataset(**lengths_10), "mmsa-tfr_net: MMSA's tfr_net attends over time with 25 heads .* "
+                                                 "has 10, 10, 10"),
+        ("bert_mag", unaligned, "mmsa-bert_mag: MMSA's bert_mag needs aligned data"),
+        ("mctn", small_dataset(text_feature_dim=8, **lengths_10),
+         "mmsa-mctn: MMSA's mctn translates .* text 8-d, audio 5-d, vision 20-d"),
+    ]
+    for spec, data, why in refused:
+        with pytest.raises(MsabenchError, match=why):
+            submission.load(f"mmsa:{spec}").check(data.info, 0)
     monkeypatch.setitem(sys.modules, "MMSA", None)
     with pytest.raises(MsabenchError, match=r"needs the MMSA package: pip install 'msabench\[mmsa\]'"):
         submission.load("mmsa:lf_dnn").check(aligned.info, 0)
 
 
-@pytest.mark.parametrize("model, data", [(m, "aligned") for m in adapter.FEATURE_MODELS] +
-                         [(m, "unaligned") for m in ("lmf", "lf_dnn", "mult", "self_mm", "mmim")])
+@pytest.mark.parametrize("model, data", [(m, "aligned") for m in adapter.FEATURE_MODELS if m != "mctn"] +
+                         [(m, "unaligned") for m in ("lmf", "lf_dnn", "mult", "self_mm", "mmim")] +
+                         [("bert_mag", "aligned"), ("tfr_net", "aligned25")])
 def test_every_mmsa_model_trains_with_mmsa_and_predicts_under_masks(model, data, request):
     ds = request.getfixturevalue(data)
     sub = submission.load(f"mmsa:{model},threads=1")
@@ -129,3 +145,78 @@ def test_no_test_sample_reaches_mmsas_trainer(aligned, monkeypatch):
     runner.run_unit(submission.load("mmsa:lf_dnn,threads=1"), aligned, protocols.load("synth-inter"), 1111)
     assert seen["train"] == set(aligned["train"].ids) and seen["valid"] == set(aligned["valid"].ids)
     assert seen["test"] == seen["valid"] and not seen["test"] & set(aligned["test"].ids)
+
+
+def test_tfr_nets_training_corruption_is_mmsas_own_draw(aligned25):
+    """TFR-Net's `_m` inputs and masks equal what MMSA's loader (`generate_m`) makes at that rate and seed."""
+    from MMSA.data_loader import MMDataset
+
+    part = aligned25["train"]
+    model = adapter.MMSAModel(aligned25.info, adapter.Options(model="tfr_net", missing_rate=0.3))
+    text = model._text(part)
+    ours = model._missing(text, part.audio, part.vision, part.audio_lengths, part.vision_lengths, seed=7)
+    text_m, _, _, keep_t = MMDataset.generate_m(None, text[:, 0, :].copy(), text[:, 1, :].copy(), None, 0.3, 7, "text")
+    audio_m, _, audio_mask, keep_a = MMDataset.generate_m(None, part.audio, None, part.audio_lengths, 0.3, 8, "audio")
+    vision_m, _, _, keep_v = MMDataset.generate_m(None, part.vision, None, part.vision_lengths, 0.3, 9, "vision")
+    assert np.array_equal(ours["text_m"][:, 0].numpy(), text_m) and np.array_equal(ours["text_missing_mask"], keep_t)
+    assert np.array_equal(ours["audio_m"].numpy(), audio_m) and np.array_equal(ours["audio_missing_mask"], keep_a)
+    assert np.array_equal(ours["vision_m"].numpy(), vision_m) and np.array_equal(ours["vision_missing_mask"], keep_v)
+    assert np.array_equal(ours["audio_mask"], audio_mask)
+    assert 0.2 < 1 - keep_a.sum() / audio_mask.sum() < 0.4  # the rate is what was asked
+    assert (ours["text_m"][:, 0].numpy() == adapter.UNK).any()
+
+
+def test_bert_mag_is_built_from_the_local_folder_and_mmsa_is_left_as_it_was(aligned):
+    """MAG-BERT's fixed name reads the folder (its BERT weights are the folder's); MMSA's module is restored."""
+    import importlib
+
+    import torch
+    from MMSA.models import AMIO
+    from transformers import AutoModel
+
+    from msabench import pretrained
+
+    module = importlib.import_module("MMSA.models.singleTask.BERT_MAG")
+    before = module.MAG_BertForSequenceClassification, module.MAG_BertModel
+    model = adapter.MMSAModel(aligned.info, adapter.Options(model="bert_mag"))
+    model.args = model._args(adapter.devices.resolve("cpu", "fp32", 1, where="test"))
+    with adapter._bert_from("bert_mag", model.args.pretrained):
+        net = AMIO(model.args)
+    reference = AutoModel.from_pretrained(pretrained.folder("minilm"))
+    bert = net.Model.model.bert
+    for ours, theirs in [(bert.embeddings.word_embeddings, reference.embeddings.word_embeddings),
+                         (bert.encoder.layer[-1].output.dense, reference.encoder.layer[-1].output.dense),
+                         (bert.pooler.dense, reference.pooler.dense)]:
+        assert torch.equal(ours.weight, theirs.weight)
+    assert (module.MAG_BertForSequenceClassification, module.MAG_BertModel) == before
+
+
+def test_mctn_runs_as_mmsa_runs_it_across_the_samples_of_a_batch():
+    """MMSA 2.2.1's MCTN reads the batch axis as time: what its docstring in mmsa.py says, measured."""
+    from dataclasses import replace
+
+    from msabench import masking
+
+    from conftest import intra_protocol
+
+    ds = small_dataset(sizes=SIZES, text_feature_dim=24, text_len=10, audio_len=10, vision_len=10)
+    sub = submission.load("mmsa:mctn,threads=1")
+    sub.check(ds.info, 0)
+    p = intra_protocol(rates=(0.0, 0.9))
+    unit = runner.run_unit(sub, ds, p, 1111)
+    by_rate = unit.predictions.reshape(2, -1)
+    assert np.isfinite(by_rate).all() and not np.array_equal(by_rate[0], by_rate[1])
+
+    model = sub.build(ds.info)
+    runner.fit(model, ds, 1111)
+    test = ds["test"]
+    batch, mask = masking.corrupt(test, masking.observed(p, test, 1111)["r=0"], slice(None), False)
+    two = replace(batch, **{f: np.concatenate([getattr(batch, f)] * 2) for f in
+                            ("ids", "text_mask", "audio", "audio_lengths", "vision", "vision_lengths", "text_features")})
+    whole = model.predict(two, mask)
+    assert np.array_equal(whole, model.predict(two, mask))  # deterministic for the same batches
+    assert np.array_equal(whole[32:], model.predict(two.rows(slice(32, 40)), mask))  # MMSA's batches of 32
+    assert not np.allclose(whole[:20], whole[20:40])  # the same samples, other neighbours: other predictions
+    other = replace(batch, text_features=batch.text_features.copy())
+    other.text_features[-1] += 1.0  # change the last sample's text only
+    assert not np.allclose(model.predict(other, mask)[0], model.predict(batch, mask)[0])

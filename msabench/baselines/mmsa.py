@@ -25,14 +25,43 @@ ours is pointing MMSA's `pretrained` at that folder and setting the text width i
 (`feature_dims[0]`, and Self-MM's `text_out`, 768 in MMSA's config for bert-base); misa keeps a
 768-d projection in its code, so it needs a 768-d folder. mlf_dnn, mtfn and mlmf (MMSA's multi-task
 models, SIMS config only) train on the unimodal labels too (`labels['T'|'A'|'V']`, from CH-SIMS's
-regression_labels_T/A/V); data without them is refused. Not yet: bert_mag (MMSA 2.2.1's MAG-BERT
-class predates transformers 5: from_pretrained fails on it; and it loads bert-base-uncased by name), tfr_net (its missing-data inputs), mctn (its seq2seq is pinned to
-'cuda' and uses teacher forcing at evaluation).
+regression_labels_T/A/V); data without them is refused.
+
+Three models need more of ours, each change to how they are called or built, none to what they compute:
+- bert_mag: MMSA 2.2.1's MAG-BERT class loads BERT by a fixed name ('bert-base-uncased') and predates
+  transformers 5 (no `post_init`, and it calls the BERT helpers `get_extended_attention_mask` and
+  `get_head_mask` that transformers 5 removed). While it is built, the name reads the local folder, its
+  class runs `post_init` after MMSA's `__init__`, and the two helpers are given back as transformers 4
+  defined them (the additive attention mask (1 - mask) * min-float; no head mask). MAG adds audio and
+  vision to the token embeddings, so MMSA's config asks for aligned data (and aligns by average pooling).
+- tfr_net: TFR-Net learns to reconstruct what is missing, so MMSA's loader gives it, besides the clean
+  inputs, a corrupted copy of each (`text_m`: dropped tokens [UNK] with [CLS]/[SEP] kept; `audio_m`,
+  `vision_m`: dropped frames zeroed) and the masks, drawn once per split at MMSA's `missing_rate` with
+  `np.random.seed(missing_seed)` (`data_loader.generate_m`). Ours: the same draw, on msabench's train
+  and valid splits, at `missing_rate` (an option, 0.5 by default: the middle of LNLN's r = 0.0..0.9;
+  MMSA's config leaves the rate to its user) with the training seed (+1 for audio, +2 for vision, so the
+  three masks are independent) as `missing_seed`. At evaluation the corrupted test batch is its `_m`
+  input; its prediction reads only that and the clean attention mask and lengths (the clean inputs and
+  the missing masks feed only its reconstruction loss, which is discarded). It also loads BERT by the
+  fixed name (pointed at the folder as for bert_mag), and its temporal attention has 25 heads over
+  each sequence, so every length must be a multiple of 25 (MOSI's 50/375/500 are).
+- mctn: its seq2seq puts every output on 'cuda' (set to the job's device here), its width is MMSA's
+  768 (BERT features; set to the data's text width, audio and vision zero-padded to it as MMSA pads
+  them). MMSA 2.2.1's MCTN feeds batch-first tensors to LSTMs that are not batch-first: every LSTM of it
+  runs over the samples of a batch, not over time, so a sample's prediction depends on the other samples
+  of its batch. msabench runs it as MMSA does, and predicts in MMSA's batches (its config's 32, in the
+  test split's order, as MMSA's test loader): its predictions are reproducible for a given --batch-size
+  that is a multiple of 32 (the default 64 is), and change with other cuts. Its prediction reads only
+  the text (the translations to vision and audio feed its losses), as MCTN's design intends at test time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
+import importlib
+import io
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -42,14 +71,13 @@ import numpy as np
 from msabench import devices
 from msabench.errors import MsabenchError
 
-FEATURE_MODELS = ("tfn", "lmf", "lf_dnn", "mult", "mfn", "ef_lstm", "graph_mfn", "mfm")
-BERT_MODELS = ("self_mm", "mmim", "misa")  # read token ids through a BERT-family encoder (MMSA's BertTextEncoder)
+FEATURE_MODELS = ("tfn", "lmf", "lf_dnn", "mult", "mfn", "ef_lstm", "graph_mfn", "mfm", "mctn")
+# read token ids through a BERT-family encoder
+BERT_MODELS = ("self_mm", "mmim", "misa", "bert_mag", "tfr_net")
 UNIMODAL_MODELS = ("mlf_dnn", "mtfn", "mlmf")  # token features, and T/A/V labels in training (SIMS)
 MODELS = FEATURE_MODELS + BERT_MODELS + UNIMODAL_MODELS
 LENGTHS_IN_CALL = ("self_mm", "mmim")  # called as model(text, (audio, lengths), (vision, lengths))
-LATER = {"bert_mag": "MMSA 2.2.1's MAG-BERT class predates transformers 5 and fails in from_pretrained; it also "
-                     "loads bert-base-uncased by name, not from a folder",
-         "tfr_net": "it takes its own missing-data inputs", "mctn": "its seq2seq is pinned to 'cuda'"}
+UNK = 100  # bert-base-uncased's [UNK], MMSA's missing token (and msabench's)
 INSTALL = "pip install 'msabench[mmsa]' (the MMSA package, mmsa==2.2.1)"
 
 
@@ -59,6 +87,7 @@ class Options:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # CPU threads; 0: the job's
     text_encoder: str = "minilm"  # BERT models: minilm (the packaged MiniLM) or a local BERT-family folder
+    missing_rate: float = 0.5  # tfr_net: the drop rate of its training corruption (MMSA's missing_rate)
 
     def check(self, info, gpus: int | None, name: str) -> None:
         """Before any work: the package is here, the model runs here, the data has what it reads."""
@@ -92,6 +121,16 @@ class Options:
             raise MsabenchError(f"model {name}: MMSA's {self.model} needs aligned data (one length for text, audio "
                                 f"and vision); {info.name} {info.variant} has {info.text_len}, {info.audio_len}, "
                                 f"{info.vision_len}")
+        if self.model == "tfr_net":
+            heads = int(config["num_temporal_head"])
+            if any(n % heads for n in (info.text_len, info.audio_len, info.vision_len)):
+                raise MsabenchError(f"model {name}: MMSA's tfr_net attends over time with {heads} heads (its config), "
+                                    f"so every sequence length must be a multiple of {heads}; {info.name} "
+                                    f"{info.variant} has {info.text_len}, {info.audio_len}, {info.vision_len}")
+        if self.model == "mctn" and max(info.audio_dim, info.vision_dim) > info.text_feature_dim:
+            raise MsabenchError(f"model {name}: MMSA's mctn translates text into vision and audio padded to the text's "
+                                f"width; {info.name} {info.variant} has text {info.text_feature_dim}-d, audio "
+                                f"{info.audio_dim}-d, vision {info.vision_dim}-d (audio and vision must not be wider)")
         devices.check(self.device, "fp32", self.threads, gpus, where=f"model {name}")
 
 
@@ -104,18 +143,28 @@ def parse_options(raw: dict[str, str], model: str) -> Options:
     for key in raw:
         if key not in known:
             raise MsabenchError(f"model {model} has no option {key!r}; options: model (an MMSA model), device, threads, "
-                                "text_encoder (BERT models: minilm or a folder)")
+                                "text_encoder (BERT models: minilm or a folder), missing_rate (tfr_net)")
     name = raw.get("model", "").strip().lower()
     if name not in MODELS:
-        why = f" (not yet: {LATER[name]})" if name in LATER else ""
-        raise MsabenchError(f"model {model}: {name or 'no MMSA model'!r} is not an MMSA model msabench runs{why}; "
+        raise MsabenchError(f"model {model}: {name or 'no MMSA model'!r} is not an MMSA model msabench runs; "
                             f"write mmsa:MODEL with MODEL one of {', '.join(MODELS)}")
     try:
         threads = int(raw.get("threads", 0))
     except ValueError:
         raise MsabenchError(f"model {model}: option threads={raw['threads']!r} is not an int") from None
+    rate = Options.missing_rate
+    if "missing_rate" in raw:
+        if name != "tfr_net":
+            raise MsabenchError(f"model {model}: option missing_rate is tfr_net's (its training corruption); "
+                                f"MMSA's {name} has none")
+        try:
+            rate = float(raw["missing_rate"])
+        except ValueError:
+            rate = float("nan")
+        if not 0.0 <= rate < 1.0:
+            raise MsabenchError(f"model {model}: option missing_rate={raw['missing_rate']!r} must be a number in [0, 1)")
     opts = Options(model=name, device=raw.get("device", "auto"), threads=threads,
-                   text_encoder=raw.get("text_encoder", "minilm"))
+                   text_encoder=raw.get("text_encoder", "minilm"), missing_rate=rate)
     devices.check(opts.device, "fp32", opts.threads, where=f"model {model}")
     return opts
 
@@ -171,6 +220,68 @@ def _adapt(trainer, mend_log: bool = False) -> None:
         trainer.do_train = types.MethodType(namespace["do_train"], trainer)
 
 
+@functools.cache
+def _mag_classes():
+    """MMSA's MAG-BERT classes made loadable under transformers 5 (see the module docstring)."""
+    import torch
+
+    module = importlib.import_module("MMSA.models.singleTask.BERT_MAG")
+
+    class MAGBertModel(module.MAG_BertModel):
+        def get_extended_attention_mask(self, attention_mask, input_shape=None, device=None):
+            return (1.0 - attention_mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+
+        def get_head_mask(self, head_mask, num_hidden_layers):
+            return None
+
+    class MAGBert(module.MAG_BertForSequenceClassification):
+        folder = ""
+
+        def __init__(self, config, args):
+            super().__init__(config, args)
+            self.post_init()  # what transformers 5's from_pretrained expects of every model class
+
+        @classmethod
+        def from_pretrained(cls, name, *args, **kwargs):
+            return super().from_pretrained(cls.folder, *args, **kwargs)
+
+    return module, MAGBertModel, MAGBert
+
+
+@contextlib.contextmanager
+def _bert_from(model: str, folder: str):
+    """While `model` is built, MMSA's fixed BERT name reads `folder` (bert_mag, tfr_net; the other BERT
+    models take MMSA's `pretrained` argument)."""
+    saved = []
+
+    def patch(module, name, value):
+        saved.append((module, name, getattr(module, name)))
+        setattr(module, name, value)
+
+    try:
+        if model == "bert_mag":
+            module, inner, outer = _mag_classes()
+            outer.folder = folder
+            patch(module, "MAG_BertModel", inner)
+            patch(module, "MAG_BertForSequenceClassification", outer)
+        elif model == "tfr_net":
+            module = importlib.import_module("MMSA.models.missingTask.TFR_NET.model")
+            patch(module, "BertTextEncoder", functools.partial(module.BertTextEncoder, pretrained=folder))
+        yield
+    finally:
+        for module, name, value in reversed(saved):
+            setattr(module, name, value)
+
+
+def _drop(mask: np.ndarray, rate: float, seed: int) -> np.ndarray:
+    """MMSA's `generate_m` draw: a position stays with probability 1 - rate (np.random.seed(seed))."""
+    return (np.random.RandomState(seed).uniform(size=mask.shape) > rate) * mask
+
+
+def _frames(lengths, steps: int) -> np.ndarray:
+    return (np.arange(steps)[None, :] < np.asarray(lengths)[:, None]).astype(np.float32)
+
+
 class MMSAModel:
     """An MMSA model trained by MMSA's trainer on msabench's train/valid splits."""
 
@@ -188,7 +299,10 @@ class MMSAModel:
         args.update(train_mode="regression", device=compute.device, cur_seed=1,
                     feature_dims=[info.text_feature_dim, info.audio_dim, info.vision_dim],
                     seq_lens=[info.text_len, info.audio_len, info.vision_len],
-                    custom_feature=None, feature_T="", feature_A="", feature_V="")
+                    custom_feature=None, feature_T="", feature_A="", feature_V="",
+                    language="cn" if info.kind == "sims" else "en")
+        if self.options.model == "mctn":  # MMSA's 768 is BERT features' width; ours is the data's
+            args.output_dim = info.text_feature_dim
         if self.options.model in BERT_MODELS:  # MMSA's encoder from a local folder; the widths follow it
             from msabench import pretrained
 
@@ -218,11 +332,39 @@ class MMSAModel:
         out["vision_lengths"] = torch.from_numpy(np.asarray(vision_lengths, dtype=np.int64))
         return out
 
-    def _loader(self, split, shuffle: bool):
+    def _missing(self, text, audio, vision, audio_lengths, vision_lengths, seed: int | None) -> dict:
+        """TFR-Net's extra inputs, as MMSA's loader makes them (`generate_m`): with a seed, a fresh draw at
+        `missing_rate` (training); without, the inputs as given are the corrupted ones and nothing is
+        marked missing (evaluation: the batch is already corrupted, and the model is not told where)."""
         import torch
 
-        inputs = self._inputs(self._text(split), split.audio, split.vision, split.audio_lengths,
-                              split.vision_lengths)
+        text = np.asarray(text, dtype=np.float32)
+        text_mask = text[:, 1, :]
+        audio_mask, vision_mask = _frames(audio_lengths, audio.shape[1]), _frames(vision_lengths, vision.shape[1])
+        if seed is None:
+            out = {"text_m": text, "audio_m": audio, "vision_m": vision, "text_missing_mask": text_mask,
+                   "audio_missing_mask": audio_mask, "vision_missing_mask": vision_mask}
+        else:
+            rate = self.options.missing_rate
+            keep_t = _drop(text_mask, rate, seed)
+            rows, last = np.arange(len(text)), np.argmin(text_mask, axis=1) - 1
+            keep_t[rows, 0] = keep_t[rows, last] = 1  # [CLS] and [SEP] stay (MMSA: argmin - 1, -1 when unpadded)
+            ids_m = keep_t * text[:, 0, :] + UNK * (text_mask - keep_t)
+            keep_a, keep_v = _drop(audio_mask, rate, seed + 1), _drop(vision_mask, rate, seed + 2)
+            out = {"text_m": np.stack([ids_m, text_mask, text[:, 2, :]], 1), "audio_m": keep_a[..., None] * audio,
+                   "vision_m": keep_v[..., None] * vision, "text_missing_mask": keep_t,
+                   "audio_missing_mask": keep_a, "vision_missing_mask": keep_v}
+        out.update(audio_mask=audio_mask, vision_mask=vision_mask)
+        return {k: torch.from_numpy(np.nan_to_num(np.asarray(v, dtype=np.float32))) for k, v in out.items()}
+
+    def _loader(self, split, shuffle: bool, seed: int):
+        import torch
+
+        text = self._text(split)
+        inputs = self._inputs(text, split.audio, split.vision, split.audio_lengths, split.vision_lengths)
+        if self.options.model == "tfr_net":
+            inputs.update(self._missing(text, split.audio, split.vision, split.audio_lengths, split.vision_lengths,
+                                        seed))
         labels = {"M": torch.from_numpy(np.asarray(split.labels, dtype=np.float32)).view(-1, 1)}
         if self.options.model in UNIMODAL_MODELS:  # the multi-task trainers read labels T, A and V too
             labels.update({m: torch.from_numpy(np.asarray(split.extra_labels[m], dtype=np.float32)).view(-1, 1)
@@ -258,28 +400,52 @@ class MMSAModel:
         torch.manual_seed(seed)
         trainer = ATIO().getTrain(self.args)
         _adapt(trainer, mend_log=self.options.model in UNIMODAL_MODELS)
+        folder = self.args.pretrained if self.options.model in BERT_MODELS else ""  # the local folder (_args)
         with devices.threads(self.compute.threads), tempfile.TemporaryDirectory(prefix="msabench-mmsa-") as tmp:
             self.args.model_save_path = Path(tmp) / "best.pth"
-            net = AMIO(copy.deepcopy(self.args)).to(self.compute.device)
-            loaders = {"train": self._loader(train, True), "valid": self._loader(valid, False)}
+            with _bert_from(self.options.model, folder):
+                net = AMIO(copy.deepcopy(self.args)).to(self.compute.device)
+            if self.options.model == "mctn":  # MMSA pins its seq2seq outputs to 'cuda'
+                net.Model.seq2seq1.device = net.Model.seq2seq2.device = self.compute.device
+            loaders = {"train": self._loader(train, True, seed), "valid": self._loader(valid, False, seed)}
             loaders["test"] = loaders["valid"]  # no test sample reaches training, whatever the trainer asks for
-            trainer.do_train(net, loaders)
+            with contextlib.redirect_stdout(io.StringIO()):  # MCTN's trainer prints each epoch's validation scores
+                trainer.do_train(net, loaders)
             net.load_state_dict(torch.load(self.args.model_save_path, map_location="cpu", weights_only=True))
         self.net = net.to(self.compute.device).eval()
 
     def predict(self, batch, mask) -> np.ndarray:
-        import torch
-
         if self.net is None:
             raise MsabenchError(f"mmsa:{self.options.model}: predict before fit (MMSA models are trained by msabench)")
-        x = self._inputs(self._text(batch), batch.audio, batch.vision, batch.audio_lengths, batch.vision_lengths)
+        if self.options.model == "mctn":  # MMSA's batches: MCTN's LSTMs run across the samples of a batch
+            size = int(self.args.batch_size)
+            return np.concatenate([self._forward(batch.rows(slice(i, i + size))) for i in range(0, len(batch), size)])
+        return self._forward(batch)
+
+    def _forward(self, batch) -> np.ndarray:
+        import torch
+
+        text = self._text(batch)
+        x = self._inputs(text, batch.audio, batch.vision, batch.audio_lengths, batch.vision_lengths)
+        if self.options.model == "tfr_net":
+            x.update(self._missing(text, batch.audio, batch.vision, batch.audio_lengths, batch.vision_lengths, None))
         x = {k: v.to(self.compute.device) for k, v in x.items()}
         audio, vision = x["audio"], x["vision"]
         if self.options.model in LENGTHS_IN_CALL:
             audio, vision = (audio, x["audio_lengths"]), (vision, x["vision_lengths"])
         with devices.threads(self.compute.threads), torch.no_grad():
-            out = self.net(x["text"], audio, vision)
-        pred = out[0] if isinstance(out, tuple) else out["M"]  # MFM returns a tuple, the others a dict
+            if self.options.model == "tfr_net":
+                out = self.net((x["text"], x["text_m"], x["text_missing_mask"]),
+                               (audio, x["audio_m"], x["audio_mask"], x["audio_missing_mask"]),
+                               (vision, x["vision_m"], x["vision_mask"], x["vision_missing_mask"]))
+            elif self.options.model == "mctn":  # its call takes the label (for its loss, discarded here)
+                out = self.net(x["text"], audio, vision, torch.zeros(len(batch), 1, device=audio.device), lengths=None)
+            else:
+                out = self.net(x["text"], audio, vision)
+        if isinstance(out, dict):
+            pred = out["M"]
+        else:  # MFM and TFR-Net return (prediction, ...), MCTN (loss, prediction)
+            pred = out[1] if self.options.model == "mctn" else out[0]
         return pred.reshape(-1).double().cpu().numpy()
 
 
