@@ -53,6 +53,8 @@ def test_spec_names_and_options():
 
 
 def test_what_cannot_work_is_refused_before_any_work(aligned, unaligned, monkeypatch):
+    from dataclasses import replace
+
     ids_only = small_dataset(sizes=SIZES)
     lengths_10 = dict(sizes=SIZES, text_len=10, audio_len=10, vision_len=10)
     refused = [  # (model spec, data, the line that says why)
@@ -65,12 +67,14 @@ def test_what_cannot_work_is_refused_before_any_work(aligned, unaligned, monkeyp
         ("tfr_net", small_dataset(**lengths_10), "mmsa-tfr_net: MMSA's tfr_net attends over time with 25 heads .* "
                                                  "has 10, 10, 10"),
         ("bert_mag", unaligned, "mmsa-bert_mag: MMSA's bert_mag needs aligned data"),
+        ("mctn", replace(aligned.info, text_len=1, audio_len=1, vision_len=1, text_feature_dim=24),  # as utterance tables
+         "mmsa-mctn: MMSA's mctn needs sequences of at least 2 steps .* has length 1"),
         ("mctn", small_dataset(text_feature_dim=8, **lengths_10),
          "mmsa-mctn: MMSA's mctn translates .* text 8-d, audio 5-d, vision 20-d"),
     ]
     for spec, data, why in refused:
         with pytest.raises(MsabenchError, match=why):
-            submission.load(f"mmsa:{spec}").check(data.info, 0)
+            submission.load(f"mmsa:{spec}").check(getattr(data, "info", data), 0)
     monkeypatch.setitem(sys.modules, "MMSA", None)
     with pytest.raises(MsabenchError, match=r"needs the MMSA package: pip install 'msabench\[mmsa\]'"):
         submission.load("mmsa:lf_dnn").check(aligned.info, 0)
@@ -203,14 +207,13 @@ def test_mctn_runs_as_mmsa_runs_it_across_the_samples_of_a_batch():
     sub = submission.load("mmsa:mctn,threads=1")
     sub.check(ds.info, 0)
     p = intra_protocol(rates=(0.0, 0.9))
-    unit = runner.run_unit(sub, ds, p, 1111)
-    by_rate = unit.predictions.reshape(2, -1)
-    assert np.isfinite(by_rate).all() and not np.array_equal(by_rate[0], by_rate[1])
-
     model = sub.build(ds.info)
     runner.fit(model, ds, 1111)
     test = ds["test"]
-    batch, mask = masking.corrupt(test, masking.observed(p, test, 1111)["r=0"], slice(None), False)
+    observed = masking.observed(p, test, 1111)
+    by_rate = runner.predict_conditions(model, test, p, observed, 1111, 64, "mmsa:mctn")
+    assert np.isfinite(by_rate).all() and not np.array_equal(by_rate[0], by_rate[1])  # the corruption reaches it
+    batch, mask = masking.corrupt(test, observed["r=0"], slice(None), False)
     two = replace(batch, **{f: np.concatenate([getattr(batch, f)] * 2) for f in
                             ("ids", "text_mask", "audio", "audio_lengths", "vision", "vision_lengths", "text_features")})
     whole = model.predict(two, mask)

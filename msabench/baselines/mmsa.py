@@ -127,6 +127,9 @@ class Options:
                 raise MsabenchError(f"model {name}: MMSA's tfr_net attends over time with {heads} heads (its config), "
                                     f"so every sequence length must be a multiple of {heads}; {info.name} "
                                     f"{info.variant} has {info.text_len}, {info.audio_len}, {info.vision_len}")
+        if self.model == "mctn" and min(info.text_len, config["max_seq_len"]) < 2:
+            raise MsabenchError(f"model {name}: MMSA's mctn needs sequences of at least 2 steps (its decoder squeezes "
+                                f"away a length-1 axis); {info.name} {info.variant} has length {info.text_len}")
         if self.model == "mctn" and max(info.audio_dim, info.vision_dim) > info.text_feature_dim:
             raise MsabenchError(f"model {name}: MMSA's mctn translates text into vision and audio padded to the text's "
                                 f"width; {info.name} {info.variant} has text {info.text_feature_dim}-d, audio "
