@@ -52,7 +52,7 @@ MOSI_UTT ?=
 REAL_MODELS := mean text-only late-fusion prlf derl firf lnln almt cenet tetfn
 # LNLN's reference methods re-implemented here: their main rows (3 seeds) and ablations (seed 1111)
 REFERENCE_MODELS := lnln almt cenet tetfn
-MINILM_MODELS := text-only late-fusion prlf derl firf lnln almt  # cenet, tetfn: not yet in the committed leaderboard
+MINILM_MODELS := text-only late-fusion prlf derl firf lnln almt cenet tetfn
 MMSA_MODELS := lf_dnn tfn lmf mfn ef_lstm graph_mfn mfm  # mult, mctn: they need sequences, not one vector
 # MMSA's models that read token ids through BERT (fine-tuning the packaged MiniLM): bert_mag, tfr_net,
 # self_mm, mmim run on synth-intra and synth-inter with mmsa-synth-NAME; not yet in the committed
