@@ -37,10 +37,10 @@ calibration: $(STAMP)
 
 # The leaderboard in leaderboard/: every bundled model on synth-intra and synth-inter (3 seeds; a
 # model is trained once per seed, the checkpoint serves both protocols), plus an ablation of each
-# paper component on synth-intra (seed 1111), and MMSA's BERT-reading models (mmsa:self_mm, mmsa:bert_mag,
-# mmsa:mmim, mmsa:tfr_net) on both (hours: see MMSA_BERT_MODELS). `make -j2 leaderboard` uses both cores: two runs at
-# once, each on one CPU thread (--cpus-per-job 1: the thread count is part of what a model's
-# weights are, and one thread reproduces the committed leaderboard bit for bit).
+# paper component on synth-intra (seed 1111), and MMSA's BERT-reading models on both (hours: see
+# MMSA_BERT_MODELS). `make -j2 leaderboard` uses both cores: two runs at once, each on one CPU thread
+# (--cpus-per-job 1: the thread count is part of what a model's weights are, and one thread
+# reproduces the committed leaderboard bit for bit).
 # With MOSI_UTT=path/to/mosi-utterance.npz it adds the real-data section (CMU-MOSI utterance-level
 # features, bc-LSTM split, 3 seeds): every bundled model with text embeddings learned from scratch on
 # mosi-utt-inter (bc-LSTM text vector) and mosi-utt-intra-words (word vocabulary), and every model
@@ -56,7 +56,7 @@ REFERENCE_MODELS := lnln almt cenet tetfn
 MINILM_MODELS := text-only late-fusion prlf derl firf lnln almt cenet tetfn
 MMSA_MODELS := lf_dnn tfn lmf mfn ef_lstm graph_mfn mfm  # mult, mctn: they need sequences, not one vector
 # MMSA's models that read token ids through BERT (fine-tuning the packaged MiniLM, MMSA's early
-# stopping): on synth-intra and synth-inter, about 35 minutes per seed on one CPU core each
+# stopping): on synth-intra and synth-inter, 34-76 minutes per seed on one CPU core (README)
 MMSA_BERT_MODELS := self_mm bert_mag mmim tfr_net
 
 lb-%: $(STAMP)
