@@ -6,7 +6,8 @@ with the first-ranked one by the paired test of `msabench.stats` (Holm over the
 comparisons), so a reader sees which gaps are real: "worse" only when significantly
 worse, "not shown different" otherwise (which is not "equal": the minimum detectable
 difference says how large a gap could hide). Ranking and tests use the same seeds, those
-every model of the section shares. Then a per-condition table, a robustness curve (metric
+every model of the section shares; a model with only some of the protocol's seeds (its runs
+not finished) is named under the section, not ranked. Then a per-condition table, a robustness curve (metric
 per condition with 95% bands), the mean rank over conditions (descriptive only:
 conditions share one test set and one set of trained models, so they are not the
 independent blocks a Friedman/Nemenyi test needs), and, for bundled models run with
@@ -145,6 +146,20 @@ def ranked(entries: list[Entry], primary: str) -> list[Entry]:
     return sorted(entries, key=key)
 
 
+def complete(protocol: protocols.Protocol, entries: list[Entry]) -> tuple[list[Entry], list[Entry]]:
+    """Split entries into those with every seed the protocol names and the rest (runs not finished).
+
+    One entry short of seeds would otherwise shrink the seeds every model shares, and with them
+    every test of the section, to its own. When no entry has all the protocol's seeds (a user ran
+    fewer seeds for every model), nothing is left out and the shared seeds decide, as before.
+    """
+    want = set(protocol.seeds)
+    done = [e for e in entries if want <= set(e.seeds)]
+    if not done:
+        return list(entries), []
+    return done, [e for e in entries if not want <= set(e.seeds)]
+
+
 def shared_seeds(entries: list[Entry]) -> list[int]:
     """The seeds every entry has: the runs a ranking and its tests can both use."""
     common = set(entries[0].seeds) if entries else set()
@@ -220,7 +235,7 @@ def protocol_section(protocol: protocols.Protocol, entries: list[Entry], out_dir
                      settings: Settings = Settings()) -> str:
     names = metrics.METRICS[protocol.metric_kind]
     primary = protocol.primary_metric
-    everything = [e for e in entries if not is_ablation(e.model)]
+    everything, unfinished = complete(protocol, [e for e in entries if not is_ablation(e.model)])
     seeds = shared_seeds(everything)
     full = ranked([e.on_seeds(seeds) for e in everything] if seeds else everything, primary)
     vs = versus_best(full, primary, settings) if len(full) > 1 and len(seeds) >= 2 else {}
@@ -229,7 +244,10 @@ def protocol_section(protocol: protocols.Protocol, entries: list[Entry], out_dir
              else "on each model's own seeds (no seed is shared by all, so no test is made)")
     lines = [f"### {protocol.name}", "", f"{protocol.description}", "",
              f"Primary metric: {primary} (mean over conditions); ranked and tested {scope}"
-             + (f"; left out: {', '.join(dropped)}" if dropped else "") + ". Each cell is mean ± std over seeds, "
+             + (f"; left out: {', '.join(dropped)}" if dropped else "")
+             + (f"; not ranked, having only some of the protocol's seeds ({', '.join(map(str, protocol.seeds))}): "
+                + ", ".join(f"{md_escape(e.model)} (seed{'s' * (len(e.seeds) > 1)} {', '.join(map(str, e.seeds))})" for e in unfinished)
+                if unfinished else "") + ". Each cell is mean ± std over seeds, "
              f"the best of each column in bold. \"vs #1\" is the paired difference from the first-ranked model on "
              f"{primary} ({settings.n_resamples} item resamples and the retraining variance of the seed-by-seed "
              f"differences, as `msabench compare`) with Holm-adjusted p: \"worse\" when significantly worse at α = {settings.alpha}; "

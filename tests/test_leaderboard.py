@@ -105,3 +105,28 @@ def test_models_with_options_are_ranked_and_ablations_are_not(results_dir, tmp_p
     ranking = text.split("### synth-intra")[1].split("\n\n")[3]  # the ranked table of the section
     assert ranking.startswith("| #") and "| text\\-only\\[epochs=2\\] " in ranking
     assert "| mean " in ranking and "| good\\_model " in ranking
+
+
+def test_models_missing_some_of_the_protocols_seeds_are_named_not_ranked(results_dir, tmp_path):
+    """One unfinished model must not cut every model's shared seeds (and tests) down to its own."""
+    import shutil
+
+    copy = tmp_path / "results"
+    shutil.copytree(results_dir, copy)
+    p = protocols.load("synth-intra")
+    data = small_dataset(sizes=(60, 20, 50))
+    for model in ("mean", "text-only:epochs=2"):  # these two now have all of the protocol's seeds
+        executors.run(p, model, out=copy, dataset=data, seeds=[s for s in p.seeds if s not in (1111, 1112)])
+    entries = [e for e in leaderboard.collect(copy)["synth-intra"] if not leaderboard.is_ablation(e.model)]
+    done, unfinished = leaderboard.complete(p, entries)
+    assert {e.model for e in done} == {"mean", "text-only[epochs=2]"}
+    assert {e.model for e in unfinished} == {"good_model", "text-only[augment=False,epochs=2]"}
+    text = leaderboard.write(copy, tmp_path / "lb").read_text()
+    section = text.split("### synth-intra")[1].split("### ")[0]
+    ranking = section.split("\n\n")[3]
+    assert "| mean " in ranking and "good\\_model" not in ranking
+    assert f"on the {len(p.seeds)} seeds every model shares" in section
+    assert "not ranked, having only some of the protocol's seeds" in section
+    assert "good\\_model (seeds 1111, 1112)" in section
+    # with no model complete (the module's results: seeds 1111 and 1112 only), nothing is left out
+    assert leaderboard.complete(p, [e for e in leaderboard.collect(results_dir)["synth-intra"]])[1] == []
