@@ -7,8 +7,8 @@ comparisons), so a reader sees which gaps are real: "worse" only when significan
 worse, "not shown different" otherwise (which is not "equal": the minimum detectable
 difference says how large a gap could hide). Ranking and tests use the same seeds, those
 every model of the section shares; a model with only some of the protocol's seeds (its runs
-not finished) is named under the section, not ranked. Then a per-condition table, a robustness curve (metric
-per condition with 95% bands), the mean rank over conditions (descriptive only:
+not finished) is named under the section, not ranked. Then a per-condition table, a
+robustness curve (metric per condition with 95% bands), the mean rank over conditions (descriptive only:
 conditions share one test set and one set of trained models, so they are not the
 independent blocks a Friedman/Nemenyi test needs), and, for bundled models run with
 components switched off (`prlf:amre=off`), an ablation table. results.csv / results.json
@@ -160,6 +160,10 @@ def complete(protocol: protocols.Protocol, entries: list[Entry]) -> tuple[list[E
     return done, [e for e in entries if not want <= set(e.seeds)]
 
 
+def _seed_list(seeds) -> str:
+    return ", ".join(map(str, seeds))
+
+
 def shared_seeds(entries: list[Entry]) -> list[int]:
     """The seeds every entry has: the runs a ranking and its tests can both use."""
     common = set(entries[0].seeds) if entries else set()
@@ -240,14 +244,15 @@ def protocol_section(protocol: protocols.Protocol, entries: list[Entry], out_dir
     full = ranked([e.on_seeds(seeds) for e in everything] if seeds else everything, primary)
     vs = versus_best(full, primary, settings) if len(full) > 1 and len(seeds) >= 2 else {}
     dropped = sorted({f"{md_escape(e.model)} seed {s}" for e in everything for s in e.seeds if s not in seeds})
-    scope = (f"on the {len(seeds)} seeds every model shares ({', '.join(map(str, seeds))})" if seeds
+    scope = (f"on the {len(seeds)} seeds every model shares ({_seed_list(seeds)})" if seeds
              else "on each model's own seeds (no seed is shared by all, so no test is made)")
     lines = [f"### {protocol.name}", "", f"{protocol.description}", "",
              f"Primary metric: {primary} (mean over conditions); ranked and tested {scope}"
              + (f"; left out: {', '.join(dropped)}" if dropped else "")
-             + (f"; not ranked, having only some of the protocol's seeds ({', '.join(map(str, protocol.seeds))}): "
-                + ", ".join(f"{md_escape(e.model)} (seed{'s' * (len(e.seeds) > 1)} {', '.join(map(str, e.seeds))})" for e in unfinished)
-                if unfinished else "") + ". Each cell is mean ± std over seeds, "
+             + (f"; not ranked, having only some of the protocol's seeds ({_seed_list(protocol.seeds)}): "
+                + ", ".join(f"{md_escape(e.model)} (seed{'s' * (len(e.seeds) > 1)} {_seed_list(e.seeds)})"
+                            for e in unfinished) if unfinished else "")
+             + ". Each cell is mean ± std over seeds, "
              f"the best of each column in bold. \"vs #1\" is the paired difference from the first-ranked model on "
              f"{primary} ({settings.n_resamples} item resamples and the retraining variance of the seed-by-seed "
              f"differences, as `msabench compare`) with Holm-adjusted p: \"worse\" when significantly worse at α = {settings.alpha}; "
