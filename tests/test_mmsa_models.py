@@ -62,8 +62,9 @@ def test_what_cannot_work_is_refused_before_any_work(aligned, unaligned, monkeyp
         ("mult", small_dataset(sizes=SIZES, text_feature_dim=16, text_len=4, audio_len=4, vision_len=4),
          "mmsa-mult: MMSA's mult convolves each sequence over 5 steps"),
         ("lf_dnn", ids_only, "reads token features .* has token ids only"),
-        ("misa", ids_only, "misa projects 768-d BERT states .* text_encoder=minilm gives 384"),
         ("self_mm,text_encoder=/nowhere", ids_only, "text_encoder=/nowhere"),
+        ("misa", unaligned, r"mmsa-misa: MMSA's misa reads audio and vision up to each sample's text length .* "
+                            "has 10, 12, 9"),
         ("tfr_net", small_dataset(**lengths_10), "mmsa-tfr_net: MMSA's tfr_net attends over time with 25 heads .* "
                                                  "has 10, 10, 10"),
         ("bert_mag", unaligned, "mmsa-bert_mag: MMSA's bert_mag needs aligned data"),
@@ -82,7 +83,7 @@ def test_what_cannot_work_is_refused_before_any_work(aligned, unaligned, monkeyp
 
 @pytest.mark.parametrize("model, data", [(m, "aligned") for m in adapter.FEATURE_MODELS if m != "mctn"] +
                          [(m, "unaligned") for m in ("lmf", "lf_dnn", "mult", "self_mm", "mmim")] +
-                         [("bert_mag", "aligned"), ("tfr_net", "aligned25")])
+                         [("bert_mag", "aligned"), ("misa", "aligned"), ("tfr_net", "aligned25")])
 def test_every_mmsa_model_trains_with_mmsa_and_predicts_under_masks(model, data, request):
     ds = request.getfixturevalue(data)
     sub = submission.load(f"mmsa:{model},threads=1")

@@ -22,9 +22,11 @@ mfm (MMSA marks them `need_data_aligned`: all three sequences one length, e.g. a
 utterance-level tables); self_mm, mmim and misa read token ids through MMSA's BertTextEncoder, built
 from a local folder (`text_encoder=minilm`, the packaged MiniLM, by default, or `text_encoder=DIR`):
 ours is pointing MMSA's `pretrained` at that folder and setting the text width it implies
-(`feature_dims[0]`, and Self-MM's `text_out`, 768 in MMSA's config for bert-base); misa keeps a
-768-d projection in its code, so it needs a 768-d folder. mlf_dnn, mtfn and mlmf (MMSA's multi-task
-models, SIMS config only) train on the unimodal labels too (`labels['T'|'A'|'V']`, from CH-SIMS's
+(`feature_dims[0]`, and Self-MM's `text_out`, 768 in MMSA's config for bert-base; MISA's text
+projection, a Linear from a width of 768 fixed in its code, is rebuilt from the folder's width; its
+code reads audio and vision up to each sample's text length, so data with shorter audio or vision,
+e.g. utterance-level tables, is refused).
+mlf_dnn, mtfn and mlmf (MMSA's multi-task models, SIMS config only) train on the unimodal labels too (`labels['T'|'A'|'V']`, from CH-SIMS's
 regression_labels_T/A/V); data without them is refused.
 
 Three models need more of ours, each change to how they are called or built, none to what they compute:
@@ -99,11 +101,6 @@ class Options:
             if not info.has_text_ids:
                 raise MsabenchError(f"model {name}: MMSA's {self.model} reads token ids through its BERT encoder; "
                                     f"{info.name} {info.variant} has none (use a tokens variant)")
-            width = int(pretrained.config(self.text_encoder).get("hidden_size", 0))
-            if self.model == "misa" and width != 768:
-                raise MsabenchError(f"model {name}: MMSA's misa projects 768-d BERT states (a fixed width in its "
-                                    f"code); text_encoder={self.text_encoder} gives {width}: pass a 768-d folder, "
-                                    "e.g. bert-base-uncased")
         elif self.model in UNIMODAL_MODELS and not info.unimodal_labels:
             raise MsabenchError(f"model {name}: MMSA's {self.model} trains on unimodal labels too (T, A and V, as "
                                 f"CH-SIMS's regression_labels_T/A/V); {info.name} {info.variant} has none")
@@ -127,6 +124,11 @@ class Options:
                 raise MsabenchError(f"model {name}: MMSA's tfr_net attends over time with {heads} heads (its config), "
                                     f"so every sequence length must be a multiple of {heads}; {info.name} "
                                     f"{info.variant} has {info.text_len}, {info.audio_len}, {info.vision_len}")
+        if self.model == "misa" and min(info.audio_len, info.vision_len) < info.text_len:
+            raise MsabenchError(f"model {name}: MMSA's misa reads audio and vision up to each sample's text length "
+                                f"(its code packs them with the tokens' lengths), so they must be at least as long as "
+                                f"the text; {info.name} {info.variant} has {info.text_len}, {info.audio_len}, "
+                                f"{info.vision_len}")
         if self.model == "mctn" and min(info.text_len, config["max_seq_len"]) < 2:
             raise MsabenchError(f"model {name}: MMSA's mctn needs sequences of at least 2 steps (its decoder squeezes "
                                 f"away a length-1 axis); {info.name} {info.variant} has length {info.text_len}")
@@ -224,8 +226,9 @@ def _adapt(trainer, mend_log: bool = False) -> None:
 
 
 @functools.cache
-def _mag_classes():
-    """MMSA's MAG-BERT classes made loadable under transformers 5 (see the module docstring)."""
+def _mag_classes(folder: str):
+    """MMSA's MAG-BERT classes made loadable under transformers 5, reading BERT from `folder` (see the
+    module docstring); one pair per folder, so no class carries state that a later build changes."""
     import torch
 
     module = importlib.import_module("MMSA.models.singleTask.BERT_MAG")
@@ -238,15 +241,13 @@ def _mag_classes():
             return None
 
     class MAGBert(module.MAG_BertForSequenceClassification):
-        folder = ""
-
         def __init__(self, config, args):
             super().__init__(config, args)
             self.post_init()  # what transformers 5's from_pretrained expects of every model class
 
         @classmethod
         def from_pretrained(cls, name, *args, **kwargs):
-            return super().from_pretrained(cls.folder, *args, **kwargs)
+            return super().from_pretrained(folder, *args, **kwargs)
 
     return module, MAGBertModel, MAGBert
 
@@ -263,8 +264,7 @@ def _bert_from(model: str, folder: str):
 
     try:
         if model == "bert_mag":
-            module, inner, outer = _mag_classes()
-            outer.folder = folder
+            module, inner, outer = _mag_classes(folder)
             patch(module, "MAG_BertModel", inner)
             patch(module, "MAG_BertForSequenceClassification", outer)
         elif model == "tfr_net":
@@ -410,6 +410,9 @@ class MMSAModel:
                 net = AMIO(copy.deepcopy(self.args)).to(self.compute.device)
             if self.options.model == "mctn":  # MMSA pins its seq2seq outputs to 'cuda'
                 net.Model.seq2seq1.device = net.Model.seq2seq2.device = self.compute.device
+            width = self.args.feature_dims[0]
+            if self.options.model == "misa" and width != 768:  # MISA's text projection reads bert-base's 768
+                net.Model.project_t.project_t = torch.nn.Linear(width, int(self.args.hidden_size)).to(self.compute.device)
             loaders = {"train": self._loader(train, True, seed), "valid": self._loader(valid, False, seed)}
             loaders["test"] = loaders["valid"]  # no test sample reaches training, whatever the trainer asks for
             with contextlib.redirect_stdout(io.StringIO()):  # MCTN's trainer prints each epoch's validation scores
