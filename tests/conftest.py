@@ -25,6 +25,21 @@ def _checkpoint_cache(tmp_path_factory):
         os.environ["MSABENCH_CACHE"] = old
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _share_the_cores():
+    """Under pytest-xdist, each worker's torch takes its share of the cores, not all of them.
+
+    Oversubscribed OpenMP threads spin against each other and slow every worker down."""
+    import os
+
+    import torch
+
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    yield
+
+
 def small_raw(seed=0, sizes=(80, 30, 40), **kw):
     return synth.make_raw(seed=seed, sizes=sizes, **kw)
 
