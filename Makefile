@@ -52,7 +52,10 @@ calibration: $(STAMP)
 # (WordPiece tokens), and MMSA's own feature models (mmsa:MODEL, MMSA's configs and trainers) on
 # mosi-utt-inter, and those of MMSA's BERT-reading models that the transcripts' tokens allow on
 # mosi-utt-inter-tokens (hours). The MiniLM part takes about an hour on 2 CPU cores.
-LB_RESULTS := results/leaderboard
+# The leaderboard's per-sample results live in the repository (leaderboard/runs/), so a later machine adds
+# rows to the board instead of re-running every model: a run skips the units already there. Runs on
+# user-supplied data (MOSI_UTT) are written there too but not committed (.gitignore): their labels are the data's.
+LB_RESULTS := leaderboard/runs
 MSABENCH := $(VENV)/bin/msabench
 MOSI_UTT ?=
 REAL_MODELS := mean text-only late-fusion prlf derl firf lnln almt cenet tetfn

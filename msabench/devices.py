@@ -128,9 +128,24 @@ def device_name(device: str) -> str:
 
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
+    return cpu_name()
+
+
+def cpu_name() -> str:
+    """The CPU model and the instruction set torch's kernels use: CPU bits differ between, say, an AVX2 and
+    an AVX512 machine for the same seed and thread count, so a manifest has to say which one made them."""
     import platform
 
-    return platform.processor() or platform.machine()
+    import torch
+
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    model = model or platform.processor() or platform.machine()
+    return f"{model} ({platform.machine()}, torch CPU capability {torch.backends.cpu.get_cpu_capability()})"
 
 
 def resolve(device: str = "auto", precision: str = "auto", threads: int = 0, where: str = "model") -> Compute:
