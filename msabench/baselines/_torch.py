@@ -169,6 +169,15 @@ class Output(NamedTuple):
     aux: dict  # name -> scalar loss added to the L1 loss during training
 
 
+def rows_differ(a: dict, b: dict) -> torch.Tensor:
+    """[B] bool: rows where any input tensor of the two views (clean, corrupted) differs."""
+    out = None
+    for k, v in a.items():
+        d = (v != b[k]).reshape(v.shape[0], -1).any(1)
+        out = d if out is None else out | d
+    return out
+
+
 def masked_mean(seq: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     w = valid.unsqueeze(-1).to(seq.dtype)
     return (seq * w).sum(1) / w.sum(1).clamp(min=1.0)

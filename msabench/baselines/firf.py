@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from msabench.baselines._torch import BaselineNet, Encoders, Options, Output, TorchBaseline, head, masked_mean
+from msabench.baselines._torch import BaselineNet, Encoders, Options, Output, TorchBaseline, head, masked_mean, rows_differ
 
 MODS = ("T", "A", "V")
 
@@ -100,15 +100,6 @@ def calibration(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     s = F.normalize(student, dim=-1, eps=1e-6)
     t = F.normalize(teacher.detach(), dim=-1, eps=1e-6)
     return (s - t).pow(2).sum(-1).mean()
-
-
-def rows_differ(a: dict, b: dict) -> torch.Tensor:
-    """[B] bool: rows where any input tensor of the two views differs."""
-    out = None
-    for k, v in a.items():
-        d = (v != b[k]).reshape(v.shape[0], -1).any(1)
-        out = d if out is None else out | d
-    return out
 
 
 class Net(BaselineNet):

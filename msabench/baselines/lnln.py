@@ -70,7 +70,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from msabench.baselines._torch import BaselineNet, Encoders, Options, Output, TorchBaseline, head, masked_mean, mlp
+from msabench.baselines._torch import BaselineNet, Encoders, Options, Output, TorchBaseline, head, masked_mean, mlp, rows_differ
 from msabench.errors import MsabenchError
 
 MODS = ("T", "A", "V")
@@ -210,15 +210,6 @@ def text_completeness(clean: dict, corrupted: dict, use_ids: bool) -> torch.Tens
     n = droppable.sum(1)
     kept = (same & droppable).sum(1)
     return torch.where(n > 0, kept.float() / n.clamp(min=1).float(), torch.ones_like(n, dtype=torch.float32))
-
-
-def rows_differ(a: dict, b: dict) -> torch.Tensor:
-    """[B] bool: rows where any input tensor of the two views differs."""
-    out = None
-    for k, v in a.items():
-        d = (v != b[k]).reshape(v.shape[0], -1).any(1)
-        out = d if out is None else out | d
-    return out
 
 
 class Net(BaselineNet):
