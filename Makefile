@@ -54,7 +54,8 @@ calibration: $(STAMP)
 # mosi-utt-inter-tokens (hours). The MiniLM part takes about an hour on 2 CPU cores.
 # The leaderboard's per-sample results live in the repository (leaderboard/runs/), so a later machine adds
 # rows to the board instead of re-running every model: a run skips the units already there. Runs on
-# user-supplied data (MOSI_UTT) are written there too but not committed (.gitignore): their labels are the data's.
+# user-supplied data (MOSI_UTT) are committed without their labels (.gitignore: they are the data's), which
+# the leaderboard reads back from MOSI_UTT (--data).
 LB_RESULTS := leaderboard/runs
 MSABENCH := $(VENV)/bin/msabench
 MOSI_UTT ?=
@@ -95,5 +96,5 @@ leaderboard: lb-mean lb-text-only lb-late-fusion ablate-prlf ablate-derl ablate-
 		$(addprefix mmsa-synth-,$(MMSA_BERT_MODELS)) \
 		$(if $(MOSI_UTT),$(addprefix real-,$(REAL_MODELS)) $(addprefix minilm-,$(MINILM_MODELS)) \
 		$(addprefix mmsa-,$(MMSA_MODELS)) $(addprefix mmsa-tokens-,$(MMSA_TOKEN_MODELS)))
-	$(MSABENCH) leaderboard --results $(LB_RESULTS) --out leaderboard \
+	$(MSABENCH) leaderboard --results $(LB_RESULTS) --out leaderboard $(if $(MOSI_UTT),--data $(MOSI_UTT)) \
 		--command-line "make -j2 leaderboard$(if $(MOSI_UTT), MOSI_UTT=$(MOSI_UTT))"

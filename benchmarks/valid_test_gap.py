@@ -8,7 +8,7 @@ validation than it is on test. For each protocol and model this evaluates the st
 is empty) on the clean validation split, and prints next to it the clean test score from the results
 folder: full inputs (TAV) for inter protocols, r = 0 for intra ones.
 
-Usage: python benchmarks/valid_test_gap.py --results results/leaderboard
+Usage: python benchmarks/valid_test_gap.py --results leaderboard/runs
            [--protocol mosi-utt-inter-tokens mosi-utt-inter] [--data mosi-utterance.npz]
 """
 
@@ -52,7 +52,7 @@ def main() -> None:
               f"{'valid MAE':>16} {'test MAE':>16}")
         folder = Path(args.results) / p.name
         for model_dir in sorted(d for d in folder.iterdir() if d.is_dir()) if folder.is_dir() else []:
-            units = [results.read_unit(s) for s in sorted(model_dir.glob("seed-*"))]
+            units = [results.read_unit(s, (args.data,)) for s in sorted(model_dir.glob("seed-*"))]
             units = [u for u in units if u.manifest.get("protocol_fingerprint") == p.fingerprint]
             if not units or "=False" in model_dir.name:
                 continue  # ablations are left out

@@ -189,7 +189,8 @@ def judge(claim: Claim, measured: float, ci: tuple[float, float], p: float, mde:
     return Verdict(claim, word, measured, ci, p, mde, source, note, alpha if level is None else level)
 
 
-def measure(claim: Claim, results_dir: str | Path | None, *, n_resamples: int = 10_000, seed: int = 0) -> Measured:
+def measure(claim: Claim, results_dir: str | Path | None, *, n_resamples: int = 10_000, seed: int = 0,
+            data: tuple[str, ...] = ()) -> Measured:
     """The claim's difference from stored results, or from its published numbers."""
     r = claim.reported
     if r is not None:
@@ -204,15 +205,15 @@ def measure(claim: Claim, results_dir: str | Path | None, *, n_resamples: int = 
         return Measured(diff / k, var, p, "reported", "; ".join(notes))
     if results_dir is None:
         raise MsabenchError(f"claim {claim.text!r} has no reported numbers and no results folder to check it against")
-    paired = compare.pair(results_dir, claim.protocol, claim.better, claim.worse)
+    paired = compare.pair(results_dir, claim.protocol, claim.better, claim.worse, data=data)
     c = compare.compare(paired, n_resamples=n_resamples, seed=seed, metric_names=[claim.metric]).row(claim.metric).result
     return Measured(c.diff, c.variance, c.p, "results")
 
 
 def verify(claims: list[Claim], results_dir: str | Path | None = None, *, n_resamples: int = 10_000, seed: int = 0,
-           alpha: float = compare.ALPHA) -> list[Verdict]:
+           alpha: float = compare.ALPHA, data: tuple[str, ...] = ()) -> list[Verdict]:
     """Every claim measured (results or reported numbers), Holm over all of them, each judged at its Holm level."""
-    measured = [measure(c, results_dir, n_resamples=n_resamples, seed=seed) for c in claims]
+    measured = [measure(c, results_dir, n_resamples=n_resamples, seed=seed, data=data) for c in claims]
     adjusted = stats.holm([m.p for m in measured])
     levels = stats.holm_levels([m.p for m in measured], alpha)
     out = []

@@ -127,9 +127,18 @@ def cmd_leaderboard(args) -> int:
     _check_resampling(args)
     settings = leaderboard.Settings(n_resamples=args.resamples, seed=args.bootstrap_seed, figures=not args.no_figures,
                                     allow_test_selection=args.allow_test_selection)
-    path = leaderboard.write(args.results, args.out, command=args.command_line or "", settings=settings)
+    path = leaderboard.write(args.results, args.out, command=args.command_line or "", settings=settings,
+                             data=_label_data(args))
     print(f"wrote {path} (+ results.csv, results.json{'' if args.no_figures else ', figures'})")
     return 0
+
+
+def _label_data(args) -> tuple[str, ...]:
+    """--data files or folders, checked to exist: where labels that results do not store are read from."""
+    for p in args.data or ():
+        if not Path(p).exists():
+            raise MsabenchError(f"--data {p}: no such file or folder")
+    return tuple(str(p) for p in args.data or ())
 
 
 def _check_resampling(args) -> None:
@@ -146,7 +155,7 @@ def cmd_compare(args) -> int:
 
     paths.input_dir(args.results, "--results")
     _check_resampling(args)
-    paired = compare.pair(args.results, args.protocol, args.a, args.b, seeds=args.seeds)
+    paired = compare.pair(args.results, args.protocol, args.a, args.b, seeds=args.seeds, data=_label_data(args))
     if args.conditions:
         paired = paired.only(args.conditions)
     report = compare.compare(paired, n_resamples=args.resamples, seed=args.bootstrap_seed, alpha=args.alpha,
@@ -182,7 +191,7 @@ def cmd_verify(args) -> int:
     if any(c.reported is None for c in todo):  # claims checked against stored results need them
         paths.input_dir(args.results, "--results")
     verdicts = claims.verify(todo, args.results, n_resamples=args.resamples, seed=args.bootstrap_seed,
-                             alpha=args.alpha)  # one Holm correction over every claim, in both modes
+                             alpha=args.alpha, data=_label_data(args))  # one Holm correction over every claim
     print(claims.table(verdicts))
     return 0
 
@@ -436,14 +445,21 @@ def parser() -> argparse.ArgumentParser:
                     help="show results whose checkpoints were chosen on the test split (selection=test-per-metric), marked")
     lb.set_defaults(func=cmd_leaderboard)
 
+    def label_data(q):
+        q.add_argument("--data", action="append", metavar="FILE",
+                       help="the data file results on user-supplied data were made on: their labels are read from it "
+                            "when not stored with them (repeatable)")
+
     def stats_args(q):
         q.add_argument("--results", default="results", help="results folder written by msabench run")
         q.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
         q.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the resampling (default 0)")
+        label_data(q)
 
     lb.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples for the vs-best tests")
     lb.add_argument("--bootstrap-seed", type=int, default=0)
     lb.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    label_data(lb)
 
     cp = sub.add_parser("compare", help="paired significance tests of model A against model B")
     cp.add_argument("a", help="model A (its name in the results folder)")

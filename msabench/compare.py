@@ -67,8 +67,9 @@ class Paired:
                       self.selected_on_test)
 
 
-def units_of(results_dir: str | Path, protocol: str, model: str) -> list[results.UnitResult]:
-    """Every stored seed of (protocol, model); one clear line when there are none."""
+def units_of(results_dir: str | Path, protocol: str, model: str, data: tuple[str, ...] = ()) -> list[results.UnitResult]:
+    """Every stored seed of (protocol, model); one clear line when there are none. `data`: where to read
+    labels that are not stored with the results (results.read_unit)."""
     root = Path(results_dir)
     if not root.is_dir():
         raise MsabenchError(f"results folder {root} does not exist; run `msabench run --out {root}` first")
@@ -80,7 +81,7 @@ def units_of(results_dir: str | Path, protocol: str, model: str) -> list[results
             raise MsabenchError(f"no results for protocol {protocol} under {root}; protocols there: "
                                 f"{', '.join(found) or 'none'}")
         raise MsabenchError(f"no results for model {model} on {protocol} under {root}; models there: {', '.join(here)}")
-    return [results.read_unit(f) for f in folders]
+    return [results.read_unit(f, data) for f in folders]
 
 
 def _order(unit: results.UnitResult, conditions: list[str], ids: np.ndarray) -> np.ndarray:
@@ -97,11 +98,12 @@ def _order(unit: results.UnitResult, conditions: list[str], ids: np.ndarray) -> 
 
 
 def pair(results_dir: str | Path, protocol: str, model_a: str, model_b: str,
-         seeds: list[int] | None = None) -> Paired:
+         seeds: list[int] | None = None, data: tuple[str, ...] = ()) -> Paired:
     """Load and align two models' stored results on `protocol`, checking they are truly paired."""
     if model_a == model_b:
         raise MsabenchError(f"compare needs two different models, got {model_a} twice")
-    return pair_units(units_of(results_dir, protocol, model_a), units_of(results_dir, protocol, model_b), seeds)
+    return pair_units(units_of(results_dir, protocol, model_a, data), units_of(results_dir, protocol, model_b, data),
+                      seeds)
 
 
 def pair_units(units_a: list[results.UnitResult], units_b: list[results.UnitResult],

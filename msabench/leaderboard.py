@@ -86,14 +86,14 @@ class Entry:
         return seed_stats([u.metrics["conditions"][cond][metric] for u in self.units])
 
 
-def collect(results_dir: str | Path) -> dict[str, list[Entry]]:
-    """Entries per protocol from a results folder."""
+def collect(results_dir: str | Path, data: tuple[str, ...] = ()) -> dict[str, list[Entry]]:
+    """Entries per protocol from a results folder (`data`: where labels not stored with it are read)."""
     folders = results.find_units(results_dir)
     if not folders:
         raise MsabenchError(f"no finished results under {results_dir}; run `msabench run` first")
     grouped: dict[tuple[str, str], list[results.UnitResult]] = {}
     for f in folders:
-        u = results.read_unit(f)
+        u = results.read_unit(f, data)
         grouped.setdefault((u.protocol, u.model), []).append(u)
     out: dict[str, list[Entry]] = {}
     for (proto, model), units in sorted(grouped.items()):
@@ -405,12 +405,12 @@ def published_section(protocol: protocols.Protocol, entries: list) -> str:
 
 
 def write(results_dir: str | Path, out_dir: str | Path, command: str = "", settings: Settings = Settings(),
-          published_entries: list | None = None) -> Path:
+          published_entries: list | None = None, data: tuple[str, ...] = ()) -> Path:
     """Write README.md (+ figures), results.csv and results.json for every protocol found, with the
     registry's published numbers (`published_entries`, default: the shipped registry) under each protocol."""
     from msabench import published
 
-    grouped = collect(results_dir)
+    grouped = collect(results_dir, data)
     if not settings.allow_test_selection:
         refuse_test_selected(grouped, results_dir)
     reported: dict[str, list] = {}

@@ -1,9 +1,15 @@
 """Stored results: one folder per (protocol, model, seed), written atomically, read back typed.
 
     OUT/PROTOCOL/MODEL/seed-SEED/
-        predictions.parquet   id, prediction, label, condition, seed  (one row per sample and condition)
+        predictions.parquet   id, prediction, condition, seed  (one row per sample and condition)
+        labels.parquet        id, label  (one row per sample): the data's own labels, in a file of
+                              their own so that results on user-supplied data can be shared without them
         metrics.json          per-condition metrics and the aggregates over conditions
         manifest.json         every fingerprint and version needed to trust or re-use the numbers
+
+Results without labels.parquet read their labels from the data file they were made on (`data=`),
+checked by the dataset fingerprint. Results written before labels.parquet existed carry a `label`
+column in predictions.parquet and read as before.
 
 A folder is complete or absent: it is assembled under a temporary name and renamed
 into place, so an interrupted run never leaves half a result behind.
@@ -11,6 +17,7 @@ into place, so an interrupted run never leaves half a result behind.
 
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import math
@@ -73,11 +80,14 @@ def write_unit(out: str | Path, unit: UnitResult) -> Path:
     table = pa.table({
         "id": pa.array(unit.ids.astype(str), pa.string()),
         "prediction": pa.array(unit.predictions, pa.float64()),
-        "label": pa.array(unit.labels, pa.float64()),
         "condition": pa.array(unit.conditions.astype(str), pa.string()),
         "seed": pa.array(np.full(len(unit.ids), unit.seed, dtype=np.int64), pa.int64()),
     })
     pq.write_table(table, tmp / "predictions.parquet", compression="zstd")  # a fifth smaller: runs are committed
+    first = unit.conditions == unit.conditions[0]  # every condition scores the same samples with the same labels
+    labels = pa.table({"id": pa.array(unit.ids[first].astype(str), pa.string()),
+                       "label": pa.array(unit.labels[first], pa.float64())})
+    pq.write_table(labels, tmp / "labels.parquet", compression="zstd")
     (tmp / "metrics.json").write_text(json.dumps(jsonable(unit.metrics), indent=1, allow_nan=False))
     (tmp / "manifest.json").write_text(json.dumps(jsonable(unit.manifest), indent=1, allow_nan=False))
     for f in tmp.iterdir():
@@ -110,7 +120,8 @@ def is_current(folder: Path, identity: dict) -> bool:
     return all(manifest.get(k) == identity[k] for k in IDENTITY)
 
 
-def read_unit(folder: str | Path) -> UnitResult:
+def read_unit(folder: str | Path, data: tuple[str, ...] = ()) -> UnitResult:
+    """One stored unit; `data`: data files to read its labels from when they are not stored with it."""
     folder = Path(folder)
     manifest = read_manifest(folder)
     if manifest is None:
@@ -118,16 +129,58 @@ def read_unit(folder: str | Path) -> UnitResult:
     try:
         table = pq.read_table(folder / "predictions.parquet")
         metrics = _nan_back(json.loads((folder / "metrics.json").read_text()))
+        stored = pq.read_table(folder / "labels.parquet") if (folder / "labels.parquet").exists() else None
     except (OSError, ValueError, pa.ArrowException) as e:
         raise MsabenchError(f"{folder}: unreadable result files: {e}") from None
+    ids = table.column("id").to_numpy(zero_copy_only=False).astype(str)
+    if "label" in table.column_names:  # written before labels.parquet
+        labels = table.column("label").to_numpy()
+    else:
+        if stored is not None:
+            by_id = dict(zip(stored.column("id").to_pylist(), stored.column("label").to_numpy().tolist()))
+        else:
+            by_id = labels_from_data(folder, manifest, data)
+        missing = next((i for i in ids if i not in by_id), None)
+        if missing is not None:
+            raise MsabenchError(f"{folder}: sample {missing} has a prediction but no label")
+        labels = np.array([by_id[i] for i in ids], dtype=np.float64)
     return UnitResult(
         protocol=manifest["protocol"], model=manifest["model"], seed=int(manifest["seed"]),
-        ids=table.column("id").to_numpy(zero_copy_only=False).astype(str),
-        predictions=table.column("prediction").to_numpy(),
-        labels=table.column("label").to_numpy(),
+        ids=ids, predictions=table.column("prediction").to_numpy(), labels=labels,
         conditions=table.column("condition").to_numpy(zero_copy_only=False).astype(str),
         metrics=metrics, manifest=manifest,
     )
+
+
+@functools.cache
+def _split_labels(path: str, dataset: str, variant: str, split: str) -> tuple[str, dict]:
+    from msabench import data
+
+    ds = data.load(dataset, variant, data=path)
+    if split not in ds.splits:
+        return ds.fingerprint, {}
+    s = ds.splits[split]
+    return ds.fingerprint, dict(zip(s.ids.astype(str).tolist(), s.labels.astype(np.float64).tolist()))
+
+
+def labels_from_data(folder: Path, manifest: dict, data: tuple[str, ...]) -> dict:
+    """{id: label} of the split a unit scored, from the first of `data` that is the data it was made on."""
+    name, variant, want = manifest["dataset"], manifest["dataset_variant"], manifest["dataset_fingerprint"]
+    if not data:
+        raise MsabenchError(f"{folder}: its labels are not stored with it (results on user-supplied data are "
+                            f"shared without them); pass --data with the {name} {variant} file it was made on")
+    tried = []
+    for path in data:
+        try:
+            fingerprint, by_id = _split_labels(str(path), name, variant, manifest["split"])
+        except MsabenchError as e:
+            tried.append(f"{path}: {e}")
+            continue
+        if fingerprint == want:
+            return by_id
+        tried.append(f"{path}: another dataset (fingerprint {fingerprint[:12]})")
+    raise MsabenchError(f"{folder}: none of the data given is the {name} {variant} it was made on (dataset "
+                        f"fingerprint {want[:12]}): {'; '.join(tried)}")
 
 
 def find_units(out: str | Path, protocol: str | None = None, model: str | None = None) -> list[Path]:

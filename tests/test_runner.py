@@ -54,15 +54,17 @@ def test_run_writes_typed_results(tmp_path, ridge, dataset):
     assert [u.seed for u in rep.units] == [1, 2] and rep.skipped == []
     folder = tmp_path / "out" / "t-intra" / "ridge" / "seed-1"
     table = pq.read_table(folder / "predictions.parquet")
-    assert table.column_names == ["id", "prediction", "label", "condition", "seed"]
+    assert table.column_names == ["id", "prediction", "condition", "seed"]
     assert table.num_rows == 3 * len(dataset["test"])
+    stored_labels = pq.read_table(folder / "labels.parquet")
+    assert stored_labels.column("id").to_pylist() == dataset["test"].ids.tolist()
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["protocol_fingerprint"] == p.fingerprint
     assert manifest["dataset_fingerprint"] == dataset.fingerprint
     assert len(manifest["submission_sha256"]) == 64 and len(manifest["masks_fingerprint"]) == 64
     stored = json.loads((folder / "metrics.json").read_text())
     pred = table.column("prediction").to_numpy()
-    label = table.column("label").to_numpy()
+    label = np.tile(stored_labels.column("label").to_numpy(), 3)  # conditions stacked, samples in file order
     cond = table.column("condition").to_numpy(zero_copy_only=False)
     again = metrics.compute(pred[cond == "r=0.5"], label[cond == "r=0.5"])
     assert stored["conditions"]["r=0.5"]["MAE"] == pytest.approx(again["MAE"], abs=0)

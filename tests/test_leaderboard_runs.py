@@ -1,0 +1,80 @@
+"""The per-sample results committed in leaderboard/runs: the board is built from them and later runs
+resume on them, so each must be whole, made under the shipped protocol and data, and score to the
+metrics stored beside it; and none may carry the labels of user-supplied data into the repository."""
+
+import functools
+import math
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from msabench import data, protocols, results, runner
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ROOT / "leaderboard" / "runs"
+UNITS = results.find_units(RUNS) if RUNS.is_dir() else []
+MOSI_UTT = ROOT.parent / "shared" / "data" / "mosi-utterance.npz"  # the data real-data runs were made on
+
+
+def generated(manifest: dict) -> bool:
+    return manifest["dataset_source"].startswith("generated:")
+
+
+@functools.cache
+def _dataset(name: str, variant: str, path: str | None):
+    return data.load(name, variant, data=path)
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(
+        (math.isnan(a[k]) and math.isnan(b[k])) or a[k] == b[k] for k in a)
+
+
+def test_the_leaderboard_runs_are_in_the_repository():
+    assert UNITS, f"no finished results under {RUNS}"
+
+
+@pytest.mark.parametrize("folder", UNITS, ids=[str(f.relative_to(RUNS)) for f in UNITS])
+def test_a_committed_unit_is_current_and_rescores_to_its_metrics(folder):
+    manifest = results.read_manifest(folder)
+    own = generated(manifest)
+    if not own and not (folder / "labels.parquet").exists() and not MOSI_UTT.exists():
+        pytest.skip(f"its labels are read from the user's data, and {MOSI_UTT} is not here")
+    unit = results.read_unit(folder, () if own else (str(MOSI_UTT),))
+    protocol = protocols.load(unit.protocol)
+    assert manifest["protocol_fingerprint"] == protocol.fingerprint, "made under another version of the protocol"
+    ds = _dataset(manifest["dataset"], manifest["dataset_variant"], None if own else str(MOSI_UTT))
+    assert manifest["dataset_fingerprint"] == ds.fingerprint, "made from other data"
+    assert (folder.parent.name, folder.name) == (unit.model, f"seed-{unit.seed}")
+
+    # every condition scores the whole split, in file order
+    ids = ds.splits[manifest["split"]].ids
+    names = [c.name for c in protocol.conditions]
+    assert list(dict.fromkeys(unit.conditions)) == names == manifest["conditions"]
+    for name in names:
+        assert np.array_equal(unit.ids[unit.conditions == name], ids)
+    assert np.isfinite(unit.predictions).all()
+
+    rescored = runner.condition_metrics(unit.predictions, unit.labels, unit.conditions, protocol)
+    for name in names:
+        assert _same(rescored["conditions"][name], unit.metrics["conditions"][name]), name
+    for agg, values in rescored["aggregate"].items():
+        assert _same(values, unit.metrics["aggregate"][agg]), agg
+
+
+def test_no_label_of_user_supplied_data_is_committed():
+    listed = subprocess.run(["git", "ls-files", "leaderboard/runs"], cwd=ROOT, capture_output=True, text=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    tracked = [ROOT / line for line in listed.stdout.splitlines()]
+    assert tracked, "leaderboard/runs has no committed file"
+    for path in tracked:
+        manifest = results.read_manifest(path.parent)
+        if manifest is None or generated(manifest):
+            continue
+        assert path.name != "labels.parquet", f"{path}: labels of {manifest['dataset']} are committed"
+        if path.name == "predictions.parquet":
+            assert "label" not in pq.read_schema(path).names, f"{path}: labels of {manifest['dataset']} are committed"
