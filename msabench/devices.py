@@ -135,9 +135,9 @@ def cpu_name() -> str:
     """The CPU model and the instruction set torch's kernels use: CPU bits differ between, say, an AVX2 and
     an AVX512 machine for the same seed and thread count, so a manifest has to say which one made them."""
     import platform
+    import sys
 
-    import torch
-
+    torch = sys.modules.get("torch")  # not imported for a submission without torch: no kernels to name
     model = ""
     try:
         with open("/proc/cpuinfo") as f:
@@ -145,7 +145,8 @@ def cpu_name() -> str:
     except OSError:
         pass
     model = model or platform.processor() or platform.machine()
-    return f"{model} ({platform.machine()}, torch CPU capability {torch.backends.cpu.get_cpu_capability()})"
+    kernels = f", torch CPU capability {torch.backends.cpu.get_cpu_capability()}" if torch else ""
+    return f"{model} ({platform.machine()}{kernels})"
 
 
 def resolve(device: str = "auto", precision: str = "auto", threads: int = 0, where: str = "model") -> Compute:
@@ -215,9 +216,9 @@ def job_environment() -> dict:
 
     torch = sys.modules.get("torch")
     if torch is None:
-        return {"threads": None, "gpus": [], "cuda": None}
+        return {"threads": None, "gpus": [], "cuda": None, "cpu": cpu_name()}
     gpus = [torch.cuda.get_device_name(i) for i in range(visible_gpus())]
-    return {"threads": torch.get_num_threads(), "gpus": gpus, "cuda": torch.version.cuda}
+    return {"threads": torch.get_num_threads(), "gpus": gpus, "cuda": torch.version.cuda, "cpu": cpu_name()}
 
 
 def reset_peak_memory() -> None:

@@ -220,8 +220,12 @@ def test_manifest_records_the_placement():
     c = unit.manifest["compute"]
     assert (c["device"], c["precision"], c["threads"]) == ("cpu", "fp32", 1)
     assert "cuda" in c and c["name"]
+    # which CPU made the bits: its model and the instruction set torch's kernels dispatch to
+    capability = torch.backends.cpu.get_cpu_capability()
+    assert c["name"].endswith(f"torch CPU capability {capability})")
     mean = runner.run_unit(submission.load("mean"), data, protocols.load("synth-inter"), 1111, threads=1)
     assert mean.manifest["compute"]["threads"] == 1 and mean.manifest["compute"]["gpus"] == []
+    assert mean.manifest["compute"]["cpu"] == c["name"]
 
 
 # ---- text inputs ------------------------------------------------------------------------------------
