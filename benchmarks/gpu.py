@@ -10,7 +10,10 @@ Prints each figure with the device it was measured on:
     wall time, and per job the GPU memory peak (manifest `compute.gpu_peak_mb`);
 (c) harness overhead of a bundled model on the GPU (benchmarks/harness.py's measure);
 (d) the GPU determinism contract: the same seed trains the same weights twice; whether
-    predictions depend on the batch size, fp32 and bf16, with the largest difference.
+    predictions depend on the batch size, fp32 and bf16, with the largest difference;
+(e) LNLN's reference methods (lnln, almt, cenet, tetfn) and LNLN's test-split selection
+    (prlf:selection=test-per-metric,selection_metric=Non0_acc_2) trained and evaluated through the harness on the GPU
+    (synth-intra, seed 1111, 3 epochs: that each path runs there).
 Targets: (a) <= 5 s per epoch on the GPU, (b) <= 10 min, (c) <= 1.05.
 
 Usage: python3 benchmarks/gpu.py            (on the GPU machine; see ../shared/device/README.md)
@@ -151,12 +154,35 @@ def determinism(data, gpu: bool) -> None:
               f"(largest difference {diff:.2e})", flush=True)
 
 
+def reference_methods(gpu: bool, quick: bool) -> None:
+    """LNLN's reference methods and LNLN's test-split selection, trained and evaluated through the harness on
+    the job's device (synth-intra, seed 1111, a few epochs: a check that each path runs there, not a row)."""
+    from msabench.data import load as load_data
+
+    p = protocols.load("synth-intra")
+    data = (synth.make_dataset(sizes=(96, 32, 48), text_feature_dim=32) if quick
+            else load_data(p.dataset, p.variant))
+    device = "cuda" if gpu else "cpu"
+    for spec in ("lnln", "almt", "cenet", "tetfn", "prlf:selection=test-per-metric,selection_metric=Non0_acc_2"):
+        full = f"{spec}{',' if ':' in spec else ':'}epochs={1 if quick else 3},device={device}"
+        with tempfile.TemporaryDirectory() as tmp:
+            os.environ["MSABENCH_CACHE"] = str(Path(tmp) / "cache")
+            t0 = time.perf_counter()
+            report = executors.run(p, full, seeds=[1111], out=Path(tmp) / "out", dataset=data)
+            u = report.units[0]
+            c = u.manifest["compute"]
+            print(f"(e) {full}: {c.get('name')} {c.get('precision')}, fit {u.manifest['fit_seconds']:.1f} s, "
+                  f"predict {u.manifest['predict_seconds']:.1f} s over {len(p.conditions)} rates "
+                  f"({time.perf_counter() - t0:.1f} s in all), selects_on_test {u.manifest['selects_on_test']}, "
+                  f"Non0_acc_2 mean {u.metrics['aggregate']['mean']['Non0_acc_2']:.3f}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="CPU dry run at toy sizes (checks the script)")
     ap.add_argument("--cpu-samples", type=int, default=64, help="training samples timed on the CPU in (a)")
     ap.add_argument("--cpus-per-job", type=float, default=4, help="CPUs per Ray job in (b)")
-    ap.add_argument("--parts", default="abcd", help="which parts to run (default abcd)")
+    ap.add_argument("--parts", default="abcde", help="which parts to run (default abcde)")
     args = ap.parse_args()
     gpu = devices.visible_gpus() > 0 and not args.quick
     if not gpu and not args.quick:
@@ -175,6 +201,8 @@ def main() -> None:
         overhead(data, gpu)
     if "d" in args.parts:
         determinism(data, gpu)
+    if "e" in args.parts:
+        reference_methods(gpu, args.quick)
     print(f"total {time.perf_counter() - t0:.0f} s")
 
 

@@ -178,11 +178,15 @@ def choose(device: str, precision: str, threads: int, gpus: int, bf16_ok: bool, 
     return Compute(device=device, precision=precision, threads=threads or torch.get_num_threads())
 
 
-def prepare(compute: Compute) -> None:
-    """Process-wide settings for deterministic work on `compute` (idempotent)."""
+def prepare(compute: Compute, strict: bool = True) -> None:
+    """Process-wide settings for deterministic work on `compute` (idempotent).
+
+    `strict=False` is for code msabench does not own (MMSA's models): an op that has no deterministic
+    kernel warns instead of failing the run, and the model names such ops in its manifest.
+    """
     import torch
 
-    torch.use_deterministic_algorithms(True)
+    torch.use_deterministic_algorithms(True, warn_only=not strict)
     if compute.kind == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32: TF32 rounds inputs to 10 bits
         torch.backends.cudnn.allow_tf32 = False

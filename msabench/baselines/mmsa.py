@@ -293,6 +293,7 @@ class MMSAModel:
         self.net = None
         self.args = None
         self.compute = None
+        self.nondeterministic: set[str] = set()  # torch's ops without a deterministic kernel that ran (CUDA)
 
     def _args(self, compute) -> dict:
         from easydict import EasyDict
@@ -392,6 +393,8 @@ class MMSAModel:
         from MMSA.trains import ATIO
 
         self.compute = devices.resolve(self.options.device, "fp32", self.options.threads, where=f"mmsa:{self.options.model}")
+        if self.compute.kind == "cuda":  # deterministic kernels where torch has them; MMSA's other ops are named
+            devices.prepare(self.compute, strict=False)
         self.args = self._args(self.compute)
         self.args.train_samples = len(train)  # MMSA's config says MOSI's 1284; Self-MM sizes its label store by it
         if self.options.model in BERT_MODELS:
@@ -415,10 +418,32 @@ class MMSAModel:
                 net.Model.project_t.project_t = torch.nn.Linear(width, int(self.args.hidden_size)).to(self.compute.device)
             loaders = {"train": self._loader(train, True, seed), "valid": self._loader(valid, False, seed)}
             loaders["test"] = loaders["valid"]  # no test sample reaches training, whatever the trainer asks for
-            with contextlib.redirect_stdout(io.StringIO()):  # MCTN's trainer prints each epoch's validation scores
+            with contextlib.redirect_stdout(io.StringIO()), self._watch():  # MCTN's trainer prints each epoch
                 trainer.do_train(net, loaders)
             net.load_state_dict(torch.load(self.args.model_save_path, map_location="cpu", weights_only=True))
         self.net = net.to(self.compute.device).eval()
+
+    @contextlib.contextmanager
+    def _watch(self):
+        """Collect torch's warnings about ops with no deterministic kernel (raised as warnings on CUDA)."""
+        import warnings
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            yield
+        for w in caught:
+            text = str(w.message)
+            if "does not have a deterministic implementation" in text:
+                self.nondeterministic.add(text.split(" does not have")[0])
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+    def describe_compute(self) -> dict:
+        """The job's environment, the device MMSA's model ran on, and its ops without a deterministic kernel."""
+        out = devices.job_environment()
+        if self.compute is not None:
+            out.update(device=self.compute.device, name=self.compute.name, precision=self.compute.precision)
+        return {**out, "nondeterministic_ops": sorted(self.nondeterministic)}
 
     def predict(self, batch, mask) -> np.ndarray:
         if self.net is None:
@@ -439,7 +464,7 @@ class MMSAModel:
         audio, vision = x["audio"], x["vision"]
         if self.options.model in LENGTHS_IN_CALL:
             audio, vision = (audio, x["audio_lengths"]), (vision, x["vision_lengths"])
-        with devices.threads(self.compute.threads), torch.no_grad():
+        with devices.threads(self.compute.threads), torch.no_grad(), self._watch():
             if self.options.model == "tfr_net":
                 out = self.net((x["text"], x["text_m"], x["text_missing_mask"]),
                                (audio, x["audio_m"], x["audio_mask"], x["audio_missing_mask"]),
