@@ -224,3 +224,30 @@ def test_mctn_runs_as_mmsa_runs_it_across_the_samples_of_a_batch():
     other = replace(batch, text_features=batch.text_features.copy())
     other.text_features[-1] += 1.0  # change the last sample's text only
     assert not np.allclose(model.predict(other, mask)[0], model.predict(batch, mask)[0])
+
+
+def test_inputs_go_to_the_models_device_and_lengths_stay_on_the_cpu():
+    """MMSA's trainers leave lengths on the CPU, where pack_padded_sequence wants them (MMIM on a GPU failed
+    every prediction when they were moved); "meta" stands for a device other than the CPU."""
+    import torch
+
+    moved = adapter.on_device({"audio": torch.zeros(2, 3), "audio_lengths": torch.tensor([1, 3]),
+                               "vision_lengths": torch.tensor([2, 2])}, "meta")
+    assert moved["audio"].device.type == "meta"
+    assert moved["audio_lengths"].device.type == moved["vision_lengths"].device.type == "cpu"
+
+
+def test_ops_without_a_deterministic_kernel_are_named_in_the_manifest():
+    """On CUDA torch warns (warn_only) where an op has no deterministic kernel; the model collects those
+    warnings for its manifest (`compute.nondeterministic_ops`) and passes every other warning on."""
+    import warnings
+
+    model = submission.load("mmsa:mmim").build(small_dataset(sizes=SIZES).info)
+    with pytest.warns(UserWarning, match="something else"):
+        with model._watch():
+            warnings.warn("index_add_cuda_ does not have a deterministic implementation, but you set "
+                          "'torch.use_deterministic_algorithms(True, warn_only=True)'.")
+            warnings.warn("Memory Efficient attention defaults to a non-deterministic algorithm. To explicitly "
+                          "enable determinism call torch.use_deterministic_algorithms(True, warn_only=False).")
+            warnings.warn("something else")
+    assert model.describe_compute()["nondeterministic_ops"] == ["Memory Efficient attention", "index_add_cuda_"]

@@ -55,6 +55,11 @@ Three models need more of ours, each change to how they are called or built, non
   test split's order, as MMSA's test loader): its predictions are reproducible for a given --batch-size
   that is a multiple of 32 (the default 64 is), and change with other cuts. Its prediction reads only
   the text (the translations to vision and audio feed its losses), as MCTN's design intends at test time.
+
+On a GPU (`device=auto` finds it): float32 as MMSA, no TF32, deterministic kernels where torch has them
+and the math attention kernel in training, as for the bundled models; an op with no deterministic kernel
+warns instead of failing (the code is MMSA's, not ours) and is named in the manifest
+(`compute.nondeterministic_ops`). Lengths stay on the CPU, where MMSA's trainers leave them.
 """
 
 from __future__ import annotations
@@ -281,6 +286,13 @@ def _drop(mask: np.ndarray, rate: float, seed: int) -> np.ndarray:
     return (np.random.RandomState(seed).uniform(size=mask.shape) > rate) * mask
 
 
+def on_device(inputs: dict, device) -> dict:
+    """Inputs on the model's device, lengths left on the CPU as MMSA's trainers leave them: MMIM's and
+    Self-MM's encoders pass them to pack_padded_sequence, which takes CPU lengths only (on a GPU, moving
+    them failed every MMIM prediction)."""
+    return {k: v if k.endswith("_lengths") else v.to(device) for k, v in inputs.items()}
+
+
 def _frames(lengths, steps: int) -> np.ndarray:
     return (np.arange(steps)[None, :] < np.asarray(lengths)[:, None]).astype(np.float32)
 
@@ -418,8 +430,10 @@ class MMSAModel:
                 net.Model.project_t.project_t = torch.nn.Linear(width, int(self.args.hidden_size)).to(self.compute.device)
             loaders = {"train": self._loader(train, True, seed), "valid": self._loader(valid, False, seed)}
             loaders["test"] = loaders["valid"]  # no test sample reaches training, whatever the trainer asks for
-            with contextlib.redirect_stdout(io.StringIO()), self._watch():  # MCTN's trainer prints each epoch
-                trainer.do_train(net, loaders)
+            # on CUDA the math attention kernel, as for the bundled models: the fused kernels' backward passes
+            # use atomics (MiniLM's attention in MMIM ran the memory-efficient one, non-deterministic)
+            with contextlib.redirect_stdout(io.StringIO()), self._watch(), self.compute.training():
+                trainer.do_train(net, loaders)  # (stdout: MCTN's trainer prints each epoch)
             net.load_state_dict(torch.load(self.args.model_save_path, map_location="cpu", weights_only=True))
         self.net = net.to(self.compute.device).eval()
 
@@ -435,6 +449,8 @@ class MMSAModel:
             text = str(w.message)
             if "does not have a deterministic implementation" in text:
                 self.nondeterministic.add(text.split(" does not have")[0])
+            elif "defaults to a non-deterministic algorithm" in text:  # fused attention's backward pass
+                self.nondeterministic.add(text.split(" defaults to")[0])
             else:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
@@ -460,7 +476,7 @@ class MMSAModel:
         x = self._inputs(text, batch.audio, batch.vision, batch.audio_lengths, batch.vision_lengths)
         if self.options.model == "tfr_net":
             x.update(self._missing(text, batch.audio, batch.vision, batch.audio_lengths, batch.vision_lengths, None))
-        x = {k: v.to(self.compute.device) for k, v in x.items()}
+        x = on_device(x, self.compute.device)
         audio, vision = x["audio"], x["vision"]
         if self.options.model in LENGTHS_IN_CALL:
             audio, vision = (audio, x["audio_lengths"]), (vision, x["vision_lengths"])
