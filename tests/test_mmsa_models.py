@@ -246,8 +246,8 @@ def test_ops_without_a_deterministic_kernel_are_named_in_the_manifest():
     with pytest.warns(UserWarning, match="something else"):
         with model._watch():
             warnings.warn("index_add_cuda_ does not have a deterministic implementation, but you set "
-                          "'torch.use_deterministic_algorithms(True, warn_only=True)'.")
+                          "'torch.use_deterministic_algorithms(True, warn_only=True)'.", stacklevel=2)
             warnings.warn("Memory Efficient attention defaults to a non-deterministic algorithm. To explicitly "
-                          "enable determinism call torch.use_deterministic_algorithms(True, warn_only=False).")
-            warnings.warn("something else")
+                          "enable determinism call torch.use_deterministic_algorithms(True, warn_only=False).", stacklevel=2)
+            warnings.warn("something else", stacklevel=2)
     assert model.describe_compute()["nondeterministic_ops"] == ["Memory Efficient attention", "index_add_cuda_"]
