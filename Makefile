@@ -41,17 +41,17 @@ calibration: $(STAMP)
 
 # The leaderboard in leaderboard/: every bundled model on synth-intra and synth-inter (3 seeds; a
 # model is trained once per seed, the checkpoint serves both protocols), plus an ablation of each
-# paper component on synth-intra (seed 1111), and MMSA's BERT-reading models on both (hours: see
-# MMSA_BERT_MODELS). `make -j2 leaderboard` uses both cores: two runs at once, each on one CPU thread
-# (--cpus-per-job 1: the thread count is part of what a model's weights are, and one thread
-# reproduces the committed leaderboard bit for bit).
+# paper component on synth-intra (seed 1111), and the rows of MMSA's BERT-reading models found in
+# leaderboard/runs (see MMSA_BERT_MODELS). `make -j2 leaderboard` uses both cores: two runs at once,
+# each on one CPU thread (--cpus-per-job 1: the thread count is part of what a model's weights are;
+# one thread on the same kind of CPU reproduces the committed runs bit for bit).
 # With MOSI_UTT=path/to/mosi-utterance.npz it adds the real-data section (CMU-MOSI utterance-level
 # features, bc-LSTM split, 3 seeds): every bundled model with text embeddings learned from scratch on
 # mosi-utt-inter (bc-LSTM text vector) and mosi-utt-intra-words (word vocabulary), and every model
 # but the mean with the packaged MiniLM, frozen, on mosi-utt-inter-tokens and mosi-utt-intra
 # (WordPiece tokens), and MMSA's own feature models (mmsa:MODEL, MMSA's configs and trainers) on
-# mosi-utt-inter, and those of MMSA's BERT-reading models that the transcripts' tokens allow on
-# mosi-utt-inter-tokens (hours). The MiniLM part takes about an hour on 2 CPU cores.
+# mosi-utt-inter (and ranks the rows of MMSA's BERT-reading models on mosi-utt-inter-tokens found in
+# leaderboard/runs). The MiniLM part takes about an hour on 2 CPU cores.
 # The leaderboard's per-sample results live in the repository (leaderboard/runs/), so a later machine adds
 # rows to the board instead of re-running every model: a run skips the units already there. Runs on
 # user-supplied data (MOSI_UTT) are committed without their labels (.gitignore: they are the data's), which
@@ -92,9 +92,12 @@ mmsa-tokens-%: $(STAMP)
 mmsa-%: $(STAMP)
 	$(MSABENCH) run --protocol mosi-utt-inter --model mmsa:$* --data $(MOSI_UTT) --cpus-per-job 1 --out $(LB_RESULTS) > /dev/null
 
+# MMSA's BERT-reading models are not prerequisites: hours per model on a CPU. Their rows come from
+# `make mmsa-synth-NAME` / `make mmsa-tokens-NAME MOSI_UTT=...` or, in minutes, from one GPU machine
+# (bash benchmarks/gpu_rows.sh OUT MOSI_UTT, then copy OUT/runs into leaderboard/runs); the board ranks
+# those whose runs are in leaderboard/runs.
 leaderboard: lb-mean lb-text-only lb-late-fusion ablate-prlf ablate-derl ablate-firf $(addprefix ablate-,$(REFERENCE_MODELS)) \
-		$(addprefix mmsa-synth-,$(MMSA_BERT_MODELS)) \
 		$(if $(MOSI_UTT),$(addprefix real-,$(REAL_MODELS)) $(addprefix minilm-,$(MINILM_MODELS)) \
-		$(addprefix mmsa-,$(MMSA_MODELS)) $(addprefix mmsa-tokens-,$(MMSA_TOKEN_MODELS)))
+		$(addprefix mmsa-,$(MMSA_MODELS)))
 	$(MSABENCH) leaderboard --results $(LB_RESULTS) --out leaderboard $(if $(MOSI_UTT),--data $(MOSI_UTT)) \
 		--command-line "make -j2 leaderboard$(if $(MOSI_UTT), MOSI_UTT=$(MOSI_UTT))"
