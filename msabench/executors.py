@@ -125,7 +125,9 @@ def plan(protocols: list[Protocol], models: list[str], datasets: dict[tuple[str,
                     folder = results.unit_dir(out, p.name, sub.name, seed)
                     fp = masking.fingerprint(p, split, seed)
                     if results.is_current(folder, runner.identity(p, dataset, sub, seed, fp)):
-                        reused.append(results.read_unit(folder))
+                        # the same data (fingerprint): its labels serve a unit shared without them
+                        labels = dict(zip(split.ids.astype(str).tolist(), split.labels.astype(float).tolist()))
+                        reused.append(results.read_unit(folder, labels_by_id=labels))
                     else:
                         todo.append(p)
                 if todo:

@@ -120,8 +120,9 @@ def is_current(folder: Path, identity: dict) -> bool:
     return all(manifest.get(k) == identity[k] for k in IDENTITY)
 
 
-def read_unit(folder: str | Path, data: tuple[str, ...] = ()) -> UnitResult:
-    """One stored unit; `data`: data files to read its labels from when they are not stored with it."""
+def read_unit(folder: str | Path, data: tuple[str, ...] = (), labels_by_id: dict | None = None) -> UnitResult:
+    """One stored unit; `data`: data files to read its labels from when they are not stored with it;
+    `labels_by_id`: those labels from data already loaded, whose fingerprint the caller has checked."""
     folder = Path(folder)
     manifest = read_manifest(folder)
     if manifest is None:
@@ -138,6 +139,8 @@ def read_unit(folder: str | Path, data: tuple[str, ...] = ()) -> UnitResult:
     else:
         if stored is not None:
             by_id = dict(zip(stored.column("id").to_pylist(), stored.column("label").to_numpy().tolist()))
+        elif labels_by_id is not None:
+            by_id = labels_by_id
         else:
             by_id = labels_from_data(folder, manifest, data)
         missing = next((i for i in ids if i not in by_id), None)

@@ -60,6 +60,17 @@ def test_results_without_labels_read_them_from_their_data_file(shared):
     assert [len(e.units) for e in entries] == [3]
 
 
+def test_a_run_resumes_on_results_shared_without_labels(shared):
+    """`msabench run --data FILE` over a results folder whose units came without labels (the committed
+    leaderboard/runs) re-uses them, with the labels of the data it was given; nothing is retrained."""
+    path, ds, out, folders, with_labels = shared
+    report = executors.run(protocols.load("mosi-utt-inter"), "mean", out=out, dataset=ds)
+    assert report.skipped == [1111, 1112, 1113]
+    for unit, before in zip(report.units, with_labels):
+        assert np.array_equal(unit.labels, before.labels) and np.array_equal(unit.predictions, before.predictions)
+    assert not any((f / "labels.parquet").exists() for f in folders)
+
+
 def test_labels_come_only_from_the_data_the_results_were_made_on(shared, tmp_path):
     path, ds, out, folders, _ = shared
     other = utterance_table(tmp_path / "other.npz", seed=1)  # same ids and layout, other labels
