@@ -114,6 +114,7 @@ def plan(protocols: list[Protocol], models: list[str], datasets: dict[tuple[str,
         sub = (submission.probe if isolate else submission.load)(spec)
         source = None if submission.is_bundled(spec) else sub.path.read_bytes()
         for key, dataset in datasets.items():
+            labels: dict[str, dict] = {}  # split -> labels by id, made once for the units re-used
             group = [p for p in protocols if (p.dataset, p.variant) == key]
             wanted = sorted({s for p in group for s in p.seeds if seeds is None or s in seeds})
             for seed in wanted:
@@ -126,8 +127,9 @@ def plan(protocols: list[Protocol], models: list[str], datasets: dict[tuple[str,
                     fp = masking.fingerprint(p, split, seed)
                     if results.is_current(folder, runner.identity(p, dataset, sub, seed, fp)):
                         # the same data (fingerprint): its labels serve a unit shared without them
-                        labels = dict(zip(split.ids.astype(str).tolist(), split.labels.astype(float).tolist()))
-                        reused.append(results.read_unit(folder, labels_by_id=labels))
+                        if p.split not in labels:
+                            labels[p.split] = results.labels_by_id(split)
+                        reused.append(results.read_unit(folder, labels_by_id=labels[p.split]))
                     else:
                         todo.append(p)
                 if todo:

@@ -162,8 +162,12 @@ def _split_labels(path: str, dataset: str, variant: str, split: str) -> tuple[st
     ds = data.load(dataset, variant, data=path)
     if split not in ds.splits:
         return ds.fingerprint, {}
-    s = ds.splits[split]
-    return ds.fingerprint, dict(zip(s.ids.astype(str).tolist(), s.labels.astype(np.float64).tolist()))
+    return ds.fingerprint, labels_by_id(ds.splits[split])
+
+
+def labels_by_id(split) -> dict:
+    """A split's labels by sample id: what a unit shared without its labels reads them back from."""
+    return dict(zip(split.ids.astype(str).tolist(), split.labels.astype(np.float64).tolist()))
 
 
 def labels_from_data(folder: Path, manifest: dict, data: tuple[str, ...]) -> dict:
