@@ -3,6 +3,9 @@ seed (leaderboard/results.json): whether the code is the same (submission hash) 
 conditions moved. Used to see what a re-run on another machine, or under new code, changed.
 
 Usage: python benchmarks/runs_vs_board.py [--results leaderboard/runs] [--board leaderboard/results.json]
+                                          [--data ../shared/data/mosi-utterance.npz]
+(--data: the user's data file, whose labels the committed real-data units do not carry; without it those
+units are skipped and counted.)
 """
 
 import argparse
@@ -20,13 +23,17 @@ def main() -> None:
     ap.add_argument("--results", default=str(ROOT / "leaderboard" / "runs"))
     ap.add_argument("--board", default=str(ROOT / "leaderboard" / "results.json"))
     ap.add_argument("--metric", default="Non0_acc_2")
+    ap.add_argument("--data", nargs="*", default=[], help="data file(s) the real-data units were made on")
     args = ap.parse_args()
     board = {(r["protocol"], r["model"], r["seed"]): r for r in json.loads(Path(args.board).read_text())
              if r["condition"] == "<mean>"}
-    counts = {"equal": 0, "differ": 0, "new": 0}
+    counts = {"equal": 0, "differ": 0, "new": 0, "no data": 0}
     print(f"{'protocol':<14} {'model':<34} {'seed':>4}  code       board {args.metric:<11} here        MAE board -> here")
     for folder in results.find_units(args.results):
-        unit = results.read_unit(folder)
+        if not (folder / "labels.parquet").exists() and not args.data:
+            counts["no data"] += 1
+            continue
+        unit = results.read_unit(folder, data=tuple(args.data))
         here = unit.metrics["aggregate"]["mean"]
         row = board.get((unit.protocol, unit.model, unit.seed))
         if row is None:
@@ -39,7 +46,8 @@ def main() -> None:
         print(f"{unit.protocol:<14} {unit.model:<34} {unit.seed:>4}  {code:<6} {row[args.metric]:>10.4f} -> "
               f"{here[args.metric]:.4f}  {'EQUAL' if equal else f'{here[args.metric] - row[args.metric]:+.4f}':>7}"
               f"   {row['MAE']:.4f} -> {here['MAE']:.4f}")
-    print(f"units: {counts['equal']} equal to the board, {counts['differ']} different, {counts['new']} not in it")
+    print(f"units: {counts['equal']} equal to the board, {counts['differ']} different, {counts['new']} not in it, "
+          f"{counts['no data']} skipped (real-data units: pass --data)")
 
 
 if __name__ == "__main__":
