@@ -41,7 +41,8 @@ calibration: $(STAMP)
 
 # The leaderboard in leaderboard/: every bundled model on synth-intra and synth-inter (3 seeds; a
 # model is trained once per seed, the checkpoint serves both protocols), plus an ablation of each
-# paper component on synth-intra (seed 1111), and the rows of MMSA's BERT-reading models found in
+# paper component on synth-intra (seed 1111), MMSA's feature models and the simple bundled ones on
+# synth-features-intra and synth-features-inter (3 seeds), and the rows of MMSA's BERT-reading models found in
 # leaderboard/runs (see MMSA_BERT_MODELS). `make -j2 leaderboard` uses both cores: two runs at once,
 # each on one CPU thread (--cpus-per-job 1: the thread count is part of what a model's weights are;
 # one thread on the same kind of CPU reproduces the committed runs bit for bit).
@@ -70,6 +71,11 @@ MMSA_BERT_MODELS := self_mm bert_mag mmim tfr_net misa
 # those of them that read the real transcripts' tokens (bert_mag needs aligned data; tfr_net and misa
 # sequences of audio and vision)
 MMSA_TOKEN_MODELS := self_mm mmim
+# On synth-features-intra/-inter (synth's aligned token sequences with MMSA's 768-d text features): MMSA's
+# feature models, mult and mctn included, next to the bundled reference rows. mult peaks near 10 GB of
+# memory: MMSA's trainers keep each batch's autograd graph until the epoch ends.
+FEATURE_REFERENCE_MODELS := mean text-only late-fusion
+MMSA_SEQUENCE_MODELS := $(MMSA_MODELS) mult mctn
 
 lb-%: $(STAMP)
 	$(MSABENCH) run --protocol synth-intra synth-inter --model $* --cpus-per-job 1 --out $(LB_RESULTS) > /dev/null
@@ -82,6 +88,12 @@ real-%: $(STAMP)
 
 minilm-%: $(STAMP)
 	$(MSABENCH) run --protocol mosi-utt-inter-tokens mosi-utt-intra --model $*:text_encoder=minilm --data $(MOSI_UTT) --cpus-per-job 1 --out $(LB_RESULTS) > /dev/null
+
+feat-%: $(STAMP)
+	$(MSABENCH) run --protocol synth-features-intra synth-features-inter --model $* --cpus-per-job 1 --out $(LB_RESULTS) > /dev/null
+
+mmsa-feat-%: $(STAMP)
+	$(MSABENCH) run --protocol synth-features-intra synth-features-inter --model mmsa:$* --cpus-per-job 1 --out $(LB_RESULTS) > /dev/null
 
 mmsa-synth-%: $(STAMP)
 	$(MSABENCH) run --protocol synth-intra synth-inter --model mmsa:$* --cpus-per-job 1 --out $(LB_RESULTS) > /dev/null
@@ -97,6 +109,7 @@ mmsa-%: $(STAMP)
 # (bash benchmarks/gpu_rows.sh OUT MOSI_UTT, then copy OUT/runs into leaderboard/runs); the board ranks
 # those whose runs are in leaderboard/runs.
 leaderboard: lb-mean lb-text-only lb-late-fusion ablate-prlf ablate-derl ablate-firf $(addprefix ablate-,$(REFERENCE_MODELS)) \
+		$(addprefix feat-,$(FEATURE_REFERENCE_MODELS)) $(addprefix mmsa-feat-,$(MMSA_SEQUENCE_MODELS)) \
 		$(if $(MOSI_UTT),$(addprefix real-,$(REAL_MODELS)) $(addprefix minilm-,$(MINILM_MODELS)) \
 		$(addprefix mmsa-,$(MMSA_MODELS)))
 	$(MSABENCH) leaderboard --results $(LB_RESULTS) --out leaderboard $(if $(MOSI_UTT),--data $(MOSI_UTT)) \

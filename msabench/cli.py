@@ -423,8 +423,9 @@ def parser() -> argparse.ArgumentParser:
     y = dsub.add_parser("synth", help="write the synthetic dataset as an MMSA pickle")
     y.add_argument("--out", required=True)
     y.add_argument("--seed", type=int, default=0)
-    y.add_argument("--variant", choices=["aligned_50", "unaligned_50"], default="aligned_50",
-                   help="unaligned_50: MOSI's real unaligned shapes with 768-d text features (~440 MB)")
+    y.add_argument("--variant", choices=["aligned_50", "aligned_50_features", "unaligned_50"], default="aligned_50",
+                   help="aligned_50_features: with MMSA's 768-d text features (~340 MB); unaligned_50: MOSI's real "
+                        "unaligned shapes with 768-d text features (~440 MB)")
     y.set_defaults(func=cmd_data_synth)
 
     em = dsub.add_parser("embed", help="add pretrained token features ([N, L, H]) to an MMSA-layout pickle "

@@ -39,7 +39,7 @@ DATASETS = {
     "mosi": ("aligned_50", "unaligned_50"),
     "mosei": ("aligned_50", "unaligned_50"),
     "sims": ("unaligned_39",),
-    "synth-mosi": ("aligned_50", "unaligned_50"),  # msabench.data.synth.VARIANTS
+    "synth-mosi": ("aligned_50", "aligned_50_features", "unaligned_50"),  # msabench.data.synth.VARIANTS
     "mosi-utt": ("features", "tokens", "words"),  # utterance-level feature table (msabench.data.table)
     "utt": ("features", "tokens", "words"),  # any user's feature table with a `split` column
 }

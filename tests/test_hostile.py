@@ -109,6 +109,10 @@ CASES = [
     ("an unaligned file for an aligned protocol", run_on("{t}/aligned.toml", "--model", "mean", "--data", "{t}/mosi.pkl"),
      2, "mosi.pkl: the protocol needs aligned_50 (audio and vision aligned to the text), but this file's "
         "text/audio/vision lengths are 50/30/40", []),
+    ("a file of token ids only for a features protocol",
+     run_on("synth-features-intra", "--model", "mean", "--data", "{t}/aligned_50.pkl"), 2,
+     "aligned_50.pkl: the protocol needs aligned_50_features, with MMSA's token features (key 'text'), but this "
+     "file has token ids only", []),
     # flags
     ("--batch-size 0", RUN + ["--model", "mean", "--batch-size", "0"], 2, "--batch-size must be a whole number >= 1, got 0", []),
     ("--batch-size -5", RUN + ["--model", "mean", "--batch-size", "-5"], 2, "got -5", []),

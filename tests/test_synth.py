@@ -16,6 +16,8 @@ from msabench.data.core import CLS_ID, PAD_ID, SEP_ID, UNK_ID
 from msabench.errors import MsabenchError
 from msabench.interface import Batch, Mask
 
+from conftest import write_pickle
+
 ROOT = Path(__file__).resolve().parent.parent
 SPLITS = ("train", "valid", "test")
 ARRAY_KEYS = {"text_bert", "audio", "vision", "regression_labels", "classification_labels"}
@@ -376,7 +378,7 @@ def test_variant_table_and_load():
     assert set(protocols.DATASETS["synth-mosi"]) == set(synth.VARIANTS)
     with pytest.raises(MsabenchError) as e:
         synth.make_dataset(variant="unaligned_39")
-    assert "aligned_50, unaligned_50" in str(e.value) and "\n" not in str(e.value)
+    assert "aligned_50, aligned_50_features, unaligned_50" in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(MsabenchError, match="unaligned_39"):
         data.load("synth-mosi", "unaligned_39")
     aligned = data.load("synth-mosi", "aligned_50")
@@ -455,3 +457,46 @@ def test_protocol_drops_token_ids_and_features_together(full_unaligned):
     assert 0.45 < unk.sum() / droppable.sum() < 0.55 and not np.any(unk & ~droppable)
     assert np.array_equal(batch.text_ids[~unk], s.text_ids[~unk])
     assert batch.text_features[~unk].tobytes() == s.text_features[~unk].tobytes()
+
+
+# --- aligned_50_features: aligned_50 plus MMSA's 768-d text features ---------------------
+
+
+def test_aligned_50_features_is_aligned_50_plus_text():
+    plain = synth.make_raw(seed=4, sizes=(40, 20, 20), **synth.VARIANTS["aligned_50"])
+    featured = synth.make_raw(seed=4, sizes=(40, 20, 20), **synth.VARIANTS["aligned_50_features"])
+    for split, n in zip(SPLITS, (40, 20, 20)):
+        assert set(featured[split]) == set(plain[split]) | {"text"}, split
+        assert all(same(plain[split][k], featured[split][k]) for k in plain[split]), split
+        assert featured[split]["text"].dtype == np.float32 and featured[split]["text"].shape == (n, 50, 768)
+    ds = synth.make_dataset(variant="aligned_50_features", sizes=(40, 20, 20))
+    assert ds.variant == "aligned_50_features" and ds.info.text_feature_dim == 768 and ds.info.audio_len == 50
+    reshaped = synth.make_dataset(variant="aligned_50_features", sizes=(40, 20, 20), text_len=30, audio_len=30, vision_len=30)
+    assert reshaped.variant == "aligned_30"
+
+
+def test_features_protocols_drop_what_synth_protocols_drop():
+    """synth-features-* see synth-*'s masks; a dropped token loses its id and its feature vector."""
+    plain, featured = data.load("synth-mosi", "aligned_50")["test"], data.load("synth-mosi", "aligned_50_features")["test"]
+    for name in ("intra", "inter"):
+        p, pf = protocols.load(f"synth-{name}"), protocols.load(f"synth-features-{name}")
+        assert pf.variant == "aligned_50_features" and pf.conditions == p.conditions and pf.seeds == p.seeds
+        for seed in p.seeds:
+            obs, obs_f = masking.observed(p, plain, seed), masking.observed(pf, featured, seed)
+            assert list(obs) == list(obs_f)
+            for cond in obs:
+                for m in ("text", "audio", "vision"):
+                    assert np.array_equal(getattr(obs[cond], m), getattr(obs_f[cond], m)), (name, seed, cond, m)
+    intra = protocols.load("synth-features-intra")
+    batch, _ = masking.corrupt(featured, masking.observed(intra, featured, 1111)["r=0.5"], slice(None), False)
+    unk = batch.text_ids == UNK_ID
+    assert unk.any() and not np.any(batch.text_features[unk])
+    assert batch.text_features[~unk].tobytes() == featured.text_features[~unk].tobytes()
+
+
+def test_a_features_file_on_disk_reads_as_the_features_variant(tmp_path):
+    """MMSA's own aligned_50.pkl carries `text` features: read for aligned_50_features, it is accepted."""
+    raw = synth.make_raw(seed=4, sizes=(40, 20, 20), **{**synth.VARIANTS["aligned_50"], "text_feature_dim": 16})
+    ds = data.load("synth-mosi", "aligned_50_features", data=write_pickle(tmp_path / "aligned_50.pkl", raw))
+    assert ds.variant == "aligned_50_features" and ds.info.text_feature_dim == 16
+    assert np.array_equal(ds["test"].text_features, raw["test"]["text"])

@@ -175,8 +175,11 @@ def _check_alignment(split: Split, variant: str, source: str) -> None:
         raise MsabenchError(f"{source}: the protocol needs {variant} (audio and vision aligned to the text), but this "
                             f"file's text/audio/vision lengths are {lengths[0]}/{lengths[1]}/{lengths[2]}: an unaligned "
                             "file; use a protocol for its variant")
+    if variant.endswith("_features") and split.text_features is None:
+        raise MsabenchError(f"{source}: the protocol needs {variant}, with MMSA's token features (key 'text'), but "
+                            "this file has token ids only; use a protocol for its variant")
     stem = Path(source).stem  # MMSA names its files after their variant
-    if stem in VARIANT_FILES and stem != variant and aligned == stem.startswith("aligned"):
+    if stem in VARIANT_FILES and stem != variant.removesuffix("_features") and aligned == stem.startswith("aligned"):
         raise MsabenchError(f"{source}: the protocol needs {variant}, but this is MMSA's {stem} file (text/audio/vision "
                             f"lengths {lengths[0]}/{lengths[1]}/{lengths[2]}); use a protocol for {stem}")
 

@@ -14,6 +14,9 @@ arrays on every run; another seed gives other data.
 Variants (`VARIANTS`, picked by `make_dataset(variant=...)` and `msabench.data.load`)
 ----------------------------------------------------------------------------------
 - `aligned_50` (default): small and fast (~0.1 s), for tests, examples and the leaderboard.
+- `aligned_50_features`: `aligned_50` plus MMSA's `text` key (768-d token features,
+  step 6), as in MMSA's real `aligned_50.pkl`: for the models that read text features
+  rather than ids (MMSA's TFN, MulT, MCTN...). Every other array equals `aligned_50`'s.
 - `unaligned_50`: MOSI's real unaligned shapes (text 50 ids + 768-d features, audio
   375 x 5, vision 500 x 20), so speed and memory at real scale can be measured offline.
   Audio lengths run from 37 to 374 (median ~83), vision from 50 to 499 (median ~110).
@@ -36,7 +39,8 @@ each split holding
   id (the last video of a split may have fewer); no video spans two splits
   (speaker-independent splits, as in MOSI).
 - `raw_text` object [N]: the tokens between [CLS] and [SEP], written "w<id>".
-- `text` float32 [N, L, D], only with `text_feature_dim` = D > 0 (variant unaligned_50):
+- `text` float32 [N, L, D], only with `text_feature_dim` = D > 0 (variants aligned_50_features
+  and unaligned_50):
   "BERT-like" features of the `text_bert` tokens, so models that read MMSA's `text`
   run at real size. Padding positions are exactly zero; see step 6.
 Aligned (default): every modality has L = 50 steps and there are no length arrays;
@@ -133,6 +137,8 @@ _FEAT_CHUNK = 256  # samples per block of text features (bounds temporaries; fix
 # Named variants, as MMSA names its MOSI files; `make_dataset` starts from one of them.
 VARIANTS: dict[str, dict] = {
     "aligned_50": dict(aligned=True, text_len=50, audio_len=50, vision_len=50, audio_dim=5, vision_dim=20),
+    "aligned_50_features": dict(aligned=True, text_len=50, audio_len=50, vision_len=50, audio_dim=5, vision_dim=20,
+                                text_feature_dim=768),
     "unaligned_50": dict(aligned=False, text_len=50, audio_len=375, vision_len=500, audio_dim=5, vision_dim=20,
                          text_feature_dim=768),
 }
@@ -359,11 +365,13 @@ def make_raw(
 
 def make_dataset(seed: int = 0, variant: str = "aligned_50", **overrides) -> Dataset:
     """`make_raw` with `variant`'s shapes (`VARIANTS`) updated by `overrides`, as a `Dataset` named
-    "synth-mosi", read like any MMSA file. Its variant label follows the final `aligned`/`text_len`."""
+    "synth-mosi", read like any MMSA file. It is labelled `variant`; where `overrides` change the variant's
+    shapes, the label follows the final `aligned`/`text_len` instead (they are no longer the named variant's)."""
     from msabench.data import mmsa
 
     if variant not in VARIANTS:
         raise MsabenchError(f"synth-mosi has no variant {variant!r}; variants: {', '.join(VARIANTS)}")
     kwargs = {**VARIANTS[variant], **overrides}
-    label = f"{'aligned' if kwargs['aligned'] else 'unaligned'}_{kwargs['text_len']}"
+    reshaped = any(key in VARIANTS[variant] and value != VARIANTS[variant][key] for key, value in overrides.items())
+    label = f"{'aligned' if kwargs['aligned'] else 'unaligned'}_{kwargs['text_len']}" if reshaped else variant
     return mmsa.from_dict(make_raw(seed, **kwargs), NAME, label, f"generated:{NAME} seed={seed}")
