@@ -6,8 +6,8 @@ from msabench.errors import MsabenchError
 from conftest import write_file
 
 SHIPPED = ["mosi-intra", "mosi-inter", "mosei-intra", "mosei-inter", "sims-intra", "sims-inter", "synth-intra",
-           "synth-inter", "synth-features-intra", "synth-features-inter", "synth-unaligned-intra", "mosi-utt-inter", "mosi-utt-intra", "mosi-utt-intra-words",
-           "mosi-utt-inter-tokens", "mosi-intra-per-seed-masks", "mosei-intra-per-seed-masks",
+           "synth-inter", "synth-features-intra", "synth-features-inter", "synth-unaligned-intra", "mosi-utt-inter",
+           "mosi-utt-intra", "mosi-utt-intra-words", "mosi-utt-inter-tokens", "mosi-intra-per-seed-masks", "mosei-intra-per-seed-masks",
            "sims-intra-per-seed-masks"]
 
 BASE = """\

@@ -4,13 +4,14 @@ check that the example submission learns it and degrades under missing data."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from msabench import data, masking, protocols
+from msabench import cli, data, masking, protocols
 from msabench.data import synth
 from msabench.data.core import CLS_ID, PAD_ID, SEP_ID, UNK_ID
 from msabench.errors import MsabenchError
@@ -374,8 +375,14 @@ def test_unaligned_50_lengths_follow_the_words(full_unaligned):
             assert np.corrcoef(lengths, words)[0, 1] > 0.9  # roughly proportional to the number of words
 
 
+def _subparser(parser, name):
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[name]
+
+
 def test_variant_table_and_load():
     assert set(protocols.DATASETS["synth-mosi"]) == set(synth.VARIANTS)
+    data_synth = _subparser(_subparser(cli.parser(), "data"), "synth")  # `msabench data synth --variant`
+    assert next(a for a in data_synth._actions if a.dest == "variant").choices == list(synth.VARIANTS)
     with pytest.raises(MsabenchError) as e:
         synth.make_dataset(variant="unaligned_39")
     assert "aligned_50, aligned_50_features, unaligned_50" in str(e.value) and "\n" not in str(e.value)
@@ -471,13 +478,15 @@ def test_aligned_50_features_is_aligned_50_plus_text():
         assert featured[split]["text"].dtype == np.float32 and featured[split]["text"].shape == (n, 50, 768)
     ds = synth.make_dataset(variant="aligned_50_features", sizes=(40, 20, 20))
     assert ds.variant == "aligned_50_features" and ds.info.text_feature_dim == 768 and ds.info.audio_len == 50
-    reshaped = synth.make_dataset(variant="aligned_50_features", sizes=(40, 20, 20), text_len=30, audio_len=30, vision_len=30)
+    reshaped = synth.make_dataset(variant="aligned_50_features", sizes=(40, 20, 20),
+                                  text_len=30, audio_len=30, vision_len=30)
     assert reshaped.variant == "aligned_30"
 
 
 def test_features_protocols_drop_what_synth_protocols_drop():
     """synth-features-* see synth-*'s masks; a dropped token loses its id and its feature vector."""
-    plain, featured = data.load("synth-mosi", "aligned_50")["test"], data.load("synth-mosi", "aligned_50_features")["test"]
+    plain = data.load("synth-mosi", "aligned_50")["test"]
+    featured = data.load("synth-mosi", "aligned_50_features")["test"]
     for name in ("intra", "inter"):
         p, pf = protocols.load(f"synth-{name}"), protocols.load(f"synth-features-{name}")
         assert pf.variant == "aligned_50_features" and pf.conditions == p.conditions and pf.seeds == p.seeds
