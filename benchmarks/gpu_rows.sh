@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The leaderboard rows of MMSA's BERT-reading models on one GPU machine: minutes there, 35-75 CPU-minutes
-# per seed on one CPU core. Each (model, seed) is one `msabench run` process (both synth protocols from
+# The leaderboard rows of MMSA's slowest models (BERT-reading, and MulT and MCTN on synth-features) on one
+# GPU machine: minutes there, 35-120 CPU-minutes per seed on one CPU core. Each (model, seed) is one `msabench run` process (both synth protocols from
 # one checkpoint), all of them sharing the GPU; the first model's seed 1111 is trained a second time into
 # another folder, so its predictions can be compared bit for bit.
 #
@@ -8,14 +8,16 @@
 #   OUT/runs    the result units (copy them into leaderboard/runs, then `make leaderboard`)
 #   OUT/again   the repeated seed;  OUT/logs  one log per process
 #   MOSI_UTT    ../shared/data/mosi-utterance.npz: adds Self-MM and MMIM on the real transcripts' tokens
-# MSABENCH (default `python3 -m msabench`), MODELS and TOKEN_MODELS may be set to run other models; LIMIT=S
-# stops every run after S seconds (what finished is kept: units are written one by one).
+# FEATURE_MODELS (default mult mctn, hours a seed on one CPU core) run on synth-features-intra/-inter.
+# MSABENCH (default `python3 -m msabench`), MODELS, TOKEN_MODELS and FEATURE_MODELS may be set to run other
+# models; LIMIT=S stops every run after S seconds (what finished is kept: units are written one by one).
 set -u
 out=${1:?usage: gpu_rows.sh OUT [MOSI_UTT]}
 utt=${2:-}
 msabench="timeout ${LIMIT:-0} ${MSABENCH:-python3 -m msabench}"
 models=${MODELS-self_mm mmim bert_mag misa tfr_net}  # MMSA model names, options after a comma
 token_models=${TOKEN_MODELS-self_mm mmim}
+feature_models=${FEATURE_MODELS-mult mctn}
 seeds=${SEEDS:-1111 1112 1113}  # the protocols' seeds
 mkdir -p "$out/logs"
 
@@ -23,6 +25,12 @@ for m in $models; do
   for seed in $seeds; do
     $msabench run --protocol synth-intra synth-inter --model "mmsa:$m" --seeds "$seed" --cpus-per-job 1 \
       --out "$out/runs" > "$out/logs/synth-${m%%,*}-$seed.log" 2>&1 &
+  done
+done
+for m in $feature_models; do
+  for seed in $seeds; do
+    $msabench run --protocol synth-features-intra synth-features-inter --model "mmsa:$m" --seeds "$seed" \
+      --cpus-per-job 1 --out "$out/runs" > "$out/logs/features-${m%%,*}-$seed.log" 2>&1 &
   done
 done
 if [ -n "$utt" ]; then
