@@ -72,12 +72,13 @@ MMSA_BERT_MODELS := self_mm bert_mag mmim tfr_net misa
 # sequences of audio and vision)
 MMSA_TOKEN_MODELS := self_mm mmim
 # On synth-features-intra/-inter (synth's aligned token sequences with MMSA's 768-d text features): the
-# bundled reference rows and MMSA's feature models measured to train in minutes there (tfn: 5-9 min per
-# seed). The others (lmf mfn ef_lstm graph_mfn mfm mult mctn) come from `make mmsa-feat-NAME` and are
-# ranked when their runs are in leaderboard/runs: mctn's first seed took over 40 minutes, and mult passed
-# 9.5 GB of memory (MMSA's trainers keep each batch's autograd graph until the epoch ends).
+# bundled reference rows and MMSA's feature models measured to train in minutes there (one CPU thread, all
+# three seeds: lmf 3 min, ef_lstm 5, mfm 15, mfn 18, graph_mfn 24; tfn 5-9 per seed). mult and mctn come from `make
+# mmsa-feat-NAME` (or benchmarks/gpu_rows.sh) and are ranked when their runs are in leaderboard/runs:
+# mctn's validation loss was still falling after 62 epochs (33 min of one core, seed 1111), and mult holds about
+# 10 GB (MMSA's trainers keep each batch's autograd graph until the epoch ends).
 FEATURE_REFERENCE_MODELS := mean text-only late-fusion
-MMSA_SEQUENCE_MODELS := lf_dnn tfn
+MMSA_SEQUENCE_MODELS := lf_dnn tfn lmf ef_lstm mfm mfn graph_mfn
 
 lb-%: $(STAMP)
 	$(MSABENCH) run --protocol synth-intra synth-inter --model $* --cpus-per-job 1 --out $(LB_RESULTS) > /dev/null
