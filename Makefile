@@ -41,8 +41,8 @@ calibration: $(STAMP)
 
 # The leaderboard in leaderboard/: every bundled model on synth-intra and synth-inter (3 seeds; a
 # model is trained once per seed, the checkpoint serves both protocols), plus an ablation of each
-# paper component on synth-intra (seed 1111), the simple bundled models and MMSA's quick feature models on
-# synth-features-intra and synth-features-inter (3 seeds), and the rows of MMSA's BERT-reading models found in
+# paper component on synth-intra (seed 1111), the simple bundled models and MMSA's quick feature models
+# on synth-features-intra and synth-features-inter (3 seeds), and the rows of MMSA's BERT-reading models found in
 # leaderboard/runs (see MMSA_BERT_MODELS). `make -j2 leaderboard` uses both cores: two runs at once,
 # each on one CPU thread (--cpus-per-job 1: the thread count is part of what a model's weights are;
 # one thread on the same kind of CPU reproduces the committed runs bit for bit).
@@ -72,11 +72,12 @@ MMSA_BERT_MODELS := self_mm bert_mag mmim tfr_net misa
 # sequences of audio and vision)
 MMSA_TOKEN_MODELS := self_mm mmim
 # On synth-features-intra/-inter (synth's aligned token sequences with MMSA's 768-d text features): the
-# bundled reference rows and MMSA's feature models measured to train in minutes there (one CPU thread, all
-# three seeds: lmf 3 min, ef_lstm 5, mfm 15, mfn 18, graph_mfn 24; tfn 5-9 per seed). mult and mctn come from `make
-# mmsa-feat-NAME` (or benchmarks/gpu_rows.sh) and are ranked when their runs are in leaderboard/runs:
-# mctn's validation loss was still falling after 62 epochs (33 min of one core, seed 1111), and mult holds about
-# 10 GB (MMSA's trainers keep each batch's autograd graph until the epoch ends).
+# bundled reference rows and MMSA's feature models measured to train in minutes there (one CPU thread,
+# all three seeds: lmf 3 min, ef_lstm 5, mfm 15, mfn 18, graph_mfn 24; tfn 5-9 per seed). mult and mctn
+# come from `make mmsa-feat-NAME` (or benchmarks/gpu_rows.sh) and are ranked when their runs are in
+# leaderboard/runs: mctn's validation loss was still falling after 62 epochs (33 min of one core, seed
+# 1111), and mult holds about 10 GB (MMSA's trainers keep each batch's autograd graph until the epoch
+# ends; benchmarks/mmsa_graph_memory.py).
 FEATURE_REFERENCE_MODELS := mean text-only late-fusion
 MMSA_SEQUENCE_MODELS := lf_dnn tfn lmf ef_lstm mfm mfn graph_mfn
 

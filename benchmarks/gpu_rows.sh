@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The leaderboard rows of MMSA's slowest models (BERT-reading, and MulT and MCTN on synth-features) on one
-# GPU machine: minutes there, 35-120 CPU-minutes per seed on one CPU core. Each (model, seed) is one `msabench run` process (both synth protocols from
-# one checkpoint), all of them sharing the GPU; the first model's seed 1111 is trained a second time into
-# another folder, so its predictions can be compared bit for bit.
+# GPU machine: minutes there, 35-120 CPU-minutes per seed on one CPU core. Each (model, seed) is one
+# `msabench run` process (both protocols of a pair from one checkpoint), all of them sharing the GPU; the
+# first model's seed 1111 is trained a second time into another folder, so its predictions can be
+# compared bit for bit.
 #
 # Usage: bash benchmarks/gpu_rows.sh OUT [MOSI_UTT]
 #   OUT/runs    the result units (copy them into leaderboard/runs, then `make leaderboard`)
