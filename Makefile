@@ -80,6 +80,9 @@ MMSA_TOKEN_MODELS := self_mm mmim
 # ends; benchmarks/mmsa_graph_memory.py).
 FEATURE_REFERENCE_MODELS := mean text-only late-fusion
 MMSA_SEQUENCE_MODELS := lf_dnn tfn lmf ef_lstm mfm mfn graph_mfn
+# On synth-sims-intra/-inter (the same data labelled as CH-SIMS, with unimodal T/A/V labels): MMSA's
+# multi-task models, which train on those labels, beside their single-task versions and the references
+MMSA_SIMS_MODELS := mlf_dnn lf_dnn mlmf lmf mtfn tfn
 
 lb-%: $(STAMP)
 	$(MSABENCH) run --protocol synth-intra synth-inter --model $* --cpus-per-job 1 --out $(LB_RESULTS) > /dev/null
@@ -99,6 +102,12 @@ feat-%: $(STAMP)
 mmsa-feat-%: $(STAMP)
 	$(MSABENCH) run --protocol synth-features-intra synth-features-inter --model mmsa:$* --cpus-per-job 1 --out $(LB_RESULTS) > /dev/null
 
+sims-%: $(STAMP)
+	$(MSABENCH) run --protocol synth-sims-intra synth-sims-inter --model $* --cpus-per-job 1 --out $(LB_RESULTS) > /dev/null
+
+mmsa-sims-%: $(STAMP)
+	$(MSABENCH) run --protocol synth-sims-intra synth-sims-inter --model mmsa:$* --cpus-per-job 1 --out $(LB_RESULTS) > /dev/null
+
 mmsa-synth-%: $(STAMP)
 	$(MSABENCH) run --protocol synth-intra synth-inter --model mmsa:$* --cpus-per-job 1 --out $(LB_RESULTS) > /dev/null
 
@@ -114,6 +123,7 @@ mmsa-%: $(STAMP)
 # those whose runs are in leaderboard/runs.
 leaderboard: lb-mean lb-text-only lb-late-fusion ablate-prlf ablate-derl ablate-firf $(addprefix ablate-,$(REFERENCE_MODELS)) \
 		$(addprefix feat-,$(FEATURE_REFERENCE_MODELS)) $(addprefix mmsa-feat-,$(MMSA_SEQUENCE_MODELS)) \
+		$(addprefix sims-,$(FEATURE_REFERENCE_MODELS)) $(addprefix mmsa-sims-,$(MMSA_SIMS_MODELS)) \
 		$(if $(MOSI_UTT),$(addprefix real-,$(REAL_MODELS)) $(addprefix minilm-,$(MINILM_MODELS)) \
 		$(addprefix mmsa-,$(MMSA_MODELS)))
 	$(MSABENCH) leaderboard --results $(LB_RESULTS) --out leaderboard $(if $(MOSI_UTT),--data $(MOSI_UTT)) \

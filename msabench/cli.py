@@ -292,7 +292,8 @@ def cmd_data_synth(args) -> int:
     out = paths.output_file(args.out, "--out")
     if args.seed < 0:
         raise MsabenchError(f"--seed must be >= 0, got {args.seed}")
-    raw = synth.make_raw(seed=args.seed, **synth.VARIANTS[args.variant])
+    labels = {"labels": "sims", "sizes": synth.SIMS_SIZES} if args.dataset == synth.SIMS_NAME else {}
+    raw = synth.make_raw(seed=args.seed, **synth.VARIANTS[args.variant], **labels)
     tmp = _atomic_path(out, ".pkl")
     try:
         with tmp.open("wb") as f:
@@ -300,7 +301,7 @@ def cmd_data_synth(args) -> int:
         paths.publish(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-    print(f"wrote synth-mosi (seed {args.seed}) in MMSA {args.variant} format to {out}")
+    print(f"wrote {args.dataset} (seed {args.seed}) in MMSA {args.variant} format to {out}")
     return 0
 
 
@@ -393,7 +394,7 @@ def parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train models (checkpoints are cached; run re-uses them)")
     t.add_argument("--model", nargs="+", required=True, help="bundled model name(s), NAME:key=value options")
-    t.add_argument("--dataset", default="synth-mosi", help="synth-mosi, mosi, mosei, sims or mosi-utt")
+    t.add_argument("--dataset", default="synth-mosi", help="synth-mosi, synth-sims, mosi, mosei, sims or mosi-utt")
     t.add_argument("--variant", help="default: the dataset's first variant (aligned_50 for MOSI/MOSEI)")
     t.add_argument("--seeds", nargs="+", type=int, default=[1111, 1112, 1113])
     data_args(t)
@@ -423,6 +424,8 @@ def parser() -> argparse.ArgumentParser:
     y = dsub.add_parser("synth", help="write the synthetic dataset as an MMSA pickle")
     y.add_argument("--out", required=True)
     y.add_argument("--seed", type=int, default=0)
+    y.add_argument("--dataset", choices=["synth-mosi", "synth-sims"], default="synth-mosi",
+                   help="synth-sims: labelled as CH-SIMS ([-1, 1], with T/A/V labels, CH-SIMS's split sizes)")
     y.add_argument("--variant", choices=["aligned_50", "aligned_50_features", "unaligned_50"], default="aligned_50",
                    help="aligned_50_features: with MMSA's 768-d text features (~340 MB); unaligned_50: MOSI's real "
                         "unaligned shapes with 768-d text features (~440 MB)")

@@ -35,6 +35,7 @@ from msabench.report import seed_stats
 
 DATA_TITLES = {
     "synth-mosi": "Synthetic data (synth-mosi, generated; checks the plumbing, not real-world skill)",
+    "synth-sims": "Synthetic data labelled as CH-SIMS (synth-sims, generated; with unimodal T/A/V labels)",
     "mosi-utt": "Real data: CMU-MOSI utterance-level features, bc-LSTM split (split_bclstm)",
     "mosi": "CMU-MOSI (MMSA files)",
     "mosei": "CMU-MOSEI (MMSA files)",

@@ -40,6 +40,7 @@ DATASETS = {
     "mosei": ("aligned_50", "unaligned_50"),
     "sims": ("unaligned_39",),
     "synth-mosi": ("aligned_50", "aligned_50_features", "unaligned_50"),  # msabench.data.synth.VARIANTS
+    "synth-sims": ("aligned_50", "aligned_50_features", "unaligned_50"),  # the same, labelled as CH-SIMS
     "mosi-utt": ("features", "tokens", "words"),  # utterance-level feature table (msabench.data.table)
     "utt": ("features", "tokens", "words"),  # any user's feature table with a `split` column
 }
@@ -54,7 +55,9 @@ def dataset_kind(dataset: str) -> str:
 
     if dataset in REGISTRY:
         return REGISTRY[dataset].kind
-    return "sims" if dataset == "sims" else "mosi"
+    from msabench.data.core import kind_of
+
+    return kind_of(dataset)
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,18 @@ def test_multitask_models_train_on_unimodal_labels(model, sims, unaligned):
     assert set(unit.metrics["conditions"]["r=0"]) == {"Mult_acc_2", "Mult_acc_3", "Mult_acc_5", "F1_score", "MAE", "Corr"}
 
 
+def test_multitask_models_accept_the_shipped_synth_sims_protocols():
+    """synth-sims-* are where the multi-task models get rows: their data has T/A/V labels and features."""
+    from msabench import data
+
+    info = data.load("synth-sims", protocols.load("synth-sims-intra").variant).info
+    for model in adapter.UNIMODAL_MODELS:
+        submission.load(f"mmsa:{model}").check(info, 0)
+    features = data.load("synth-mosi", protocols.load("synth-features-intra").variant).info
+    with pytest.raises(MsabenchError, match="synth-mosi aligned_50_features has none"):
+        submission.load("mmsa:mlf_dnn").check(features, 0)
+
+
 def test_no_test_sample_reaches_mmsas_trainer(aligned, monkeypatch):
     from MMSA.trains import ATIO
 

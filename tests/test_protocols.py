@@ -8,7 +8,7 @@ from conftest import write_file
 SHIPPED = ["mosi-intra", "mosi-inter", "mosei-intra", "mosei-inter", "sims-intra", "sims-inter", "synth-intra",
            "synth-inter", "synth-features-intra", "synth-features-inter", "synth-unaligned-intra", "mosi-utt-inter",
            "mosi-utt-intra", "mosi-utt-intra-words", "mosi-utt-inter-tokens", "mosi-intra-per-seed-masks", "mosei-intra-per-seed-masks",
-           "sims-intra-per-seed-masks"]
+           "sims-intra-per-seed-masks", "synth-sims-intra", "synth-sims-inter"]
 
 BASE = """\
 name = "t"

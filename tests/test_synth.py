@@ -1,6 +1,7 @@
 """synth-mosi: determinism, the exact MMSA layout, token and label conventions, the
-unaligned_50 variant at MOSI's real shapes (with 768-d text features), and an end-to-end
-check that the example submission learns it and degrades under missing data."""
+unaligned_50 variant at MOSI's real shapes (with 768-d text features), an end-to-end
+check that the example submission learns it and degrades under missing data, and
+synth-sims (the same inputs labelled as CH-SIMS, with unimodal labels)."""
 
 from __future__ import annotations
 
@@ -509,3 +510,83 @@ def test_a_features_file_on_disk_reads_as_the_features_variant(tmp_path):
     ds = data.load("synth-mosi", "aligned_50_features", data=write_pickle(tmp_path / "aligned_50.pkl", raw))
     assert ds.variant == "aligned_50_features" and ds.info.text_feature_dim == 16
     assert np.array_equal(ds["test"].text_features, raw["test"]["text"])
+
+
+# --- synth-sims: the same process labelled as CH-SIMS -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def raw_sims():
+    return synth.make_raw(labels="sims")
+
+
+def test_sims_labels_leave_every_input_unchanged(raw, raw_sims):
+    for split in SPLITS:
+        for key in ("id", "raw_text", "text_bert", "audio", "vision"):
+            assert same(raw[split][key], raw_sims[split][key]), (split, key)
+        assert "regression_labels_T" not in raw[split]
+
+
+def test_sims_labels_are_means_of_five_polarities(raw, raw_sims):
+    for split in SPLITS:
+        part = raw_sims[split]
+        for key in ("regression_labels", "regression_labels_T", "regression_labels_A", "regression_labels_V"):
+            y = part[key]
+            assert y.dtype == np.float32 and y.shape == (len(part["id"]),), key
+            assert y.min() >= -1 and y.max() <= 1, key
+            assert np.allclose(y * 5, np.rint(y * 5), atol=1e-5), key  # multiples of 0.2
+            assert 0.3 < np.mean(y[y != 0] > 0) < 0.7, (split, key)  # both signs, everywhere
+        y_mosi, y = raw[split]["regression_labels"], part["regression_labels"]
+        agree = np.sign(y_mosi[(y != 0) & (y_mosi != 0)]) == np.sign(y[(y != 0) & (y_mosi != 0)])
+        assert agree.mean() > 0.95, split  # the same raters: the polarity of the MOSI-style label
+        expected = np.where(y > 0, "Positive", np.where(y < 0, "Negative", "Neutral"))
+        assert part["annotations"].tolist() == expected.tolist()
+    y = np.concatenate([raw_sims[s]["regression_labels"] for s in SPLITS])
+    assert len(np.unique(y)) == 11 and 0.03 < np.mean(y == 0) < 0.15
+
+
+def test_sims_unimodal_labels_follow_what_each_modality_expresses(raw_sims):
+    """T is rated from the words, A and V from voice and face: where clips are sarcastic (step 2),
+    A and V agree with each other more than either agrees with T, and each follows M."""
+    lab = {m: np.concatenate([raw_sims[s][f"regression_labels_{m}"] for s in SPLITS]) for m in "TAV"}
+    y = np.concatenate([raw_sims[s]["regression_labels"] for s in SPLITS])
+
+    def corr(a, b):
+        return np.corrcoef(a, b)[0, 1]
+
+    assert corr(lab["A"], lab["V"]) > max(corr(lab["A"], lab["T"]), corr(lab["V"], lab["T"])) + 0.05
+    assert not np.array_equal(lab["A"], lab["V"])  # their own raters
+    assert all(corr(lab[m], y) > 0.6 for m in "TAV")
+
+
+def test_synth_sims_dataset_and_load():
+    ds = data.load("synth-sims", "aligned_50_features")
+    assert (ds.name, ds.variant, ds.kind) == ("synth-sims", "aligned_50_features", "sims")
+    assert ds.info.unimodal_labels and ds.info.label_range == (-1.0, 1.0) and ds.info.text_feature_dim == 768
+    assert tuple(len(ds[s]) for s in SPLITS) == synth.SIMS_SIZES
+    mosi = synth.make_dataset(variant="aligned_50_features", sizes=synth.SIMS_SIZES)
+    assert ds.fingerprint != mosi.fingerprint
+    assert np.array_equal(ds["test"].text_features, mosi["test"].text_features)
+    with pytest.raises(MsabenchError, match="no generated dataset 'synth-x'"):
+        synth.make_dataset(name="synth-x")
+    with pytest.raises(MsabenchError, match="labels must be one of mosi, sims, got 'iemocap'"):
+        synth.make_raw(labels="iemocap")
+
+
+def test_synth_sims_file_reads_as_ch_sims(tmp_path):
+    """`msabench data synth --dataset synth-sims` writes a pickle with CH-SIMS's keys; read back, it is the
+    in-process dataset, unimodal labels included."""
+    out = tmp_path / "sims.pkl"
+    assert cli.main(["data", "synth", "--dataset", "synth-sims", "--out", str(out)]) == 0
+    ds = data.load("synth-sims", "aligned_50", data=out)
+    ref = synth.make_dataset(name="synth-sims")
+    assert ds.kind == "sims" and ds.fingerprint == ref.fingerprint
+    assert np.array_equal(ds["valid"].extra_labels["T"], ref["valid"].extra_labels["T"])
+
+
+def test_synth_sims_protocols_mask_what_synth_features_masks():
+    """synth-sims-* are synth-features-*'s conditions and seeds, scored with CH-SIMS's metrics."""
+    for name in ("intra", "inter"):
+        p, ps = protocols.load(f"synth-features-{name}"), protocols.load(f"synth-sims-{name}")
+        assert (ps.dataset, ps.variant, ps.primary_metric) == ("synth-sims", "aligned_50_features", "Mult_acc_2")
+        assert ps.conditions == p.conditions and ps.seeds == p.seeds and ps.mask_convention == p.mask_convention

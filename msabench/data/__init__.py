@@ -4,7 +4,7 @@ utterance-level feature tables.
 `load(name, variant, data=..., data_dir=...)` is the single entry point. Precedence:
 an explicit `data` (a file, a folder or `hub:owner/name`), then `data_dir` or the
 environment variable MSABENCH_DATA laid out like MMSA (`DIR/MOSI/Processed/unaligned_50.pkl`),
-and for `synth-mosi` the in-process generator at the requested variant (`synth.VARIANTS`).
+and for `synth-mosi` / `synth-sims` the in-process generator at the requested variant (`synth.VARIANTS`).
 Feature-table datasets (`mosi-utt`, see `msabench.data.table`) read `data` (a `.npz` /
 `.parquet` table) or the registered file name (`mosi-utterance.npz`) in `data_dir` / MSABENCH_DATA.
 """
@@ -61,10 +61,10 @@ def load(name: str, variant: str, data: str | Path | None = None, data_dir: str 
         if not path.exists():
             raise MsabenchError(f"data file {path} does not exist; {mmsa.OBTAIN}")
         return mmsa.load(paths.input_file(path, "data file"), name, variant, text=text)
-    if name == "synth-mosi":
-        return synth.make_dataset(seed=SYNTH_SEED, variant=variant)
+    if name in (synth.NAME, synth.SIMS_NAME):
+        return synth.make_dataset(seed=SYNTH_SEED, variant=variant, name=name)
     if name not in MMSA_LAYOUT:
-        raise MsabenchError(f"unknown dataset {name!r}; known: synth-mosi, {', '.join(MMSA_LAYOUT)}, "
+        raise MsabenchError(f"unknown dataset {name!r}; known: synth-mosi, synth-sims, {', '.join(MMSA_LAYOUT)}, "
                             f"{', '.join(table.REGISTRY)}")
     data_dir = data_dir or os.environ.get("MSABENCH_DATA")
     if not data_dir:

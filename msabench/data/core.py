@@ -22,6 +22,14 @@ PAD_ID, UNK_ID, CLS_ID, SEP_ID = 0, 100, 101, 102
 SPLITS = ("train", "valid", "test")
 
 
+SIMS_KIND = ("sims", "synth-sims")  # datasets labelled as CH-SIMS: labels in [-1, 1], SIMS metrics
+
+
+def kind_of(name: str) -> str:
+    """The metric family of an MMSA-layout dataset, from its name."""
+    return "sims" if name in SIMS_KIND else "mosi"
+
+
 @dataclass(frozen=True, eq=False)
 class Split:
     """One partition (train/valid/test) of a dataset, in file order.

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from msabench.data.core import SPLITS, Dataset, Split
+from msabench.data.core import SPLITS, Dataset, Split, kind_of
 from msabench.errors import MsabenchError
 
 _ALLOWED = {
@@ -160,7 +160,7 @@ def from_dict(raw, name: str, variant: str, source: str, text: str = "both") -> 
         splits[s], n = split_from_dict(raw[s], s, f"{source}, split {s}", text=text)
         replaced += n
     _check_alignment(splits["train"], variant, source)
-    return Dataset(name=name, variant=variant, kind="sims" if name == "sims" else "mosi", splits=splits,
+    return Dataset(name=name, variant=variant, kind=kind_of(name), splits=splits,
                    source=source, nonfinite_replaced=replaced)
 
 

@@ -11,6 +11,11 @@ never how good a model is on MOSI. Nothing in it comes from real recordings.
 into msabench's `Dataset` named "synth-mosi". The same arguments give bit-identical
 arrays on every run; another seed gives other data.
 
+`synth-sims` (`make_dataset(name="synth-sims")`, `make_raw(labels="sims")`) is the same
+process labelled as CH-SIMS is (step 7): labels in [-1, 1] plus unimodal T/A/V labels, at
+CH-SIMS's split sizes. MMSA's multi-task models (MLF-DNN, MTFN, MLMF) train on those
+unimodal labels, which no MOSI-layout data has.
+
 Variants (`VARIANTS`, picked by `make_dataset(variant=...)` and `msabench.data.load`)
 ----------------------------------------------------------------------------------
 - `aligned_50` (default): small and fast (~0.1 s), for tests, examples and the leaderboard.
@@ -35,6 +40,8 @@ each split holding
 - `regression_labels` float32 [N] in [-3, 3]; `classification_labels` float32 [N]
   (0 negative, 1 neutral, 2 positive: deprecated in MMSA, kept for compatibility);
   `annotations` object [N]: "Negative" / "Neutral" / "Positive", the label's sign.
+  synth-sims (`labels="sims"`): `regression_labels` in [-1, 1] (multiples of 0.2), and
+  `regression_labels_T`, `_A`, `_V` likewise, as in MMSA's CH-SIMS pickles (step 7).
 - `id` object [N]: "videoid$_$clipnum", 6 to 41 clips per made-up 11-character video
   id (the last video of a split may have fewer); no video spans two splits
   (speaker-independent splits, as in MOSI).
@@ -87,6 +94,14 @@ Generating process (independent `np.random.default_rng` streams spawned from the
    sentiment as a model reading ids does. Each token adds context noise N(0, 0.15^2/D)
    per feature: a word is much closer to itself elsewhere (distance ~0.2) than to
    another word (~1.4). Built in float32, 256 samples at a time (the full size is large).
+7. CH-SIMS labels (`labels="sims"`, from an 8th stream, so steps 1-6 draw as without them).
+   CH-SIMS's five annotators each give a polarity (-1, 0, 1), and the label is their mean
+   (multiples of 0.2 in [-1, 1]); annotators who saw one modality alone label that
+   modality. Here the multimodal label is the polarity of the first five step-3 ratings
+   (sign(round(perceived + noise))), and each unimodal label is five fresh raters'
+   polarities of what that modality expresses: s_T for text, s_nv for audio and, with its
+   own raters, for vision. So T and the audio/vision labels disagree where the clip is
+   sarcastic, as CH-SIMS's unimodal labels disagree with each other.
 What a simple model sees on aligned_50: the example submission (`submissions/example.py`,
 seed 1111), tested on the test split with the same fraction r of tokens and frames
 dropped in all three modalities (mask seed 1111), scores Non0 Acc-2 0.80 at r = 0,
@@ -104,7 +119,10 @@ from msabench.data.core import CLS_ID, PAD_ID, SEP_ID, Dataset
 from msabench.errors import MsabenchError
 
 NAME = "synth-mosi"
+SIMS_NAME = "synth-sims"
 DEFAULT_SIZES = (1284, 229, 686)
+SIMS_SIZES = (1368, 456, 457)  # CH-SIMS's train / valid / test
+LABELS = ("mosi", "sims")  # label layouts: MOSI's [-3, 3], CH-SIMS's [-1, 1] with T/A/V labels
 _SPLITS = ("train", "valid", "test")
 
 # Word ids: real-word range of bert-base-uncased, clear of the special tokens.
@@ -125,6 +143,7 @@ _DISAGREE_P, _DISAGREE_SLOPE, _DISAGREE_SD = 0.15, -0.7, 0.6
 _TEXT_WEIGHT = 0.55
 _ANNOTATORS = ((5, 0.85), (4, 0.08), (3, 0.07))
 _RATER_SD = 0.5
+_SIMS_RATERS = 5  # CH-SIMS: five annotators per clip, each giving -1, 0 or 1
 _LEN_MEDIAN, _LEN_SIGMA, _LEN_MIN = 11.0, 0.55, 6
 _IMPLICIT_P = 0.2  # clips whose words carry no sentiment (only voice and face do)
 _MIN_CUES, _CUE_RATE, _CUE_SD, _CUE_FLIP = 2, 0.06, 0.25, 0.03
@@ -215,12 +234,16 @@ def make_raw(
     vision_dim: int = 20,
     aligned: bool = True,
     text_feature_dim: int = 0,
+    labels: str = "mosi",
 ) -> dict:
     """The synth-mosi data as an MMSA processed-pickle dict (see the module docstring).
 
     `text_feature_dim` > 0 adds MMSA's `text` key; every other array is unchanged by it.
+    `labels="sims"` labels it as CH-SIMS is (step 7); the inputs are unchanged by it.
     """
     seed = _check_int("seed", seed, 0)
+    if labels not in LABELS:
+        raise MsabenchError(f"synth-mosi: labels must be one of {', '.join(LABELS)}, got {labels!r}")
     if len(tuple(sizes)) != 3:
         raise MsabenchError(f"synth-mosi: sizes must be (train, valid, test), got {sizes!r}")
     sizes = tuple(_check_int("each of sizes", s, 0) for s in sizes)
@@ -237,9 +260,10 @@ def make_raw(
     vision_len = _check_int("vision_len", vision_len, 3)
     text_feature_dim = _check_int("text_feature_dim", text_feature_dim, 0)
 
-    # spawn(7)[:6] == spawn(6): the 7th stream (text features) leaves the other arrays as they were.
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(7)]
-    r_video, r_latent, r_label, r_text, r_audio, r_vision, r_feat = streams
+    # spawn(8)[:6] == spawn(6): the 7th stream (text features) and the 8th (CH-SIMS labels) leave the
+    # other arrays as they were.
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(8)]
+    r_video, r_latent, r_label, r_text, r_audio, r_vision, r_feat, r_sims = streams
 
     # 1. Videos, split by split (no video crosses splits), clips numbered from 1.
     counts_per_split = []
@@ -280,7 +304,13 @@ def make_raw(
     ratings = np.clip(np.rint(perceived[:, None] + r_label.normal(0.0, _RATER_SD, (n_total, n_max))), -3, 3)
     n_ann = r_label.choice([k for k, _ in _ANNOTATORS], size=n_total, p=[p for _, p in _ANNOTATORS])
     used = np.arange(n_max)[None, :] < n_ann[:, None]
-    labels = ((ratings * used).sum(1) / n_ann).astype(np.float32)
+    label = ((ratings * used).sum(1) / n_ann).astype(np.float32)
+    unimodal = {}
+    if labels == "sims":  # 7. polarities, averaged over five raters
+        label = np.sign(ratings[:, :_SIMS_RATERS]).mean(1).astype(np.float32)
+        for m, expressed in (("T", s_text), ("A", s_nv), ("V", s_nv)):
+            noisy = expressed[:, None] + r_sims.normal(0.0, _RATER_SD, (n_total, _SIMS_RATERS))
+            unimodal[m] = np.sign(np.rint(noisy)).mean(1).astype(np.float32)
 
     # 4. Text: [CLS] content [SEP] [PAD]...
     word_ids = r_text.permutation(np.arange(_WORD_LO, _WORD_HI))
@@ -337,7 +367,7 @@ def make_raw(
     audio = _frames(r_audio, a_steps, a_len, audio_off[video], s_nv, a_dir, _AUDIO_GAIN, _AUDIO_EXPR_P)
     vision = _frames(r_vision, v_steps, v_len, vision_off[video], s_nv, v_dir, _VISION_GAIN, _VISION_EXPR_P)
 
-    sign = np.sign(labels).astype(np.int64)
+    sign = np.sign(label).astype(np.int64)
     annotations = np.array(["Negative", "Neutral", "Positive"], dtype=object)[sign + 1]
     out = {}
     start = 0
@@ -350,12 +380,14 @@ def make_raw(
             "text_bert": np.ascontiguousarray(text_bert[sl]),
             "audio": np.ascontiguousarray(audio[sl]),
             "vision": np.ascontiguousarray(vision[sl]),
-            "regression_labels": labels[sl].copy(),
+            "regression_labels": label[sl].copy(),
             "classification_labels": (sign[sl] + 1).astype(np.float32),
             "annotations": annotations[sl].copy(),
         }
         if features is not None:
             part["text"] = features[sl]  # a contiguous view: no second copy of the largest array
+        for m, values in unimodal.items():
+            part[f"regression_labels_{m}"] = values[sl].copy()
         if not aligned:
             part["audio_lengths"] = [int(x) for x in a_len[sl]]
             part["vision_lengths"] = [int(x) for x in v_len[sl]]
@@ -363,15 +395,20 @@ def make_raw(
     return out
 
 
-def make_dataset(seed: int = 0, variant: str = "aligned_50", **overrides) -> Dataset:
+def make_dataset(seed: int = 0, variant: str = "aligned_50", name: str = NAME, **overrides) -> Dataset:
     """`make_raw` with `variant`'s shapes (`VARIANTS`) updated by `overrides`, as a `Dataset` named
-    "synth-mosi", read like any MMSA file. It is labelled `variant`; where `overrides` change the variant's
-    shapes, the label follows the final `aligned`/`text_len` instead (they are no longer the named variant's)."""
+    `name` ("synth-mosi", or "synth-sims": CH-SIMS's labels and split sizes), read like any MMSA file.
+    It is labelled `variant`; where `overrides` change the variant's shapes, the label follows the final
+    `aligned`/`text_len` instead (they are no longer the named variant's)."""
     from msabench.data import mmsa
 
+    if name not in (NAME, SIMS_NAME):
+        raise MsabenchError(f"no generated dataset {name!r}; generated: {NAME}, {SIMS_NAME}")
     if variant not in VARIANTS:
-        raise MsabenchError(f"synth-mosi has no variant {variant!r}; variants: {', '.join(VARIANTS)}")
+        raise MsabenchError(f"{name} has no variant {variant!r}; variants: {', '.join(VARIANTS)}")
+    if name == SIMS_NAME:
+        overrides = {"labels": "sims", "sizes": SIMS_SIZES, **overrides}
     kwargs = {**VARIANTS[variant], **overrides}
     reshaped = any(key in VARIANTS[variant] and value != VARIANTS[variant][key] for key, value in overrides.items())
     label = f"{'aligned' if kwargs['aligned'] else 'unaligned'}_{kwargs['text_len']}" if reshaped else variant
-    return mmsa.from_dict(make_raw(seed, **kwargs), NAME, label, f"generated:{NAME} seed={seed}")
+    return mmsa.from_dict(make_raw(seed, **kwargs), name, label, f"generated:{name} seed={seed}")
