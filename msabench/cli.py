@@ -292,8 +292,7 @@ def cmd_data_synth(args) -> int:
     out = paths.output_file(args.out, "--out")
     if args.seed < 0:
         raise MsabenchError(f"--seed must be >= 0, got {args.seed}")
-    labels = {"labels": "sims", "sizes": synth.SIMS_SIZES} if args.dataset == synth.SIMS_NAME else {}
-    raw = synth.make_raw(seed=args.seed, **synth.VARIANTS[args.variant], **labels)
+    raw = synth.make_raw(seed=args.seed, **synth.VARIANTS[args.variant], **synth.GENERATED[args.dataset])
     tmp = _atomic_path(out, ".pkl")
     try:
         with tmp.open("wb") as f:

@@ -61,7 +61,7 @@ def load(name: str, variant: str, data: str | Path | None = None, data_dir: str 
         if not path.exists():
             raise MsabenchError(f"data file {path} does not exist; {mmsa.OBTAIN}")
         return mmsa.load(paths.input_file(path, "data file"), name, variant, text=text)
-    if name in (synth.NAME, synth.SIMS_NAME):
+    if name in synth.GENERATED:
         return synth.make_dataset(seed=SYNTH_SEED, variant=variant, name=name)
     if name not in MMSA_LAYOUT:
         raise MsabenchError(f"unknown dataset {name!r}; known: synth-mosi, synth-sims, {', '.join(MMSA_LAYOUT)}, "

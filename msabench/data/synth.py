@@ -123,6 +123,7 @@ SIMS_NAME = "synth-sims"
 DEFAULT_SIZES = (1284, 229, 686)
 SIMS_SIZES = (1368, 456, 457)  # CH-SIMS's train / valid / test
 LABELS = ("mosi", "sims")  # label layouts: MOSI's [-3, 3], CH-SIMS's [-1, 1] with T/A/V labels
+GENERATED = {NAME: {}, SIMS_NAME: {"labels": "sims", "sizes": SIMS_SIZES}}  # name -> its make_raw arguments
 _SPLITS = ("train", "valid", "test")
 
 # Word ids: real-word range of bert-base-uncased, clear of the special tokens.
@@ -402,12 +403,11 @@ def make_dataset(seed: int = 0, variant: str = "aligned_50", name: str = NAME, *
     `aligned`/`text_len` instead (they are no longer the named variant's)."""
     from msabench.data import mmsa
 
-    if name not in (NAME, SIMS_NAME):
-        raise MsabenchError(f"no generated dataset {name!r}; generated: {NAME}, {SIMS_NAME}")
+    if name not in GENERATED:
+        raise MsabenchError(f"no generated dataset {name!r}; generated: {', '.join(GENERATED)}")
     if variant not in VARIANTS:
         raise MsabenchError(f"{name} has no variant {variant!r}; variants: {', '.join(VARIANTS)}")
-    if name == SIMS_NAME:
-        overrides = {"labels": "sims", "sizes": SIMS_SIZES, **overrides}
+    overrides = {**GENERATED[name], **overrides}
     kwargs = {**VARIANTS[variant], **overrides}
     reshaped = any(key in VARIANTS[variant] and value != VARIANTS[variant][key] for key, value in overrides.items())
     label = f"{'aligned' if kwargs['aligned'] else 'unaligned'}_{kwargs['text_len']}" if reshaped else variant
