@@ -64,7 +64,7 @@ def load(name: str, variant: str, data: str | Path | None = None, data_dir: str 
     if name in synth.GENERATED:
         return synth.make_dataset(seed=SYNTH_SEED, variant=variant, name=name)
     if name not in MMSA_LAYOUT:
-        raise MsabenchError(f"unknown dataset {name!r}; known: synth-mosi, synth-sims, {', '.join(MMSA_LAYOUT)}, "
+        raise MsabenchError(f"unknown dataset {name!r}; known: {', '.join(synth.GENERATED)}, {', '.join(MMSA_LAYOUT)}, "
                             f"{', '.join(table.REGISTRY)}")
     data_dir = data_dir or os.environ.get("MSABENCH_DATA")
     if not data_dir:
