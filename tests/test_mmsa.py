@@ -83,6 +83,42 @@ def test_truncated_pickle(tmp_path):
         mmsa.load(path, "mosi", "aligned_50")
 
 
+# Opcodes whose length field makes the C unpickler overflow or try a huge allocation,
+# which once escaped as a traceback (CI, random garbage bytes).
+CRAFTED = {
+    "BINUNICODE8 longer than the address space": b"\x80\x04\x8d" + (2**63 + 5).to_bytes(8, "little"),
+    "BINBYTES8 of 2**62 bytes": b"\x80\x04\x8e" + (2**62).to_bytes(8, "little"),
+    "BINUNICODE of 4 GiB on 3 bytes": b"\x80\x02X" + (2**32 - 1).to_bytes(4, "little") + b"abc",
+    "LONG4 with a negative length": b"\x80\x02\x8b" + (2**32 - 1).to_bytes(4, "little"),
+    "invalid UTF-8 in a string": b"\x80\x04\x8c\x02\xff\xfe.",
+    "stop with an empty stack": b"\x80\x04.",
+}
+
+
+@pytest.mark.parametrize("data", CRAFTED.values(), ids=CRAFTED.keys())
+def test_crafted_corrupt_pickle_is_one_error(tmp_path, data):
+    path = tmp_path / "bad.pkl"
+    path.write_bytes(data)
+    with pytest.raises(MsabenchError, match="bad.pkl.*truncated or corrupt"):
+        mmsa.read_pickle(path)
+
+
+def test_random_bytes_are_one_error(tmp_path):
+    """Whatever the bytes, reading ends in MsabenchError, never another exception."""
+    rng = np.random.default_rng(20261205)
+    path = tmp_path / "noise.pkl"
+    for i in range(400):
+        head = b"\x80" + bytes([int(rng.integers(2, 6))]) if i % 2 else b""  # half look like a pickle
+        path.write_bytes(head + rng.bytes(int(rng.integers(1, 300))))
+        try:
+            got = mmsa.read_pickle(path)
+        except MsabenchError as e:
+            assert "noise.pkl" in str(e)
+        else:  # a few byte strings are valid tiny pickles; they must then fail the MMSA checks
+            with pytest.raises(MsabenchError):
+                mmsa.from_dict(got, "mosi", "aligned_50", str(path))
+
+
 def test_missing_file_names_expected_path(tmp_path):
     with pytest.raises(MsabenchError) as e:
         load("mosei", "unaligned_50", data_dir=tmp_path)

@@ -54,7 +54,7 @@ def read_pickle(path: str | Path):
             return _RestrictedUnpickler(f, path).load()
     except MsabenchError:
         raise
-    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, IndexError, KeyError, AttributeError) as e:
+    except Exception as e:  # corrupt bytes raise almost anything: UnpicklingError, OverflowError, MemoryError...
         raise MsabenchError(f"{path}: not a readable MMSA pickle (truncated or corrupt): {type(e).__name__}: {e}") from None
 
 
