@@ -72,14 +72,12 @@ MMSA_BERT_MODELS := self_mm bert_mag mmim tfr_net misa
 # sequences of audio and vision)
 MMSA_TOKEN_MODELS := self_mm mmim
 # On synth-features-intra/-inter (synth's aligned token sequences with MMSA's 768-d text features): the
-# bundled reference rows and MMSA's feature models measured to train in minutes there (one CPU thread,
-# all three seeds: lmf 3 min, ef_lstm 5, mfm 15, mfn 18, graph_mfn 24; tfn 5-9 per seed). mult and mctn
-# come from `make mmsa-feat-NAME` (or benchmarks/gpu_rows.sh) and are ranked when their runs are in
-# leaderboard/runs: mctn's validation loss was still falling after 62 epochs (33 min of one core, seed
-# 1111), and mult holds about 10 GB (MMSA's trainers keep each batch's autograd graph until the epoch
-# ends; benchmarks/mmsa_graph_memory.py).
+# bundled reference rows and MMSA's feature models (one CPU thread, all three seeds: lmf 3 min, ef_lstm 5,
+# mfm 15, mfn 18, graph_mfn 24; tfn 5-9 per seed; mult 8-16 minutes of training a seed, holding about
+# 10 GB while it trains, since MMSA's trainers keep each batch's autograd graph until the epoch ends
+# (benchmarks/mmsa_graph_memory.py); mctn 41-48 minutes a seed, 97-107 epochs before MMSA's early stop).
 FEATURE_REFERENCE_MODELS := mean text-only late-fusion
-MMSA_SEQUENCE_MODELS := lf_dnn tfn lmf ef_lstm mfm mfn graph_mfn
+MMSA_SEQUENCE_MODELS := lf_dnn tfn lmf ef_lstm mfm mfn graph_mfn mult mctn
 # On synth-sims-intra/-inter (the same data labelled as CH-SIMS, with unimodal T/A/V labels): MMSA's
 # multi-task models, which train on those labels, beside their single-task versions and the references
 MMSA_SIMS_MODELS := mlf_dnn lf_dnn mlmf lmf mtfn tfn

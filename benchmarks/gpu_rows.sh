@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The leaderboard rows of MMSA's slowest models (BERT-reading, and MulT and MCTN on synth-features) on one
-# GPU machine: minutes there, 35-120 CPU-minutes per seed on one CPU core. Each (model, seed) is one
-# `msabench run` process (both protocols of a pair from one checkpoint), all of them sharing the GPU; the
-# first model's seed 1111 is trained a second time into another folder, so its predictions can be
-# compared bit for bit.
+# GPU machine: minutes there, 35-120 minutes per seed on one CPU core for the BERT-reading ones. Each
+# (model, seed) is one `msabench run` process (both protocols of a pair from one checkpoint), all of them
+# sharing the GPU; the first model's seed 1111 is trained a second time into another folder, so its
+# predictions can be compared bit for bit.
 #
 # Usage: bash benchmarks/gpu_rows.sh OUT [MOSI_UTT]
 #   OUT/runs    the result units (copy them into leaderboard/runs, then `make leaderboard`)
 #   OUT/again   the repeated seed;  OUT/logs  one log per process
 #   MOSI_UTT    ../shared/data/mosi-utterance.npz: adds Self-MM and MMIM on the real transcripts' tokens
-# FEATURE_MODELS (default mult mctn, hours a seed on one CPU core) run on synth-features-intra/-inter.
+# FEATURE_MODELS (default mult mctn: 8-16 and 41-48 minutes of training a seed on one CPU core) run on
+# synth-features-intra/-inter.
 # MSABENCH (default `python3 -m msabench`), MODELS, TOKEN_MODELS and FEATURE_MODELS may be set to run other
 # models; LIMIT=S stops every run after S seconds (what finished is kept: units are written one by one).
 set -u
