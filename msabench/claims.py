@@ -108,6 +108,8 @@ def load_file(path: str | Path) -> list[Claim]:
         raise MsabenchError(f"claims file {path} does not exist") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise MsabenchError(f"{path}: not valid TOML: {e}") from None
+    except RecursionError:  # tables or arrays nested thousands deep
+        raise MsabenchError(f"{path}: tables or arrays nested too deeply to read") from None
     entries = data.get("claim")
     if not isinstance(entries, list) or not entries or set(data) != {"claim"}:
         raise MsabenchError(f"{path}: expected one or more [[claim]] tables (and nothing else), each with "

@@ -9,41 +9,84 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from msabench import paths
 from msabench.errors import MsabenchError
 
 
-def _atomic_path(final: Path, suffix: str) -> Path:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent)
-    os.close(fd)
-    return Path(tmp)
+MAX_ERROR_LINE = 1000  # characters of one error line; a 200 KB exception message is cut to this
+
+
+def _clip(line: str, limit: int = MAX_ERROR_LINE) -> str:
+    """`line` cut to at most `limit` characters, saying how much was cut."""
+    if len(line) <= limit:
+        return line
+    keep = max(0, limit - len(f" ... ({len(line)} characters cut)"))
+    return f"{line[:keep]} ... ({len(line) - keep} characters cut)"
 
 
 def _data_args(args) -> None:
+    if args.data and args.data_dir:
+        raise MsabenchError(f"--data {args.data} and --data-dir {args.data_dir}: give one of them (--data names the "
+                            "data itself, --data-dir a folder in MMSA layout to find it in)")
     if args.data_dir:
         paths.input_dir(args.data_dir, "--data-dir")
 
 
+SEED_LIMIT = 2**32  # numpy's seeds are 32-bit
+
+
+def _check_seeds(seeds, flag: str = "--seeds") -> None:
+    for s in seeds or ():
+        if not 0 <= s < SEED_LIMIT:
+            raise MsabenchError(f"{flag} must be whole numbers in [0, 2^32) (0 to {SEED_LIMIT - 1}), got {s}")
+
+
+def _load_protocols(names: list[str]) -> list:
+    """--protocol names and files, loaded; two that share a name (results are stored by it) are refused."""
+    from msabench import protocols
+
+    plan, seen = [], {}  # protocol name -> (as given, file)
+    for given in names:
+        path = protocols.source(given)
+        p = protocols.load(given)
+        if p.name in seen:
+            first, first_path = seen[p.name]
+            if first_path.resolve() == path.resolve():
+                continue  # the same file twice: run it once
+
+            def shown(g, f):
+                return str(g) if Path(g) == f else f"{g} ({f})"
+
+            raise MsabenchError(
+                f"--protocol: {shown(first, first_path)} and {shown(given, path)} both define protocol "
+                f"'{p.name}'; results are stored under the protocol's name, so one run takes only one of them "
+                "(give the file another `name`)")
+        seen[p.name] = (given, path)
+        plan.append(p)
+    return plan
+
+
 def cmd_run(args) -> int:
-    from msabench import executors, protocols, report, runner, submission
+    from msabench import executors, report, runner, submission
     from msabench.data import load
 
     # every input checked before any work: cheap checks first, then the data and the submissions
     runner.check_batch_size(args.batch_size)
     paths.output_dir(args.out, "--out")
     _data_args(args)
-    plan = [protocols.load(name) for name in args.protocol]
+    _check_seeds(args.seeds)
+    plan = _load_protocols(args.protocol)
     for s in args.seeds or []:
         if not any(s in p.seeds for p in plan):
             raise MsabenchError(f"seed {s} is not one of the seeds of {', '.join(p.name for p in plan)}")
+    from msabench.isolation import Limits
+
+    limits = Limits(timeout=args.timeout, memory_gb=args.memory, sandbox=args.sandbox)
     executor = executors.make(args.executor, args.address, args.cpus_per_job, args.gpus_per_job,
-                              isolate=not args.in_process)
+                              isolate=not args.in_process, limits=limits)
     models = list(args.model)
     if args.ablate:
         models += [v for m in args.model for v in submission.ablations(m)]
@@ -76,7 +119,7 @@ def cmd_run(args) -> int:
         failed = len(grid.failures)
         tail = (f" ({failed} of {grid.jobs} job(s) failed{'; the other results are written' if failed < grid.jobs else ''})"
                 if i == failed else "")
-        print(f"msabench: error: {error}{tail}", file=sys.stderr)
+        print(_clip(f"msabench: error: {error}", MAX_ERROR_LINE - len(tail)) + tail, file=sys.stderr)
     return 1 if grid.failures else 0
 
 
@@ -92,6 +135,7 @@ def cmd_train(args) -> int:
             raise MsabenchError(f"train takes bundled models (they cache checkpoints for run); {spec} is not one: "
                                 "a submission file is trained by msabench run")
     _data_args(args)
+    _check_seeds(args.seeds)
     if args.dataset not in DATASETS:
         raise MsabenchError(f"unknown dataset {args.dataset!r}; known: {', '.join(DATASETS)}")
     variant = args.variant or DATASETS[args.dataset][0]
@@ -141,9 +185,15 @@ def _label_data(args) -> tuple[str, ...]:
     return tuple(str(p) for p in args.data or ())
 
 
+MAX_RESAMPLES = 1_000_000
+
+
 def _check_resampling(args) -> None:
     if args.resamples < 100:
         raise MsabenchError(f"--resamples must be >= 100 (a bootstrap needs enough resamples), got {args.resamples}")
+    if args.resamples > MAX_RESAMPLES:
+        raise MsabenchError(f"--resamples must be <= {MAX_RESAMPLES:,} (each resample holds a count per sample in "
+                            f"memory), got {args.resamples:,}")
     if args.bootstrap_seed < 0:
         raise MsabenchError(f"--bootstrap-seed must be >= 0, got {args.bootstrap_seed}")
     if not 0 < getattr(args, "alpha", 0.05) < 1:
@@ -155,6 +205,7 @@ def cmd_compare(args) -> int:
 
     paths.input_dir(args.results, "--results")
     _check_resampling(args)
+    _check_seeds(args.seeds)
     paired = compare.pair(args.results, args.protocol, args.a, args.b, seeds=args.seeds, data=_label_data(args))
     if args.conditions:
         paired = paired.only(args.conditions)
@@ -243,13 +294,8 @@ def cmd_masks_export(args) -> int:
     protocol = protocols.load(args.protocol)
     dataset = load(protocol.dataset, protocol.variant, data=args.data, data_dir=args.data_dir, tokenizer=args.tokenizer)
     arrays, digest = masking.export(protocol, dataset[protocol.split])
-    tmp = _atomic_path(out, ".npz")
-    try:
-        with tmp.open("wb") as f:
-            np.savez_compressed(f, **arrays)
-        paths.publish(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with paths.atomic_file(out, ".npz") as tmp, tmp.open("wb") as f:
+        np.savez_compressed(f, **arrays)
     print(f"wrote {len(arrays) - 1} masks for {len(dataset[protocol.split])} samples to {out}")
     print(f"masks sha256: {digest}")
     return 0
@@ -293,13 +339,8 @@ def cmd_data_synth(args) -> int:
     if args.seed < 0:
         raise MsabenchError(f"--seed must be >= 0, got {args.seed}")
     raw = synth.make_raw(seed=args.seed, **synth.VARIANTS[args.variant], **synth.GENERATED[args.dataset])
-    tmp = _atomic_path(out, ".pkl")
-    try:
-        with tmp.open("wb") as f:
-            pickle.dump(raw, f, protocol=4)
-        paths.publish(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with paths.atomic_file(out, ".pkl") as tmp, tmp.open("wb") as f:
+        pickle.dump(raw, f, protocol=4)
     print(f"wrote {args.dataset} (seed {args.seed}) in MMSA {args.variant} format to {out}")
     return 0
 
@@ -342,12 +383,8 @@ def cmd_init(args) -> int:
     if out.exists():
         raise MsabenchError(f"init {out}: the file exists; msabench init never overwrites a file")
     source = (shipped("submissions") / "example.py").read_bytes()
-    tmp = _atomic_path(out, ".py")
-    try:
+    with paths.atomic_file(out, ".py") as tmp:
         tmp.write_bytes(source)
-        paths.publish(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     print(f"wrote the example submission to {out}; try: msabench run --protocol synth-intra --model {out}")
     return 0
 
@@ -358,7 +395,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         command = self.prog.removeprefix("msabench").strip()
         where = f"{command}: " if command else ""
-        self.exit(2, f"msabench: error: {where}{message} (see {self.prog} --help)\n")
+        self.exit(2, _clip(f"msabench: error: {where}{message} (see {self.prog} --help)") + "\n")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -373,8 +410,10 @@ def parser() -> argparse.ArgumentParser:
                                            "the packaged MiniLM's (minilm)")
 
     r = sub.add_parser("run", help="evaluate models under protocols")
-    r.add_argument("--protocol", nargs="+", required=True, help="shipped protocol name(s) or TOML file(s)")
-    r.add_argument("--model", nargs="+", required=True, help="submission file(s) or bundled model name(s)")
+    r.add_argument("--protocol", nargs="+", action="extend", required=True,
+                   help="shipped protocol name(s) or TOML file(s) (repeatable)")
+    r.add_argument("--model", nargs="+", action="extend", required=True,
+                   help="submission file(s) or bundled model name(s) (repeatable)")
     r.add_argument("--seeds", nargs="+", type=int, help="a subset of the protocol's seeds")
     r.add_argument("--out", default="results", help="results folder (default: results)")
     r.add_argument("--batch-size", type=int, default=64)
@@ -383,6 +422,13 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--cpus-per-job", type=float, default=None,
                    help="CPUs (torch threads) per (model, seed) job; default: all of this machine's serially, 1 under Ray")
     r.add_argument("--gpus-per-job", type=float, help="Ray GPUs per job (default 0); fractions pack jobs on a GPU")
+    r.add_argument("--sandbox", action="store_true",
+                   help="run each submission file's worker under bubblewrap: it sees the Python environment, the "
+                        "file and its label-free inputs only, read-only; no network, data file, results or home")
+    r.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="a submission's import, build, fit and each predict batch may take at most this long")
+    r.add_argument("--memory", type=float, metavar="GB", help="a submission's worker may allocate at most this much "
+                                                               "(RLIMIT_DATA)")
     r.add_argument("--in-process", action="store_true",
                    help="serial executor: run file submissions in this process (for a debugger) instead of one "
                         "fresh process per job")
@@ -507,16 +553,16 @@ def main(argv: list[str] | None = None) -> int:
     if extra:  # named with its command, not as the top-level parser's error
         command = " ".join(filter(None, [args.command, getattr(args, "masks_command", None),
                                          getattr(args, "data_command", None)]))
-        p.exit(2, f"msabench: error: {command}: unrecognized argument(s): {' '.join(extra)} "
-                  f"(see msabench {command} --help)\n")
+        p.exit(2, _clip(f"msabench: error: {command}: unrecognized argument(s): {' '.join(extra)} "
+                        f"(see msabench {command} --help)") + "\n")
     try:
         return args.func(args)
     except MsabenchError as e:
-        print(f"msabench: error: {e}", file=sys.stderr)
+        print(_clip(f"msabench: error: {e}"), file=sys.stderr)
         return 2
     except OSError as e:  # disk full, a file vanishing mid-run: still one line, and what was finished is kept
         where = f"{e.filename}: " if e.filename else ""
-        print(f"msabench: error: {where}{e.strerror or e}", file=sys.stderr)
+        print(_clip(f"msabench: error: {where}{e.strerror or e}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("msabench: interrupted; finished results are kept, re-run to complete the rest", file=sys.stderr)

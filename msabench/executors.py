@@ -7,11 +7,13 @@ inputs, so their per-sample predictions are bit-identical; the driver writes eac
 finished unit atomically as it arrives, so an interrupted grid keeps what finished
 and a re-run does only what is missing.
 
-Submission code never runs in the driver: files are probed in a worker process, and the
-serial executor runs each job of a file submission there too (see msabench.isolation),
-so a submission that calls sys.exit or os._exit, or crashes in native code, fails its
-own job and the rest of the grid goes on. Bundled models run in-process; under Ray,
-every job runs in Ray's workers.
+Ingestion and scoring are split (msabench.runner): a job's host (this process for the
+serial executor, a Ray worker under Ray) is given the dataset as models see it, the
+evaluation split without labels, and returns predictions; the driver scores them with
+its own metrics and writes every file. A submission file's code runs in a worker process
+of its own under that host (msabench.isolation), never in the host or the driver, so a
+submission that exits, crashes, patches msabench or walks the garbage collector fails or
+fools only itself. Bundled models, msabench's own code, run in the host.
 
 What a job is given: the serial executor gives each job every CPU of this process
 (or `cpus_per_job`) and the GPUs it sees; Ray gives `cpus_per_job` CPUs (torch's
@@ -24,19 +26,19 @@ so that imports flow one way (executors -> runner).
 
 from __future__ import annotations
 
+import hashlib
 import math
-import pickle
-import shutil
+import socket
 import sys
-import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from msabench import devices, isolation, masking, results, runner, submission
+from msabench import devices, ingestion, isolation, masking, results, runner, submission
 from msabench import protocols as protocols_mod
-from msabench.data import Dataset
+from msabench.data import Dataset, Split
 from msabench.data import load as load_data
 from msabench.errors import MsabenchError
+from msabench.isolation import Limits
 from msabench.protocols import Protocol
 
 EXECUTORS = ("serial", "ray")
@@ -53,6 +55,10 @@ class Job:
     batch_size: int
     source: bytes | None = None  # a file submission's bytes: remote workers need no shared disk
     threads: int | None = None  # CPU threads torch uses in the job (None: as the worker has it)
+    masks: tuple[str, ...] = ()  # the masks fingerprint of each protocol, computed by the driver
+    limits: Limits = Limits()  # what a submission file's worker may use
+    name: str = ""  # the model's name (its results folder)
+    fit_test: bool = False  # a bundled model that selects its checkpoints on the test split
 
     @property
     def label(self) -> str:
@@ -67,44 +73,32 @@ class GridReport:
     jobs: int = 0  # jobs run (finished or failed)
 
 
-def _submission(job: Job, step=None) -> submission.Submission:
-    """Load the job's submission where it runs; a file missing there is rebuilt from its bytes."""
-    if step is not None:
-        step("import")
-    if job.source is None or Path(job.model).is_file():
-        sub = submission.load(job.model)
-        if job.source is None or sub.path.read_bytes() == job.source:
-            return sub
-    folder = Path(tempfile.mkdtemp(prefix="msabench-job-"))
-    copy = folder / Path(job.model).name
-    copy.write_bytes(job.source)
-    return replace(submission.load(copy), path=Path(job.model))
+def execute(job: Job, inputs: Dataset, test: Split | None = None) -> list[runner.Predictions]:
+    """The ingestion half of one job, on its host (this process, or a Ray worker).
 
-
-def execute(job: Job, dataset: Dataset, step=None) -> list[results.UnitResult]:
-    """The work of one job; the same function runs in-process, in the isolation worker and on Ray workers."""
-    return runner.run_job(_submission(job, step), dataset, list(job.protocols), job.seed, job.batch_size,
-                          threads=job.threads, step=step)
-
-
-_LAST_DATASET: dict[str, Dataset] = {}  # in a worker: the dataset of the grid it is serving
-
-
-def execute_file(job: Job, dataset_file: str, step=None) -> list[results.UnitResult]:
-    """`execute` in a worker process, reading the dataset the driver pickled once for the grid."""
-    if dataset_file not in _LAST_DATASET:
-        if step is not None:
-            step("loading the dataset")
-        with open(dataset_file, "rb") as f:
-            dataset = pickle.load(f)
-        _LAST_DATASET.clear()
-        _LAST_DATASET[dataset_file] = dataset
-    return execute(job, _LAST_DATASET[dataset_file], step)
+    `inputs`: the dataset as models see it (evaluation splits without labels); `test`: the
+    labelled test split, only for a bundled model that selects on it.
+    """
+    if job.source is None:  # a bundled model: msabench's own code, in this process
+        host = ingestion.Local(submission.load(job.model))
+        try:
+            with devices.threads(job.threads):
+                return runner.ingest(host, inputs, list(job.protocols), job.seed, job.batch_size, test=test)
+        finally:
+            host.close()
+    path = Path(job.model).resolve()
+    sub = submission.Submission(name=job.name, path=path, sha256=hashlib.sha256(job.source).hexdigest(), factory=None)
+    host = ingestion.Remote(sub, job.source, job.limits, f"{path}, seed {job.seed}", inputs["train"], inputs["valid"],
+                            job.threads, key=f"{job.dataset_key}")
+    try:
+        return runner.ingest(host, inputs, list(job.protocols), job.seed, job.batch_size)
+    finally:
+        host.close()
 
 
 def plan(protocols: list[Protocol], models: list[str], datasets: dict[tuple[str, str], Dataset], out: str | Path,
-         seeds: list[int] | None = None, batch_size: int = 64,
-         threads: int | None = None, isolate: bool = True) -> tuple[list[Job], list[results.UnitResult]]:
+         seeds: list[int] | None = None, batch_size: int = 64, threads: int | None = None, isolate: bool = True,
+         limits: Limits = Limits()) -> tuple[list[Job], list[results.UnitResult]]:
     """The jobs still to run, and the finished units whose fingerprints match (re-used as they are).
 
     `isolate`: learn file submissions' names in the worker process (`submission.probe`).
@@ -129,11 +123,13 @@ def plan(protocols: list[Protocol], models: list[str], datasets: dict[tuple[str,
                         # the same data (fingerprint): its labels serve a unit shared without them
                         if p.split not in labels:
                             labels[p.split] = results.labels_by_id(split)
-                        reused.append(results.read_unit(folder, labels_by_id=labels[p.split]))
+                        reused.append(results.read_unit(folder, labels_by_id=labels[p.split], protocol=p))
                     else:
-                        todo.append(p)
+                        todo.append((p, fp))
                 if todo:
-                    jobs.append(Job(spec, seed, tuple(todo), key, batch_size, source, threads))
+                    jobs.append(Job(spec, seed, tuple(p for p, _ in todo), key, batch_size, source, threads,
+                                    masks=tuple(fp for _, fp in todo), limits=limits, name=sub.name,
+                                    fit_test=sub.selects_on_test))
     return jobs, reused
 
 
@@ -144,15 +140,19 @@ class SerialExecutor:
     in this one, e.g. to step through a submission in a debugger); bundled models run here.
     """
 
-    def __init__(self, cpus_per_job: float | None = None, isolate: bool = True):
+    def __init__(self, cpus_per_job: float | None = None, isolate: bool = True, limits: Limits = Limits()):
         available = devices.available_cpus()
-        if cpus_per_job is not None and not (cpus_per_job >= 1 and cpus_per_job == int(cpus_per_job)):
+        if cpus_per_job is not None and not (math.isfinite(cpus_per_job) and cpus_per_job >= 1
+                                             and cpus_per_job == int(cpus_per_job)):
             raise MsabenchError(f"--cpus-per-job must be a whole number >= 1 with the serial executor, got {cpus_per_job:g}")
         if cpus_per_job is not None and cpus_per_job > available:
             raise MsabenchError(f"--cpus-per-job {cpus_per_job:g}: this process may use only {available} CPU(s)")
+        if not isolate and limits != Limits():
+            raise MsabenchError("--sandbox, --timeout and --memory apply to the worker process; --in-process has none")
         self.threads = int(cpus_per_job) if cpus_per_job is not None else available
         self.isolate = isolate
-        self._folder: Path | None = None
+        self.limits = limits.check()
+        isolation.configure(self.limits)  # files are probed under the same limits
 
     def gpus_per_job(self) -> int:
         return devices.visible_gpus()
@@ -161,33 +161,25 @@ class SerialExecutor:
         pass
 
     def close(self) -> None:
-        if self._folder is not None:
-            shutil.rmtree(self._folder, ignore_errors=True)
-            self._folder = None
+        pass
 
-    def _dataset_file(self, key: tuple[str, str], dataset: Dataset) -> str:
-        """The dataset pickled once per grid for isolated jobs (read back by the worker)."""
-        if self._folder is None:
-            self._folder = Path(tempfile.mkdtemp(prefix="msabench-grid-"))
-        path = self._folder / f"{key[0]}-{key[1]}.pkl"
-        if not path.exists():
-            with path.open("wb") as f:
-                pickle.dump(dataset, f, protocol=pickle.HIGHEST_PROTOCOL)
-        return str(path)
-
-    def run(self, jobs: list[Job], datasets: dict, done) -> None:
+    def run(self, jobs: list[Job], inputs: dict, tests: dict, done) -> None:
         for job in jobs:
-            dataset = datasets[job.dataset_key]
             try:
-                if self.isolate and job.source is not None:
-                    units = isolation.call(execute_file, (job, self._dataset_file(job.dataset_key, dataset)),
-                                           what=f"{Path(job.model).resolve()}, seed {job.seed}")
+                if job.source is not None and not self.isolate:  # --in-process: a debugger's view, no isolation
+                    host = ingestion.Local(submission.load(job.model))
+                    try:
+                        with devices.threads(job.threads):
+                            preds = runner.ingest(host, inputs[job.dataset_key], list(job.protocols), job.seed,
+                                                  job.batch_size)
+                    finally:
+                        host.close()
                 else:
-                    units = execute(job, dataset)
+                    preds = execute(job, inputs[job.dataset_key], tests.get(job.dataset_key) if job.fit_test else None)
             except MsabenchError as e:
                 done(job, None, str(e))
                 continue
-            done(job, units, None)
+            done(job, preds, None)
 
 
 class RayExecutor:
@@ -196,14 +188,18 @@ class RayExecutor:
     isolate = True  # workers are processes of their own; the driver only probes file submissions
 
     def __init__(self, address: str | None = None, cpus_per_job: float = 1.0, gpus_per_job: float = 0.0,
-                 max_retries: int = 2):
-        if not cpus_per_job > 0 or not gpus_per_job >= 0:
-            raise MsabenchError(f"--cpus-per-job must be > 0 and --gpus-per-job >= 0, got {cpus_per_job}, {gpus_per_job}")
+                 max_retries: int = 2, limits: Limits = Limits()):
+        if not (math.isfinite(cpus_per_job) and cpus_per_job > 0) or not (math.isfinite(gpus_per_job)
+                                                                          and gpus_per_job >= 0):
+            raise MsabenchError(f"--cpus-per-job must be a finite number > 0 and --gpus-per-job >= 0, got "
+                                f"{cpus_per_job}, {gpus_per_job}")
         if gpus_per_job > 1 and gpus_per_job != int(gpus_per_job):
             raise MsabenchError(f"--gpus-per-job above 1 must be a whole number (Ray packs only fractions below 1), "
                                 f"got {gpus_per_job:g}")
         self.address, self.cpus, self.gpus, self.max_retries = address, cpus_per_job, gpus_per_job, max_retries
         self.threads = max(1, int(cpus_per_job))  # a fraction of a CPU still runs one thread
+        self.limits = limits.check()
+        isolation.configure(self.limits)
         self.started = False
 
     def gpus_per_job(self) -> int:
@@ -218,9 +214,12 @@ class RayExecutor:
             raise MsabenchError("--executor ray needs Ray: pip install 'ray==2.60.*'") from None
         self.started = not ray.is_initialized()
         if self.started:
+            reachable(self.address)
             try:
-                # no address: a fresh local cluster sized to this machine, never a stray one found on it
-                ray.init(address=self.address or "local", include_dashboard=False, logging_level="ERROR")
+                # no address: a fresh local cluster sized to this machine, never a stray one found on it;
+                # workers' output stays in Ray's session logs (a crashed worker's dump is no console noise)
+                ray.init(address=self.address or "local", include_dashboard=False, logging_level="ERROR",
+                         log_to_driver=False)
             except (ConnectionError, RuntimeError, ValueError) as e:
                 self.started = False
                 raise MsabenchError(f"cannot reach a Ray cluster at {self.address}: {e}".splitlines()[0]) from None
@@ -237,13 +236,15 @@ class RayExecutor:
             ray.shutdown()
             self.started = False
 
-    def run(self, jobs: list[Job], datasets: dict, done) -> None:
+    def run(self, jobs: list[Job], inputs: dict, tests: dict, done) -> None:
         import ray
 
-        refs = {key: ray.put(datasets[key]) for key in {j.dataset_key for j in jobs}}
+        refs = {key: ray.put(inputs[key]) for key in {j.dataset_key for j in jobs}}
+        test_refs = {key: ray.put(tests[key]) for key in {j.dataset_key for j in jobs if j.fit_test} if key in tests}
         task = ray.remote(execute).options(num_cpus=self.cpus, num_gpus=self.gpus,
                                            max_retries=self.max_retries, retry_exceptions=False)
-        pending = {task.remote(job, refs[job.dataset_key]): job for job in jobs}
+        pending = {task.remote(job, refs[job.dataset_key], test_refs.get(job.dataset_key) if job.fit_test else None): job
+                   for job in jobs}
         while pending:
             # a bounded wait returns to Python every second, so Ctrl-C is handled at once
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
@@ -251,15 +252,44 @@ class RayExecutor:
                 continue
             job = pending.pop(ready[0])
             try:
-                units = ray.get(ready[0])
+                preds = ray.get(ready[0])
             except ray.exceptions.RayTaskError as e:
                 cause = getattr(e, "cause", None)
                 done(job, None, str(cause) if isinstance(cause, MsabenchError) else f"{job.label}: {type(cause).__name__}: {cause}")
                 continue
             except ray.exceptions.RayError as e:
-                done(job, None, f"{job.label}: failed after {self.max_retries} retries: {type(e).__name__}")
+                done(job, None, f"{job.label}: failed after {self.max_retries} retries: {type(e).__name__} (Ray's "
+                                f"worker logs: {_ray_logs()})")
                 continue
-            done(job, units, None)
+            done(job, preds, None)
+
+
+def _ray_logs() -> str:
+    try:
+        import ray
+
+        return str(Path(ray._private.worker.global_worker.node.get_session_dir_path()) / "logs")  # noqa: SLF001
+    except Exception:  # noqa: BLE001 - only a hint in a message
+        return "/tmp/ray/session_latest/logs"
+
+
+def reachable(address: str | None, timeout: float = 5.0) -> None:
+    """A HOST:PORT Ray address must answer within `timeout` s: ray.init would wait on a dead one past Ctrl-C."""
+    if address in (None, "local") or address.startswith("ray://"):
+        return
+    if address == "auto":
+        try:
+            address = Path("/tmp/ray/ray_current_cluster").read_text().strip()
+        except OSError:
+            return  # no local cluster recorded: ray.init says so at once
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise MsabenchError(f"--address {address}: expected HOST:PORT, auto, or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise MsabenchError(f"cannot reach a Ray cluster at {address}: {e.strerror or e} (no answer within "
+                            f"{timeout:g} s); no job was started") from None
 
 
 def infeasible(cpus: float, gpus: float, nodes: list[dict]) -> str | None:
@@ -273,19 +303,57 @@ def infeasible(cpus: float, gpus: float, nodes: list[dict]) -> str | None:
             f"{best_gpu:g} GPU(s); no job was started")
 
 
+def check_grid(protocols: list[Protocol], models: list[str], datasets: dict, isolate: bool = True
+               ) -> dict[str, submission.Submission]:
+    """Everything about a grid that can be refused before any work, in one line; the submissions by spec."""
+    subs: dict[str, submission.Submission] = {}
+    by_name: dict[str, str] = {}
+    for spec in models:
+        sub = (submission.probe if isolate else submission.load)(spec)
+        source = str(sub.path) if not submission.is_bundled(spec) else spec
+        if sub.name in by_name and by_name[sub.name] != source:
+            raise MsabenchError(f"models {by_name[sub.name]} and {source} both take the name {sub.name!r}: their "
+                                "results would overwrite each other; give one of them another NAME")
+        by_name[sub.name] = source
+        subs[spec] = sub
+    names = {}
+    for p in protocols:
+        if p.name in names and names[p.name] != p.fingerprint:
+            raise MsabenchError(f"two protocols in this grid are named {p.name!r} but differ; rename one")
+        names[p.name] = p.fingerprint
+        if p.split != "test":
+            raise MsabenchError(f"protocol {p.name} evaluates on the {p.split} split, which fit is given with its "
+                                "labels for model selection; evaluation labels never reach a model: evaluate on test")
+        dataset = datasets[(p.dataset, p.variant)]
+        if len(dataset[p.split]) == 0:
+            raise MsabenchError(f"protocol {p.name}: the {p.split} split of {dataset.name} ({dataset.source}) has no "
+                                "samples: nothing to evaluate")
+    return subs
+
+
 def run_grid(protocols: list[Protocol], models: list[str], datasets: dict, out: str | Path, executor,
              seeds: list[int] | None = None, batch_size: int = 64, progress: bool = True) -> GridReport:
-    """Check, plan, run and write the grid; job failures are collected, not raised, so the rest completes."""
+    """Check, plan, run and write the grid; job failures are collected, not raised, so the rest completes.
+
+    Hosts get each dataset as models see it (`Dataset.for_models`); predictions come back here,
+    where `runner.score` computes every metric from the labelled data and the units are written.
+    """
     runner.check_batch_size(batch_size)
     isolate = getattr(executor, "isolate", True)
-    for spec in models:  # options that cannot work on this data or hardware: one line before any work
-        sub = (submission.probe if isolate else submission.load)(spec)
+    models = list(dict.fromkeys(str(m) for m in models))  # the same spec twice is one model
+    subs = check_grid(protocols, models, datasets, isolate)
+    for sub in subs.values():  # options that cannot work on this data or hardware: one line before any work
         for dataset in datasets.values():
             sub.check(dataset.info, executor.gpus_per_job())
-    jobs, reused = plan(protocols, models, datasets, out, seeds, batch_size, executor.threads, isolate)
+    jobs, reused = plan(protocols, models, datasets, out, seeds, batch_size, executor.threads, isolate,
+                        getattr(executor, "limits", Limits()))
     report = GridReport(reused=reused, jobs=len(jobs))
     if not jobs:
         return report
+    keys = {j.dataset_key for j in jobs}
+    evaluated = {key: {p.split for j in jobs if j.dataset_key == key for p in j.protocols} for key in keys}
+    inputs = {key: datasets[key].for_models(evaluated[key]) for key in keys}
+    tests = {key: datasets[key]["test"] for key in keys if any(j.fit_test for j in jobs if j.dataset_key == key)}
     executor.open(jobs)
     bar = None
     if progress:
@@ -293,7 +361,13 @@ def run_grid(protocols: list[Protocol], models: list[str], datasets: dict, out: 
 
         bar = tqdm(total=len(jobs), unit="job", desc="grid", file=sys.stderr, disable=None)
 
-    def done(job: Job, units, error: str | None) -> None:
+    def done(job: Job, preds, error: str | None) -> None:
+        if error is None:
+            try:
+                units = [runner.score(pr, datasets[job.dataset_key], p, subs[job.model], job.batch_size, fp)
+                         for pr, p, fp in zip(preds, job.protocols, job.masks, strict=True)]
+            except (MsabenchError, ValueError, TypeError, AttributeError) as e:
+                error = f"{job.label}: its predictions could not be scored: {e}"
         if error is not None:
             report.failures.append((job, error))
         else:
@@ -304,7 +378,7 @@ def run_grid(protocols: list[Protocol], models: list[str], datasets: dict, out: 
             bar.update(1)
 
     try:
-        executor.run(jobs, datasets, done)
+        executor.run(jobs, inputs, tests, done)
     finally:
         if bar is not None:
             bar.close()
@@ -313,23 +387,28 @@ def run_grid(protocols: list[Protocol], models: list[str], datasets: dict, out: 
 
 
 def make(name: str, address: str | None = None, cpus_per_job: float | None = None,
-         gpus_per_job: float | None = None, isolate: bool = True):
+         gpus_per_job: float | None = None, isolate: bool = True, limits: Limits = Limits()):
     """An executor from command-line settings; `cpus_per_job` None: all CPUs serially, 1 under Ray.
 
     One rule for executor-specific settings: given to an executor they do not apply to, they
     are refused, never ignored (`--cpus-per-job` applies to both).
     """
+    for flag, value in (("--cpus-per-job", cpus_per_job), ("--gpus-per-job", gpus_per_job)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value) or value < 0 or (flag == "--cpus-per-job" and value == 0)):
+            raise MsabenchError(f"{flag} must be a finite number {'> 0' if flag == '--cpus-per-job' else '>= 0'}, "
+                                f"got {value}")
     if name == "serial":
         for flag, value in (("--address", address), ("--gpus-per-job", gpus_per_job)):
             if value is not None:
                 raise MsabenchError(f"{flag} applies to --executor ray only (the serial executor runs on this "
                                     "machine with the GPUs it sees)")
-        return SerialExecutor(cpus_per_job, isolate)
+        return SerialExecutor(cpus_per_job, isolate, limits)
     if name == "ray":
         if not isolate:
             raise MsabenchError("--in-process applies to --executor serial only (Ray runs jobs in its workers)")
         return RayExecutor(address, 1.0 if cpus_per_job is None else cpus_per_job,
-                           0.0 if gpus_per_job is None else gpus_per_job)
+                           0.0 if gpus_per_job is None else gpus_per_job, limits=limits)
     raise MsabenchError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")
 
 

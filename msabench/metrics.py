@@ -160,6 +160,9 @@ def _as_array(x, what: str) -> np.ndarray:
         raise MsabenchError(f"metrics: {what} is not numeric ({exc})") from None
 
 
+LIMIT = 1e6  # no score or label beyond this is a sentiment value
+
+
 def compute(pred, label, kind: str = "mosi") -> dict[str, float]:
     """All metrics of one family, in the family's order, as plain floats.
 
@@ -181,6 +184,11 @@ def compute(pred, label, kind: str = "mosi") -> dict[str, float]:
             raise MsabenchError(
                 f"metrics: {what} has {int(bad.sum())} non-finite value(s), first at index {i} ({arr[i]})"
             )
+        big = np.abs(arr) > LIMIT
+        if big.any():  # sums of squares would overflow to inf and give nan metrics
+            i = int(np.argmax(big))
+            raise MsabenchError(f"metrics: {what} has {int(big.sum())} value(s) beyond +-{LIMIT:g}, first at index "
+                                f"{i} ({arr[i]:g}); sentiment scores lie in [-3, 3]")
     if kind == "mosi":
         return {
             "Has0_acc_2": has0_acc2(p, y),
@@ -265,3 +273,20 @@ def score_csv(path, kind: str | None = None) -> dict[str, float]:
     if not preds:
         raise MsabenchError(f"{path}: no data rows after the header")
     return compute(np.array(preds), np.array(labels), kind)
+
+
+def by_condition(pred: np.ndarray, label: np.ndarray, cond: np.ndarray, conditions: list[tuple[str, float]],
+                 kind: str, aggregation: tuple[str, ...] = ("mean",)) -> dict:
+    """Per-condition metrics and their aggregates: the mean over conditions and the trapezoid area
+    over their levels (missing rates), as `{"conditions": {name: {...}}, "aggregate": {...}}`."""
+    per = {name: compute(pred[cond == name], label[cond == name], kind) for name, _ in conditions}
+    names = METRICS[kind]
+    agg = {}
+    if "mean" in aggregation:
+        agg["mean"] = {m: float(np.mean([per[c][m] for c in per])) for m in names}
+    if "area" in aggregation:
+        levels = np.array([level for _, level in conditions], dtype=np.float64)
+        order = np.argsort(levels, kind="stable")
+        agg["area"] = {m: float(np.trapezoid(np.array([per[conditions[i][0]][m] for i in order]), levels[order]))
+                       for m in names}
+    return {"conditions": per, "aggregate": agg}

@@ -284,8 +284,8 @@ def parse(data: dict, where: str) -> Protocol:
     )
 
 
-def load(name_or_path: str | Path) -> Protocol:
-    """A shipped protocol by name (`mosi-intra`) or any protocol TOML file by path."""
+def source(name_or_path: str | Path) -> Path:
+    """The file `load(name_or_path)` reads: a shipped protocol's by name, else the path given."""
     path = Path(name_or_path)
     if path.suffix != ".toml" and not path.exists():
         known = PROTOCOL_DIR / f"{name_or_path}.toml"
@@ -294,12 +294,21 @@ def load(name_or_path: str | Path) -> Protocol:
                 f"unknown protocol {str(name_or_path)!r}: neither a protocol file nor a shipped protocol "
                 f"({', '.join(available())})")
         path = known
+    return path
+
+
+def load(name_or_path: str | Path) -> Protocol:
+    """A shipped protocol by name (`mosi-intra`) or any protocol TOML file by path."""
+    path = source(name_or_path)
     paths.input_file(path, "protocol file")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return parse(data, str(path))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise MsabenchError(f"{path}: not valid TOML: {e}") from None
-    return parse(data, str(path))
+    except RecursionError:  # tables or arrays nested thousands deep: tomllib (or a repr of them) recurses
+        raise MsabenchError(f"{path}: tables or arrays nested too deeply to read; a protocol nests at most "
+                            "two levels ([missing] and its lists)") from None
 
 
 def available() -> list[str]:

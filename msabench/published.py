@@ -85,6 +85,8 @@ def parse_file(path: str | Path) -> list[Entry]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise MsabenchError(f"{path}: not valid TOML: {e}") from None
+    except RecursionError:  # tables or arrays nested thousands deep
+        raise MsabenchError(f"{path}: tables or arrays nested too deeply to read") from None
     if set(data) - {"protocol", "sources", "entry"} or not isinstance(data.get("protocol"), str):
         _fail(str(path), "a registry file holds protocol = \"NAME\", a [sources] table and [[entry]] tables, "
                          "nothing else")

@@ -4,26 +4,36 @@
         predictions.parquet   id, prediction, condition, seed  (one row per sample and condition)
         labels.parquet        id, label  (one row per sample): the data's own labels, in a file of
                               their own so that results on user-supplied data can be shared without them
-        metrics.json          per-condition metrics and the aggregates over conditions
+        metrics.json          per-condition metrics and the aggregates over conditions: a copy for
+                              humans, never read back (every reader recomputes the metrics from
+                              predictions and labels, so an edited metrics.json changes nothing)
         manifest.json         every fingerprint and version needed to trust or re-use the numbers
 
 Results without labels.parquet read their labels from the data file they were made on (`data=`),
 checked by the dataset fingerprint. Results written before labels.parquet existed carry a `label`
 column in predictions.parquet and read as before.
 
+Labels are checked where results are read (`check_labels`): every unit of one dataset split
+must hold the same labels, and those of the data itself where msabench can read it (`--data`,
+or the embedded synthetic sets, which it regenerates); an edited labels file is refused.
+
 A folder is complete or absent: it is assembled under a temporary name and renamed
-into place, so an interrupted run never leaves half a result behind.
+into place, so an interrupted run never leaves half a result behind; two runs writing
+into one folder never remove each other's live temporary folders.
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import glob
+import hashlib
 import json
 import math
 import os
 import shutil
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +59,7 @@ class UnitResult:
     conditions: np.ndarray  # [C*N] str
     metrics: dict  # {"conditions": {cond: {metric: v}}, "aggregate": {"mean": {...}, "area": {...}}}
     manifest: dict
+    folder: Path | None = None  # where it was read from (None: computed in this process)
 
 
 def unit_dir(out: str | Path, protocol: str, model: str, seed: int) -> Path:
@@ -63,20 +74,46 @@ def jsonable(obj):
     return obj
 
 
-def _nan_back(obj):
-    if isinstance(obj, dict):
-        return {k: _nan_back(v) for k, v in obj.items()}
-    return float("nan") if obj is None else obj
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_unit(out: str | Path, unit: UnitResult) -> Path:
     """Write one unit atomically (replacing a stale one) and return its folder."""
+    if len(unit.ids) == 0:
+        raise MsabenchError(f"{unit.model} seed {unit.seed} on {unit.protocol}: no predictions to write (an empty "
+                            "evaluation split)")
     final = unit_dir(out, unit.protocol, unit.model, unit.seed)
     final.parent.mkdir(parents=True, exist_ok=True)
-    for stale in final.parent.glob(f".{final.name}.*-*"):  # left by an interrupted write
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
+    for stale in final.parent.glob(f".{final.name}.*-*"):  # left by an interrupted write, never a live one
+        pid = stale.name.rsplit("-", 2)[-2] if stale.name.count("-") >= 2 else ""
+        if not (pid.isdigit() and _alive(int(pid))):
+            shutil.rmtree(stale, ignore_errors=True)
+    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
+    try:
+        _write_files(tmp, unit)
+        with (final.parent / f".{final.name}.lock").open("a") as lock:  # one swap at a time per unit
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if final.exists():
+                old = final.parent / f".{final.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+                os.replace(final, old)
+                os.replace(tmp, final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _write_files(tmp: Path, unit: UnitResult) -> None:
     table = pa.table({
         "id": pa.array(unit.ids.astype(str), pa.string()),
         "prediction": pa.array(unit.predictions, pa.float64()),
@@ -93,21 +130,47 @@ def write_unit(out: str | Path, unit: UnitResult) -> Path:
     for f in tmp.iterdir():
         with f.open("rb") as fh:
             os.fsync(fh.fileno())
-    if final.exists():
-        old = final.parent / f".{final.name}.old-{os.getpid()}"
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
-    return final
+
+
+def labels_hash(ids: np.ndarray, labels: np.ndarray) -> str:
+    """sha256 of a split's labels by id (order-free): equal for every unit scored on that split."""
+    order = np.argsort(np.asarray(ids).astype(str), kind="stable")
+    h = hashlib.sha256()
+    for i in order:
+        h.update(f"{ids[i]}\x1f{float(labels[i])!r}\x1e".encode())
+    return h.hexdigest()
 
 
 def read_manifest(folder: Path) -> dict | None:
     try:
-        return json.loads((folder / "manifest.json").read_text())
-    except (OSError, ValueError):
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError, RecursionError):
         return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+_MANIFEST_TYPES = {"protocol": str, "model": str, "seed": int, "dataset": str, "dataset_variant": str,
+                   "dataset_fingerprint": str, "split": str, "conditions": list, "protocol_fingerprint": str,
+                   "masks_fingerprint": str, "submission_sha256": str}
+
+
+def check_manifest(folder: Path, manifest: dict) -> None:
+    """The keys readers rely on, with their types, and the folder it sits in: one line naming the file."""
+    where = folder / "manifest.json"
+    for key, kind in _MANIFEST_TYPES.items():
+        value = manifest.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            got = "missing" if key not in manifest else f"{type(value).__name__} {str(value)[:40]!r}"
+            raise MsabenchError(f"{where}: key {key!r} must be a {kind.__name__}, got {got}; the file was edited "
+                                "or is not an msabench result")
+    if not manifest["conditions"] or not all(isinstance(c, str) for c in manifest["conditions"]):
+        raise MsabenchError(f"{where}: key 'conditions' must be a non-empty list of condition names")
+    if not isinstance(manifest.get("selects_on_test", False), bool):
+        raise MsabenchError(f"{where}: key 'selects_on_test' must be true or false")
+    place = (folder.parent.parent.name, folder.parent.name, folder.name)
+    if place != (manifest["protocol"], manifest["model"], f"seed-{manifest['seed']}"):
+        raise MsabenchError(f"{where}: it says protocol {manifest['protocol']}, model {manifest['model']}, seed "
+                            f"{manifest['seed']}, but it sits in {'/'.join(place)}")
 
 
 def is_current(folder: Path, identity: dict) -> bool:
@@ -115,44 +178,140 @@ def is_current(folder: Path, identity: dict) -> bool:
     manifest = read_manifest(folder)
     if manifest is None or manifest.get("schema") != RESULT_SCHEMA:
         return False
-    if not all((folder / f).exists() for f in ("predictions.parquet", "metrics.json")):
+    if not (folder / "predictions.parquet").exists():
         return False
     return all(manifest.get(k) == identity[k] for k in IDENTITY)
 
 
-def read_unit(folder: str | Path, data: tuple[str, ...] = (), labels_by_id: dict | None = None) -> UnitResult:
-    """One stored unit; `data`: data files to read its labels from when they are not stored with it;
-    `labels_by_id`: those labels from data already loaded, whose fingerprint the caller has checked."""
+def read_unit(folder: str | Path, data: tuple[str, ...] = (), labels_by_id: dict | None = None,
+              protocol=None) -> UnitResult:
+    """One stored unit, its metrics recomputed from its predictions and labels (metrics.json is not read).
+
+    `data`: data files to read its labels from when they are not stored with it; `labels_by_id`:
+    those labels from data already loaded, whose fingerprint the caller has checked; `protocol`:
+    the protocol it ran under (default: the shipped one of its name), for condition levels.
+    """
     folder = Path(folder)
     manifest = read_manifest(folder)
     if manifest is None:
         raise MsabenchError(f"{folder}: no readable manifest.json; not a finished msabench result")
+    check_manifest(folder, manifest)
     try:
         table = pq.read_table(folder / "predictions.parquet")
-        metrics = _nan_back(json.loads((folder / "metrics.json").read_text()))
         stored = pq.read_table(folder / "labels.parquet") if (folder / "labels.parquet").exists() else None
-    except (OSError, ValueError, pa.ArrowException) as e:
-        raise MsabenchError(f"{folder}: unreadable result files: {e}") from None
-    ids = table.column("id").to_numpy(zero_copy_only=False).astype(str)
-    if "label" in table.column_names:  # written before labels.parquet
-        labels = table.column("label").to_numpy()
-    else:
-        if stored is not None:
-            by_id = dict(zip(stored.column("id").to_pylist(), stored.column("label").to_numpy().tolist()))
-        elif labels_by_id is not None:
-            by_id = labels_by_id
+        ids = table.column("id").to_numpy(zero_copy_only=False).astype(str)
+        predictions = np.asarray(table.column("prediction").to_numpy(), dtype=np.float64)
+        conditions = table.column("condition").to_numpy(zero_copy_only=False).astype(str)
+        if "label" in table.column_names:  # written before labels.parquet
+            labels = np.asarray(table.column("label").to_numpy(), dtype=np.float64)
         else:
-            by_id = labels_from_data(folder, manifest, data)
-        missing = next((i for i in ids if i not in by_id), None)
-        if missing is not None:
-            raise MsabenchError(f"{folder}: sample {missing} has a prediction but no label")
-        labels = np.array([by_id[i] for i in ids], dtype=np.float64)
-    return UnitResult(
-        protocol=manifest["protocol"], model=manifest["model"], seed=int(manifest["seed"]),
-        ids=ids, predictions=table.column("prediction").to_numpy(), labels=labels,
-        conditions=table.column("condition").to_numpy(zero_copy_only=False).astype(str),
-        metrics=metrics, manifest=manifest,
-    )
+            if stored is not None:
+                by_id = dict(zip(stored.column("id").to_pylist(),
+                                 np.asarray(stored.column("label").to_numpy(), dtype=np.float64).tolist()))
+            elif labels_by_id is not None:
+                by_id = labels_by_id
+            else:
+                by_id = labels_from_data(folder, manifest, data)
+            missing = next((i for i in ids if i not in by_id), None)
+            if missing is not None:
+                raise MsabenchError(f"{folder}: sample {missing} has a prediction but no label")
+            labels = np.array([by_id[i] for i in ids], dtype=np.float64)
+    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as e:
+        raise MsabenchError(f"{folder}: unreadable result files: {type(e).__name__}: {e}") from None
+    unit = UnitResult(protocol=manifest["protocol"], model=manifest["model"], seed=manifest["seed"], ids=ids,
+                      predictions=predictions, labels=labels, conditions=conditions, metrics={}, manifest=manifest,
+                      folder=folder)
+    return replace(unit, metrics=rescore(unit, protocol))
+
+
+def rescore(unit: UnitResult, protocol=None) -> dict:
+    """msabench's metrics of a unit, from its predictions and labels under its protocol's conditions."""
+    from msabench import metrics, protocols
+
+    where = unit.folder or f"{unit.model} seed {unit.seed} on {unit.protocol}"
+    names = unit.manifest["conditions"]
+    if protocol is None:
+        try:
+            protocol = protocols.load(unit.protocol)
+        except MsabenchError:
+            protocol = None  # a protocol file not shipped: levels unknown, the mean still holds
+    found = set(unit.conditions.tolist())
+    if found != set(names) or len(names) != len(set(names)):
+        raise MsabenchError(f"{where}: its predictions hold conditions {sorted(found)}, its manifest lists {names}")
+    counts = {c: int((unit.conditions == c).sum()) for c in names}
+    if len(set(counts.values())) != 1:
+        raise MsabenchError(f"{where}: conditions hold different numbers of predictions {counts}")
+    current = protocol is not None and [c.name for c in protocol.conditions] == list(names)
+    levels = [(c.name, c.level) for c in protocol.conditions] if current else [(c, 0.0) for c in names]
+    aggregation = protocol.aggregation if current else ("mean",)
+    kind = protocol.metric_kind if protocol is not None else protocols.dataset_kind(unit.manifest["dataset"])
+    try:
+        return metrics.by_condition(unit.predictions, unit.labels, unit.conditions, levels, kind, aggregation)
+    except MsabenchError as e:
+        raise MsabenchError(f"{where}: {e}") from None
+
+
+def check_labels(units: list[UnitResult], data: tuple[str, ...] = ()) -> None:
+    """Every unit of one dataset split must hold the same labels, and those of the data itself where
+    msabench can read it (`data`, or the regenerated synthetic sets); else the unit is refused."""
+    groups: dict[tuple[str, str], list[UnitResult]] = {}
+    for u in units:
+        groups.setdefault((u.manifest["dataset_fingerprint"], u.manifest["split"]), []).append(u)
+    for (fp, split), members in groups.items():
+        hashes = {id(u): labels_hash(*_first_condition(u)) for u in members}
+        truth = _true_labels_hash(members[0].manifest, data)
+        if truth is None:  # the labels most units hold
+            counts: dict[str, int] = {}
+            for h in hashes.values():
+                counts[h] = counts.get(h, 0) + 1
+            truth = max(counts, key=lambda h: (counts[h], h))
+            source = f"the {counts[truth]} other unit(s) of this data"
+        else:
+            source = "the data's own labels"
+        for u in members:
+            if hashes[id(u)] != truth:
+                raise MsabenchError(f"{u.folder or u.model}: its labels of {u.manifest['dataset']} "
+                                    f"{u.manifest['dataset_variant']} {split} (dataset {fp[:12]}) differ from "
+                                    f"{source}; the unit is refused (an edited labels file?)")
+
+
+def _first_condition(u: UnitResult) -> tuple[np.ndarray, np.ndarray]:
+    first = u.conditions == u.conditions[0]
+    return u.ids[first], u.labels[first]
+
+
+def _true_labels_hash(manifest: dict, data: tuple[str, ...]) -> str | None:
+    """The labels hash of the data a unit was made on, when msabench can read that data."""
+    for path in data:
+        try:
+            fingerprint, by_id = _split_labels(str(path), manifest["dataset"], manifest["dataset_variant"],
+                                               manifest["split"])
+        except MsabenchError:
+            continue
+        if fingerprint == manifest["dataset_fingerprint"] and by_id:
+            return _hash_by_id(by_id)
+    if str(manifest.get("dataset_source", "")).startswith("generated:"):
+        return _generated_hash(manifest["dataset"], manifest["dataset_variant"], manifest["split"],
+                               manifest["dataset_fingerprint"])
+    return None
+
+
+def _hash_by_id(by_id: dict) -> str:
+    ids = np.array(list(by_id), dtype=str)
+    return labels_hash(ids, np.array([by_id[i] for i in ids.tolist()], dtype=np.float64))
+
+
+@functools.cache
+def _generated_hash(name: str, variant: str, split: str, fingerprint: str) -> str | None:
+    from msabench import data
+
+    try:
+        ds = data.load(name, variant)
+    except MsabenchError:
+        return None
+    if ds.fingerprint != fingerprint or split not in ds.splits:
+        return None
+    return labels_hash(ds.splits[split].ids, ds.splits[split].labels.astype(np.float64))
 
 
 @functools.cache

@@ -45,6 +45,11 @@ class Submission:
     options_cls: type | None = None  # bundled models: their options dataclass
     options: Any = None  # bundled models: the parsed options
 
+    @property
+    def selects_on_test(self) -> bool:
+        """A bundled model set to choose its checkpoints on the test split (LNLN's flaw, on purpose)."""
+        return getattr(self.options, "selection", None) == "test-per-metric"
+
     def check(self, info: DatasetInfo, gpus: int | None) -> None:
         """Bundled torch models: options that cannot work on this data or on `gpus` GPUs fail now, in one line."""
         if self.options is None:  # a file submission, or a bundled model without options: nothing to check
@@ -64,7 +69,7 @@ class Submission:
         except MsabenchError:
             raise
         except (Exception, SystemExit) as e:
-            raise MsabenchError(f"{self.path}: build(info) raised {_describe(e, self.path)}") from None
+            raise MsabenchError(f"{self.path}: build(info) raised {describe(e, self.path)}") from None
         if not callable(getattr(model, "predict", None)):
             raise MsabenchError(f"{self.path}: the model built has no predict(batch, mask) method")
         if hasattr(model, "fit") and not callable(model.fit):
@@ -78,17 +83,27 @@ class Submission:
         return model
 
 
-def _describe(e: BaseException, path: Path) -> str:
-    """`TypeError: msg (line N)`, with the deepest line number inside the submission file."""
+def describe(e: BaseException, path: Path) -> str:
+    """`TypeError: msg (line N)`, with the deepest line number inside the submission file (which may be
+    the copy a worker imported: the frames then name that copy, so any `msabench-inputs-` copy counts)."""
     line = ""
     for frame in reversed(traceback.extract_tb(e.__traceback__)):
-        if Path(frame.filename).resolve() == path.resolve():
+        if Path(frame.filename).resolve() == path.resolve() or _is_copy(frame.filename):
             line = f" (line {frame.lineno})"
             break
     if isinstance(e, SystemExit):
         return f"SystemExit: the submission called sys.exit({e.code!r}){line}"
-    msg = str(e).splitlines()[0] if str(e) else ""
+    try:
+        text = str(e)
+    except Exception:  # noqa: BLE001 - an exception whose __str__ raises is still the submission's
+        text = "(its message could not be read: its __str__ raised)"
+    msg = text.splitlines()[0][:1000] if text else ""
     return f"{type(e).__name__}: {msg}{line}"
+
+
+def _is_copy(filename: str) -> bool:
+    p = Path(filename)
+    return p.parent.name.startswith("msabench-inputs-") and p.name.startswith("submission-")
 
 
 POSITIONAL = {"mmsa": "model"}  # `mmsa:lf_dnn` is `mmsa:model=lf_dnn`
@@ -152,20 +167,23 @@ def probe(spec: str | Path) -> Submission:
     if key not in _PROBED:
         from msabench import isolation
 
-        name = isolation.call(_name, (str(path),), what=f"{path}: importing the submission")
+        copy = isolation.stage(f"submission-{digest[:16]}.py", source)  # what a sandbox can see
+        name = isolation.call(_name, (str(copy), str(path)), what=f"{path}: importing the submission", doing="import")
+        if not isinstance(name, str) or not valid_name(name):  # what a worker says is checked, not trusted
+            raise MsabenchError(f"{path}: the worker reported an unusable model name")
         _PROBED[key] = Submission(name=name, path=path, sha256=digest, factory=None)
     return _PROBED[key]
 
 
-def _name(path: str, step) -> str:
-    step("import")
-    return load(path).name
+def _name(path: str, shown: str) -> str:
+    return load(path, shown=Path(shown)).name
 
 
-def load(spec: str | Path) -> Submission:
+def load(spec: str | Path, shown: Path | None = None) -> Submission:
     """A submission by file path, or a bundled model by name with options (`prlf:rounds=2`).
 
-    This imports and so runs the file in this process; drivers use `probe`.
+    This imports and so runs the file in this process; drivers use `probe`. `shown`: the path
+    that messages and the result name when `spec` is a copy of the user's file.
     """
     spec = str(spec)
     models = bundled()
@@ -176,6 +194,7 @@ def load(spec: str | Path) -> Submission:
     else:
         path, source = _file(spec)
     digest = hashlib.sha256(source).hexdigest()
+    where = shown or path
     module_name = f"msabench_submission_{digest[:16]}"
     module_spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(module_spec)
@@ -184,12 +203,13 @@ def load(spec: str | Path) -> Submission:
         module_spec.loader.exec_module(module)
     except (Exception, SystemExit) as e:
         sys.modules.pop(module_name, None)
-        raise MsabenchError(f"{path}: importing the submission failed: {_describe(e, path)}") from None
-    factory = _factory(module, path)
-    name = base if base in models else _declared_name(module, path)
+        raise MsabenchError(f"{where}: importing the submission failed: {describe(e, path)}") from None
+    factory = _factory(module, where)
+    name = base if base in models else _declared_name(module, where)
     options = None
     if base in models:
         factory, name, digest, options = _bundled(module, base, raw_options, factory, digest)
+    path = shown or path
     return Submission(name=name, path=path, sha256=digest, factory=factory,
                       options_cls=getattr(module, "OPTIONS", None) if base in models else None, options=options)
 
@@ -264,12 +284,20 @@ def _factory(module, path: Path) -> Callable[[DatasetInfo], Any]:
     raise MsabenchError(f"{path}: defines neither build(info) nor a model class with a predict(batch, mask) method")
 
 
+LIMIT = 1e6  # |prediction| above this is no sentiment score (labels lie in [-3, 3]); metrics would overflow
+
+
 def predictions(out: Any, n: int, where: str, ids: np.ndarray) -> np.ndarray:
-    """Model output -> float64 [n]; shape and finiteness checked, one line on failure."""
+    """Model output -> float64 [n]; real, finite, within +-LIMIT, the right shape; one line on failure."""
     if hasattr(out, "detach"):
         out = out.detach().cpu().numpy()
     try:
-        arr = np.asarray(out, dtype=np.float64)
+        arr = np.asarray(out)
+        if arr.dtype.kind == "c":
+            raise MsabenchError(f"{where}: predict returned complex numbers ({arr.dtype}); a score is a real number")
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"dtype {arr.dtype}")
+        arr = arr.astype(np.float64)
     except (TypeError, ValueError) as e:
         raise MsabenchError(f"{where}: predict returned {type(out).__name__}, not numbers: {e}") from None
     if arr.shape == (n, 1):
@@ -280,6 +308,11 @@ def predictions(out: Any, n: int, where: str, ids: np.ndarray) -> np.ndarray:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise MsabenchError(f"{where}: predict returned {arr[i]} for sample {ids[i]} ({int(bad.sum())} non-finite in the batch)")
+    big = np.abs(arr) > LIMIT
+    if big.any():
+        i = int(np.flatnonzero(big)[0])
+        raise MsabenchError(f"{where}: predict returned {arr[i]:g} for sample {ids[i]}: a score beyond +-{LIMIT:g} "
+                            f"({int(big.sum())} in the batch; labels lie in [-3, 3])")
     return arr
 
 

@@ -9,7 +9,7 @@ Arrays follow the MMSA conventions: text as BERT-style ids with an attention mas
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 import numpy as np
@@ -50,6 +50,7 @@ class Split:
     text_features: np.ndarray | None = None  # [N, L, Dt] float32
     raw_text: np.ndarray | None = None  # [N] str
     extra_labels: Mapping[str, np.ndarray] = field(default_factory=dict)  # SIMS T/A/V
+    labelled: bool = True  # False: an evaluation split as models get it, labels NaN
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -83,7 +84,12 @@ class Split:
             text_features=take(self.text_features),
             raw_text=take(self.raw_text),
             extra_labels={k: v[index] for k, v in self.extra_labels.items()},
+            labelled=self.labelled,
         )
+
+    def without_labels(self) -> "Split":
+        """The split as a model may see it at evaluation: inputs and ids, every label NaN (none kept)."""
+        return replace(self, labels=np.full(len(self), np.nan, dtype=np.float32), extra_labels={}, labelled=False)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Every array by name (None fields left out); used for hashing and export."""
@@ -140,6 +146,12 @@ class Dataset:
         if split not in self.splits:
             raise MsabenchError(f"dataset {self.name} ({self.source}) has no split {split!r}; it has {sorted(self.splits)}")
         return self.splits[split]
+
+    def for_models(self, evaluation: tuple[str, ...] | set[str]) -> "Dataset":
+        """The dataset as models get it: the `evaluation` splits without their labels (Split.without_labels)."""
+        splits = {k: (v.without_labels() if k in evaluation else v) for k, v in self.splits.items()}
+        return Dataset(name=self.name, variant=self.variant, kind=self.kind, splits=splits, source=self.source,
+                       nonfinite_replaced=self.nonfinite_replaced)
 
     @property
     def label_range(self) -> tuple[float, float]:
@@ -235,11 +247,13 @@ def check_dataset(ds: Dataset) -> None:
                 raise MsabenchError(
                     f"{at}, key {key}_lengths: sample {s.ids[bad]} has length {int(lens[bad])} outside [0, {arr.shape[1]}]"
                 )
-        if n and not np.all(np.isfinite(s.labels)):
+        if not s.labelled:
+            pass
+        elif n and not np.all(np.isfinite(s.labels)):
             bad = int(np.flatnonzero(~np.isfinite(s.labels))[0])
             raise MsabenchError(f"{at}, key labels: sample {s.ids[bad]} has a non-finite label")
         lo, hi = ds.label_range
-        if n and (s.labels.min() < lo - 1e-6 or s.labels.max() > hi + 1e-6):
+        if s.labelled and n and (s.labels.min() < lo - 1e-6 or s.labels.max() > hi + 1e-6):
             bad = int(np.flatnonzero((s.labels < lo - 1e-6) | (s.labels > hi + 1e-6))[0])
             raise MsabenchError(
                 f"{at}, key labels: sample {s.ids[bad]} has label {float(s.labels[bad])} outside [{lo}, {hi}]"

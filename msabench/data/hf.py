@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +142,22 @@ def save(dataset: Dataset, out_dir: str | os.PathLike) -> Path:
 # ---------------------------------------------------------------------------- import
 
 
+@contextmanager
+def _offline_mode(datasets, on: bool) -> Iterator[None]:
+    """`datasets` and `huggingface_hub` in offline mode for the block (they read the flag when imported)."""
+    if not on:
+        yield
+        return
+    from huggingface_hub import constants
+
+    saved = datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE
+    datasets.config.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE = saved
+
+
 def _chunk_numpy(chunk, row_dims: int, first_row: int, at: str) -> np.ndarray:
     """One arrow chunk as an [n, ...] array, refusing ragged rows and nulls."""
     import pyarrow as pa
@@ -263,13 +282,85 @@ def load_folder(path: str | os.PathLike) -> Dataset:
                     nonfinite_replaced=int(meta.get("nonfinite_replaced", 0)), where=str(folder))
 
 
+_REPO_ID = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9_.-]*/)?[A-Za-z0-9][A-Za-z0-9_.-]*")
+_TRUE = {"1", "ON", "YES", "TRUE"}
+HUB_TIMEOUT = 3.0  # seconds to wait for a TCP connection to the Hub before calling this machine offline
+
+
+def _offline_flag() -> str | None:
+    """The environment variable that puts Hugging Face in offline mode, if one does."""
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(var, "").strip().upper() in _TRUE:
+            return var
+    return None
+
+
+def _hub_reachable(timeout: float = HUB_TIMEOUT) -> bool:
+    """Whether a TCP connection to the Hub (HF_ENDPOINT, default huggingface.co:443) opens within `timeout`
+    seconds, name lookup included; without one, `datasets` would retry for half a minute."""
+    import socket
+    import threading
+    from urllib.parse import urlsplit
+
+    url = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        host, port = url.hostname, url.port or (80 if url.scheme == "http" else 443)
+    except ValueError:  # a malformed port in HF_ENDPOINT
+        return False
+    if not host:
+        return False
+    ok = []
+
+    def connect():
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            ok.append(True)
+        except OSError:
+            pass
+
+    worker = threading.Thread(target=connect, daemon=True)  # getaddrinfo has no timeout of its own
+    worker.start()
+    worker.join(timeout)
+    return bool(ok)
+
+
+def _hub_cached(repo_id: str) -> Path | None:
+    """Where the local Hugging Face cache holds `repo_id` (prepared arrow files or downloaded snapshots), if it does."""
+    datasets = _hf()
+    from datasets.naming import camelcase_to_snakecase
+
+    *owner, name = repo_id.split("/")
+    prepared = Path(datasets.config.HF_DATASETS_CACHE).expanduser() / "___".join([*owner, camelcase_to_snakecase(name)])
+    if any(p.is_dir() for p in prepared.glob("*/*/*")):
+        return prepared
+    from huggingface_hub import constants
+
+    snapshots = Path(constants.HF_HUB_CACHE).expanduser() / f"datasets--{repo_id.replace('/', '--')}" / "snapshots"
+    if snapshots.is_dir() and any(snapshots.iterdir()):
+        return snapshots.parent
+    return None
+
+
 def load_hub(repo_id: str, name: str | None = None, variant: str = "unaligned_50", kind: str = "mosi",
              revision: str | None = None) -> Dataset:
-    """A Hub dataset in this schema (e.g. pushed with `to_hf(ds).push_to_hub(repo_id)`); needs network."""
-    datasets = _hf()
+    """A Hub dataset in this schema (e.g. pushed with `to_hf(ds).push_to_hub(repo_id)`); needs network,
+    or the dataset in the local Hugging Face cache. Offline without it: one line at once, no retries."""
     where = f"Hugging Face Hub dataset {repo_id}"
+    if not _REPO_ID.fullmatch(repo_id) or ".." in repo_id:
+        raise MsabenchError(f"hub:{repo_id}: not a Hub dataset id; write hub:OWNER/NAME")
+    datasets = _hf()
+    offline = _offline_flag()
+    if offline is None and not _hub_reachable():
+        offline = f"no connection to {os.environ.get('HF_ENDPOINT') or 'huggingface.co'} opened in {HUB_TIMEOUT:g} s"
+    elif offline is not None:
+        offline = f"{offline} is set"
+    if offline is not None and _hub_cached(repo_id) is None:
+        raise MsabenchError(f"{where}: this machine cannot reach the Hub ({offline}) and the local Hugging Face cache "
+                            f"({datasets.config.HF_DATASETS_CACHE}) does not hold it; copy the data over as a "
+                            "save_to_disk folder (msabench.data.hf.save) and pass --data FOLDER")
     try:
-        dd = datasets.load_dataset(repo_id, revision=revision)
+        with _offline_mode(datasets, offline is not None):  # read from the cache, no half-minute of retries
+            dd = datasets.load_dataset(repo_id, revision=revision)
     except ConnectionError as e:
         raise MsabenchError(f"{where}: this machine cannot reach the Hub ({e}); copy the data over as a "
                             f"save_to_disk folder (msabench.data.hf.save) and use load_folder") from None
