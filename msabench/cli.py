@@ -20,11 +20,14 @@ MAX_ERROR_LINE = 1000  # characters of one error line; a 200 KB exception messag
 
 
 def _clip(line: str, limit: int = MAX_ERROR_LINE) -> str:
-    """`line` cut to at most `limit` characters, saying how much was cut."""
+    """`line` cut in the middle to at most `limit` characters, saying how much was cut: its start names
+    where, its end often what is wrong (after a long file name or value)."""
     if len(line) <= limit:
         return line
-    keep = max(0, limit - len(f" ... ({len(line)} characters cut)"))
-    return f"{line[:keep]} ... ({len(line) - keep} characters cut)"
+    keep = max(0, limit - len(f" ... ({len(line)} characters cut) ... "))
+    end = min(200, keep // 4)
+    cut = len(line) - keep
+    return f"{line[:keep - end]} ... ({cut} characters cut) ... {line[len(line) - end:] if end else ''}".rstrip()
 
 
 def _data_args(args) -> None:

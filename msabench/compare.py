@@ -102,8 +102,9 @@ def pair(results_dir: str | Path, protocol: str, model_a: str, model_b: str,
     """Load and align two models' stored results on `protocol`, checking they are truly paired."""
     if model_a == model_b:
         raise MsabenchError(f"compare needs two different models, got {model_a} twice")
-    return pair_units(units_of(results_dir, protocol, model_a, data), units_of(results_dir, protocol, model_b, data),
-                      seeds)
+    units_a, units_b = units_of(results_dir, protocol, model_a, data), units_of(results_dir, protocol, model_b, data)
+    results.check_labels(units_a + units_b, data)
+    return pair_units(units_a, units_b, seeds)
 
 
 def pair_units(units_a: list[results.UnitResult], units_b: list[results.UnitResult],

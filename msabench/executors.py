@@ -59,6 +59,7 @@ class Job:
     limits: Limits = Limits()  # what a submission file's worker may use
     name: str = ""  # the model's name (its results folder)
     fit_test: bool = False  # a bundled model that selects its checkpoints on the test split
+    data_fingerprint: str = ""  # of the dataset: names the train/valid file a worker reads
 
     @property
     def label(self) -> str:
@@ -89,7 +90,7 @@ def execute(job: Job, inputs: Dataset, test: Split | None = None) -> list[runner
     path = Path(job.model).resolve()
     sub = submission.Submission(name=job.name, path=path, sha256=hashlib.sha256(job.source).hexdigest(), factory=None)
     host = ingestion.Remote(sub, job.source, job.limits, f"{path}, seed {job.seed}", inputs["train"], inputs["valid"],
-                            job.threads, key=f"{job.dataset_key}")
+                            job.threads, key=job.data_fingerprint or None)
     try:
         return runner.ingest(host, inputs, list(job.protocols), job.seed, job.batch_size)
     finally:
@@ -129,7 +130,7 @@ def plan(protocols: list[Protocol], models: list[str], datasets: dict[tuple[str,
                 if todo:
                     jobs.append(Job(spec, seed, tuple(p for p, _ in todo), key, batch_size, source, threads,
                                     masks=tuple(fp for _, fp in todo), limits=limits, name=sub.name,
-                                    fit_test=sub.selects_on_test))
+                                    fit_test=sub.selects_on_test, data_fingerprint=dataset.fingerprint))
     return jobs, reused
 
 
@@ -394,10 +395,8 @@ def make(name: str, address: str | None = None, cpus_per_job: float | None = Non
     are refused, never ignored (`--cpus-per-job` applies to both).
     """
     for flag, value in (("--cpus-per-job", cpus_per_job), ("--gpus-per-job", gpus_per_job)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                  or not math.isfinite(value) or value < 0 or (flag == "--cpus-per-job" and value == 0)):
-            raise MsabenchError(f"{flag} must be a finite number {'> 0' if flag == '--cpus-per-job' else '>= 0'}, "
-                                f"got {value}")
+        if value is not None and not math.isfinite(value):  # inf and nan pass every comparison check below
+            raise MsabenchError(f"{flag} must be a finite number, got {value}")
     if name == "serial":
         for flag, value in (("--address", address), ("--gpus-per-job", gpus_per_job)):
             if value is not None:

@@ -225,13 +225,18 @@ class Worker:
         except TimeoutError:
             raise MsabenchError(f"{what}: {doing} took longer than --timeout {self.limits.timeout:g} s; "
                                 "its process was stopped") from None
-        except (EOFError, OSError, BrokenPipeError):  # the worker died mid-call, or sent too much
-            code = self.proc.poll()
-            if code is None:
+        except (EOFError, OSError) as e:  # the worker died mid-call, or sent too much
+            if isinstance(e, OSError) and "bad message length" in str(e):
                 self.kill()
                 raise MsabenchError(f"{what}: its process sent a reply over {MAX_REPLY >> 20} MB during {doing}; "
                                     "it was stopped") from None
+            try:
+                code = self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                code = None
             self.kill()
+            if code is None:
+                raise MsabenchError(f"{what}: its process closed its pipe during {doing}; it was stopped") from None
             hint = (f" (--memory {self.limits.memory_gb:g} GB may have been reached)" if self.limits.memory_gb
                     else "")
             raise MsabenchError(f"{what}: its process {ended(code)} during {doing}{hint}") from None

@@ -93,8 +93,9 @@ def collect(results_dir: str | Path, data: tuple[str, ...] = ()) -> dict[str, li
     if not folders:
         raise MsabenchError(f"no finished results under {results_dir}; run `msabench run` first")
     grouped: dict[tuple[str, str], list[results.UnitResult]] = {}
-    for f in folders:
-        u = results.read_unit(f, data)
+    units = [results.read_unit(f, data) for f in folders]  # metrics recomputed from predictions and labels
+    results.check_labels(units, data)
+    for u in units:
         grouped.setdefault((u.protocol, u.model), []).append(u)
     out: dict[str, list[Entry]] = {}
     for (proto, model), units in sorted(grouped.items()):

@@ -7,6 +7,7 @@ training run that fails at its first write. `atomic_file` and `publish` put a fi
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Iterator
@@ -46,6 +47,20 @@ def atomic_file(final: str | Path, suffix: str = "") -> Iterator[Path]:
             tmp.unlink(missing_ok=True)
 
 
+def _one_line(check):
+    """A check whose OSError (a name too long for the file system, a loop of links) is the user's error too."""
+
+    @functools.wraps(check)
+    def checked(path: str | Path, what: str) -> Path:
+        try:
+            return check(path, what)
+        except OSError as e:
+            raise MsabenchError(f"{what} {path}: {e.strerror or e}") from None
+
+    return checked
+
+
+@_one_line
 def input_file(path: str | Path, what: str) -> Path:
     """An existing, readable file."""
     p = Path(path)
@@ -58,6 +73,7 @@ def input_file(path: str | Path, what: str) -> Path:
     return p
 
 
+@_one_line
 def input_dir(path: str | Path, what: str) -> Path:
     """An existing, readable folder."""
     p = Path(path)
@@ -70,6 +86,7 @@ def input_dir(path: str | Path, what: str) -> Path:
     return p
 
 
+@_one_line
 def output_file(path: str | Path, what: str) -> Path:
     """A file that can be written: not a folder, under a folder that exists or can be made."""
     p = Path(path)
@@ -84,6 +101,7 @@ def output_file(path: str | Path, what: str) -> Path:
     return p
 
 
+@_one_line
 def output_dir(path: str | Path, what: str) -> Path:
     """A folder that exists and is writable, or can be made."""
     p = Path(path)

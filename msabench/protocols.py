@@ -284,12 +284,19 @@ def parse(data: dict, where: str) -> Protocol:
     )
 
 
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a name too long for the file system: no such file either
+        return False
+
+
 def source(name_or_path: str | Path) -> Path:
     """The file `load(name_or_path)` reads: a shipped protocol's by name, else the path given."""
     path = Path(name_or_path)
-    if path.suffix != ".toml" and not path.exists():
+    if path.suffix != ".toml" and not _exists(path):
         known = PROTOCOL_DIR / f"{name_or_path}.toml"
-        if "/" in str(name_or_path) or not known.exists():
+        if "/" in str(name_or_path) or not _exists(known):
             raise MsabenchError(
                 f"unknown protocol {str(name_or_path)!r}: neither a protocol file nor a shipped protocol "
                 f"({', '.join(available())})")

@@ -99,7 +99,8 @@ def write_unit(out: str | Path, unit: UnitResult) -> Path:
     tmp.mkdir()
     try:
         _write_files(tmp, unit)
-        with (final.parent / f".{final.name}.lock").open("a") as lock:  # one swap at a time per unit
+        lock = os.open(final.parent, os.O_RDONLY)  # one swap at a time in a model's folder (flock on the folder)
+        try:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if final.exists():
                 old = final.parent / f".{final.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -108,6 +109,8 @@ def write_unit(out: str | Path, unit: UnitResult) -> Path:
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.replace(tmp, final)
+        finally:
+            os.close(lock)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final

@@ -128,6 +128,8 @@ def test_infeasible_request_is_refused_before_any_job(tmp_path, flags, asked):
 
 
 def test_killed_worker_is_retried(cluster, data, tmp_path):
+    """A Ray worker (the job's host) that dies is retried; a submission that kills its own process only
+    fails its job, in one line, as it does serially (its process is not the Ray worker)."""
     marker = tmp_path / "killed-once"
     killer = write_file(tmp_path / "killer.py", f"""
         import os, signal
@@ -138,14 +140,24 @@ def test_killed_worker_is_retried(cluster, data, tmp_path):
             def predict(self, batch, mask):
                 mark = Path({str(marker)!r})
                 if not mark.exists():
-                    mark.write_text("the first attempt dies here")
-                    os.kill(os.getpid(), signal.SIGKILL)
+                    mark.write_text("the first attempt kills its host, the Ray worker")
+                    os.kill(os.getppid(), signal.SIGKILL)
                 return np.full(len(batch), 0.5)
         """)
     report = grid(tmp_path / "out", data, [killer], executors.RayExecutor(max_retries=2), seeds=[1111])
     assert marker.exists() and not report.failures
     units = stored(tmp_path / "out")
     assert len(units) == 2 and all(np.all(u.predictions == 0.5) for u in units.values())
+    suicide = write_file(tmp_path / "suicide.py", """
+        import os, signal
+
+        class Suicide:
+            def predict(self, batch, mask):
+                os.kill(os.getpid(), signal.SIGKILL)
+        """)
+    report = grid(tmp_path / "out2", data, [suicide], executors.RayExecutor(max_retries=2), seeds=[1111])
+    assert len(report.failures) == 1
+    assert "suicide.py, seed 1111: its process was killed by signal SIGKILL during predict" in report.failures[0][1]
 
 
 def test_failing_job_is_reported_and_the_rest_completes(cluster, data, tmp_path):
