@@ -179,12 +179,13 @@ class Worker:
             theirs.close()
 
     def stop(self) -> None:
+        self.end_children()  # first, while they are still the worker's descendants
         self.conn.close()  # an idle worker reads end-of-file and exits
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            self.kill()
-        self.end_children(all_of_them=True)
+            pass
+        self.kill()
 
     def kill(self) -> None:
         self.end_children(all_of_them=True)
@@ -192,7 +193,8 @@ class Worker:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-        self.proc.kill()
+        if self.proc.poll() is None:
+            self.proc.kill()
         self.proc.wait()
         self.conn.close()
 
