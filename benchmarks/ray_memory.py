@@ -73,7 +73,7 @@ MB = 1 << 20
 def make_measured_execute(log_path: str, sample_s: float):
     """`executors.execute` plus a memory record per job, appended to `log_path` (runs in the worker)."""
 
-    def measured_execute(job, dataset):
+    def measured_execute(job, dataset, test=None):
         import resource
         import threading
 
@@ -99,7 +99,7 @@ def make_measured_execute(log_path: str, sample_s: float):
         t0 = time.perf_counter()
         sampler.start()
         try:
-            units = executors.execute(job, dataset)
+            units = executors.execute(job, dataset, test)
         finally:
             stop.set()
             sampler.join()

@@ -11,11 +11,12 @@ single model class, which is called with `info`). The model has
 says which positions are observed when the protocol reveals it; otherwise it only
 marks padding, so a model cannot tell a dropped token from a real one, as in LNLN.
 `fit` gets the clean train split (labels included) and the valid split for model
-selection; the evaluation split is never handed to a model with its labels. The one
-exception reproduces a protocol flaw on purpose, to measure it: a model whose
-`selects_on_test` is True gets `fit(train, valid, seed, test=test)` (the bundled
-models' `selection=test-per-metric`, LNLN's checkpoint choice); its results say so and
-the leaderboard refuses them unless asked.
+selection; the evaluation split never reaches a submission's process with its labels
+(msabench.ingestion). The one exception reproduces a protocol flaw on purpose, to
+measure it, and only for bundled models: one whose `selects_on_test` is True gets
+`fit(train, valid, seed, test=test)` (`selection=test-per-metric`, LNLN's checkpoint
+choice); its results say so and the leaderboard refuses them unless asked. A submission
+file that sets it is refused.
 """
 
 from __future__ import annotations

@@ -314,8 +314,8 @@ def load(name_or_path: str | Path) -> Protocol:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise MsabenchError(f"{path}: not valid TOML: {e}") from None
     except RecursionError:  # tables or arrays nested thousands deep: tomllib (or a repr of them) recurses
-        raise MsabenchError(f"{path}: tables or arrays nested too deeply to read; a protocol nests at most "
-                            "two levels ([missing] and its lists)") from None
+        raise MsabenchError(f"{path}: tables or arrays nested too deeply to read (a protocol nests only "
+                            "[missing], its lists and their tables)") from None
 
 
 def available() -> list[str]:
