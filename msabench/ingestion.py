@@ -148,6 +148,8 @@ def inputs_file(train: Split, valid: Split, key: str | None = None) -> Path:
     the objects themselves). The two most recent files are kept."""
     global _count
     key = key or (id(train), id(valid))
+    if key in _INPUTS and not _INPUTS[key][0].exists():
+        del _INPUTS[key]
     if key not in _INPUTS:
         _count += 1
         path = isolation.staging() / f"train-valid-{os.getpid()}-{_count}.pkl"

@@ -399,10 +399,15 @@ def call(fn: Callable, args: tuple, what: str, doing: str = "start-up") -> Any:
 @atexit.register
 def stop() -> None:
     """Stop the worker (at exit, or to measure a cold start); the next call starts a fresh one."""
-    global _worker, _staging
+    global _worker
     if _worker is not None:
         _worker.stop()
         _worker = None
+
+
+@atexit.register
+def _remove_staging() -> None:
+    global _staging
     if _staging is not None and os.getpid() == _staging_owner:
         shutil.rmtree(_staging, ignore_errors=True)
         _staging = None
