@@ -163,7 +163,7 @@ class Worker:
     def __init__(self, limits: Limits = Limits(), binds: tuple[Path, ...] = ()):
         self.limits = limits
         self.conn, theirs = Pipe(duplex=True)
-        env = dict(os.environ)
+        env = dict(os.environ) if not limits.sandbox else _sandbox_env()  # /proc/self/environ keeps the first
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_ROOT, env.get("PYTHONPATH")]))
         memory = str(int(limits.memory_gb * 2**30)) if limits.memory_gb else "0"
         cmd = [sys.executable, "-m", "msabench.isolation", str(theirs.fileno()), memory]
@@ -460,8 +460,8 @@ def _serve(fd: int, memory: int) -> None:
     while True:
         try:
             fn, args, env, cwd = pickle.loads(conn.recv_bytes())
-        except (EOFError, OSError):  # the host closed the pipe, or is gone
-            break
+        except (EOFError, OSError):  # the host closed the pipe, or is gone (or the submission closed it)
+            os._exit(0)
         try:
             if os.environ != env:
                 os.environ.clear()
@@ -482,7 +482,10 @@ def _serve(fd: int, memory: int) -> None:
         except Exception as e:  # noqa: BLE001 - a value that cannot be sent
             payload = encode({"kind": "error", "value": f"the call's result could not be sent back: {e}",
                               "retire": reply["retire"]})
-        send_bytes(payload)
+        try:
+            send_bytes(payload)
+        except OSError:  # the pipe is gone (the host stopped us, or the submission closed it): nothing to tell
+            os._exit(1)
         if reply["retire"]:
             break
     sys.stdout.flush()

@@ -238,7 +238,8 @@ def test_cheats_sandbox(cheats, truth, tmp_path):
 
 @pytest.mark.skipif(sandbox.unavailable() is not None, reason=f"no sandbox here: {sandbox.unavailable()}")
 def test_sandbox_sees_no_network_home_or_data(tmp_path):
-    """What a sandboxed worker can open: no data file, no home, no project folder, no network."""
+    """What a sandboxed worker can open: no data file, no home, no project folder, no network, none of the
+    user's environment variables."""
     secret = tmp_path / "data.pkl"
     secret.write_text("labels")
     probe = tmp_path / "probe.py"
@@ -256,6 +257,8 @@ def test_sandbox_sees_no_network_home_or_data(tmp_path):
             SEEN.append("network")
         except OSError:
             pass
+        if b"s3cret" in open("/proc/self/environ", "rb").read() or os.environ.get("MY_TOKEN"):
+            SEEN.append("the user's environment")
         if SEEN:
             raise RuntimeError("sandbox leaks: " + ", ".join(SEEN))
         class M:
@@ -263,11 +266,13 @@ def test_sandbox_sees_no_network_home_or_data(tmp_path):
                 return np.zeros(len(batch.ids))
     """))
     proc = cli("run", "--protocol", PROTOCOL, "--seeds", "1111", "--out", tmp_path / "out", "--model", probe,
-               "--sandbox")
+               "--sandbox", env={"MY_TOKEN": "s3cret"})
     assert proc.returncode == 0, proc.stderr
     # the same file outside the sandbox sees them (so the check above can fail)
-    proc = cli("run", "--protocol", PROTOCOL, "--seeds", "1111", "--out", tmp_path / "out2", "--model", probe)
+    proc = cli("run", "--protocol", PROTOCOL, "--seeds", "1111", "--out", tmp_path / "out2", "--model", probe,
+               env={"MY_TOKEN": "s3cret"})
     assert proc.returncode == 2 and "sandbox leaks" in proc.stderr and str(secret) in proc.stderr
+    assert "the user's environment" in proc.stderr
 
 
 def test_a_forged_reply_runs_no_code_in_the_host(tmp_path):

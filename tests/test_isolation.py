@@ -339,3 +339,17 @@ def test_a_crashing_ray_worker_is_one_line(tmp_path):
         """)
     line = one_line(cli(*RUN, "--out", tmp_path / "out", "--model", crasher, "--executor", "ray"), 1)
     assert "crasher.py seed 1111 on synth-inter: failed after 2 retries" in line and "logs" in line
+
+
+def test_an_exception_whose_str_raises_is_the_submissions(tmp_path):
+    odd = file(tmp_path, "odd.py", """
+        class Odd(Exception):
+            def __str__(self):
+                raise ValueError("no message for you")
+        class M:
+            def predict(self, batch, mask):
+                raise Odd()
+        """)
+    line = one_line(cli(*RUN, "--out", tmp_path / "out", "--model", odd), 1)
+    assert "odd.py: condition T, seed 1111, samples 0-63: predict raised Odd: (its message could not be read" in line
+    assert "please report it" not in line
