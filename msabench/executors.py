@@ -38,7 +38,7 @@ from msabench import protocols as protocols_mod
 from msabench.data import Dataset, Split
 from msabench.data import load as load_data
 from msabench.errors import MsabenchError
-from msabench.isolation import Limits
+from msabench.isolation import NO_LIMITS, Limits
 from msabench.protocols import Protocol
 
 EXECUTORS = ("serial", "ray")
@@ -56,7 +56,7 @@ class Job:
     source: bytes | None = None  # a file submission's bytes: remote workers need no shared disk
     threads: int | None = None  # CPU threads torch uses in the job (None: as the worker has it)
     masks: tuple[str, ...] = ()  # the masks fingerprint of each protocol, computed by the driver
-    limits: Limits = Limits()  # what a submission file's worker may use
+    limits: Limits = NO_LIMITS  # what a submission file's worker may use
     name: str = ""  # the model's name (its results folder)
     fit_test: bool = False  # a bundled model that selects its checkpoints on the test split
     data_fingerprint: str = ""  # of the dataset: names the train/valid file a worker reads
@@ -74,13 +74,15 @@ class GridReport:
     jobs: int = 0  # jobs run (finished or failed)
 
 
-def execute(job: Job, inputs: Dataset, test: Split | None = None) -> list[runner.Predictions]:
+def execute(job: Job, inputs: Dataset, test: Split | None = None, in_process: bool = False
+            ) -> list[runner.Predictions]:
     """The ingestion half of one job, on its host (this process, or a Ray worker).
 
     `inputs`: the dataset as models see it (evaluation splits without labels); `test`: the
-    labelled test split, only for a bundled model that selects on it.
+    labelled test split, only for a bundled model that selects on it. `in_process`: a file
+    submission in this process too (--in-process: a debugger's view, no isolation).
     """
-    if job.source is None:  # a bundled model: msabench's own code, in this process
+    if job.source is None or in_process:  # a bundled model (msabench's own code), in this process
         host = ingestion.Local(submission.load(job.model))
         try:
             with devices.threads(job.threads):
@@ -99,7 +101,7 @@ def execute(job: Job, inputs: Dataset, test: Split | None = None) -> list[runner
 
 def plan(protocols: list[Protocol], models: list[str], datasets: dict[tuple[str, str], Dataset], out: str | Path,
          seeds: list[int] | None = None, batch_size: int = 64, threads: int | None = None, isolate: bool = True,
-         limits: Limits = Limits()) -> tuple[list[Job], list[results.UnitResult]]:
+         limits: Limits = NO_LIMITS) -> tuple[list[Job], list[results.UnitResult]]:
     """The jobs still to run, and the finished units whose fingerprints match (re-used as they are).
 
     `isolate`: learn file submissions' names in the worker process (`submission.probe`).
@@ -141,14 +143,14 @@ class SerialExecutor:
     in this one, e.g. to step through a submission in a debugger); bundled models run here.
     """
 
-    def __init__(self, cpus_per_job: float | None = None, isolate: bool = True, limits: Limits = Limits()):
+    def __init__(self, cpus_per_job: float | None = None, isolate: bool = True, limits: Limits = NO_LIMITS):
         available = devices.available_cpus()
         if cpus_per_job is not None and not (math.isfinite(cpus_per_job) and cpus_per_job >= 1
                                              and cpus_per_job == int(cpus_per_job)):
             raise MsabenchError(f"--cpus-per-job must be a whole number >= 1 with the serial executor, got {cpus_per_job:g}")
         if cpus_per_job is not None and cpus_per_job > available:
             raise MsabenchError(f"--cpus-per-job {cpus_per_job:g}: this process may use only {available} CPU(s)")
-        if not isolate and limits != Limits():
+        if not isolate and limits != NO_LIMITS:
             raise MsabenchError("--sandbox, --timeout and --memory apply to the worker process; --in-process has none")
         self.threads = int(cpus_per_job) if cpus_per_job is not None else available
         self.isolate = isolate
@@ -167,16 +169,8 @@ class SerialExecutor:
     def run(self, jobs: list[Job], inputs: dict, tests: dict, done) -> None:
         for job in jobs:
             try:
-                if job.source is not None and not self.isolate:  # --in-process: a debugger's view, no isolation
-                    host = ingestion.Local(submission.load(job.model))
-                    try:
-                        with devices.threads(job.threads):
-                            preds = runner.ingest(host, inputs[job.dataset_key], list(job.protocols), job.seed,
-                                                  job.batch_size)
-                    finally:
-                        host.close()
-                else:
-                    preds = execute(job, inputs[job.dataset_key], tests.get(job.dataset_key) if job.fit_test else None)
+                preds = execute(job, inputs[job.dataset_key], tests.get(job.dataset_key) if job.fit_test else None,
+                                in_process=not self.isolate)
             except MsabenchError as e:
                 done(job, None, str(e))
                 continue
@@ -189,7 +183,7 @@ class RayExecutor:
     isolate = True  # workers are processes of their own; the driver only probes file submissions
 
     def __init__(self, address: str | None = None, cpus_per_job: float = 1.0, gpus_per_job: float = 0.0,
-                 max_retries: int = 2, limits: Limits = Limits()):
+                 max_retries: int = 2, limits: Limits = NO_LIMITS):
         if not (math.isfinite(cpus_per_job) and cpus_per_job > 0) or not (math.isfinite(gpus_per_job)
                                                                           and gpus_per_job >= 0):
             raise MsabenchError(f"--cpus-per-job must be a finite number > 0 and --gpus-per-job >= 0, got "
@@ -347,7 +341,7 @@ def run_grid(protocols: list[Protocol], models: list[str], datasets: dict, out: 
         for dataset in datasets.values():
             sub.check(dataset.info, executor.gpus_per_job())
     jobs, reused = plan(protocols, models, datasets, out, seeds, batch_size, executor.threads, isolate,
-                        getattr(executor, "limits", Limits()))
+                        getattr(executor, "limits", NO_LIMITS))
     report = GridReport(reused=reused, jobs=len(jobs))
     if not jobs:
         return report
@@ -388,7 +382,7 @@ def run_grid(protocols: list[Protocol], models: list[str], datasets: dict, out: 
 
 
 def make(name: str, address: str | None = None, cpus_per_job: float | None = None,
-         gpus_per_job: float | None = None, isolate: bool = True, limits: Limits = Limits()):
+         gpus_per_job: float | None = None, isolate: bool = True, limits: Limits = NO_LIMITS):
     """An executor from command-line settings; `cpus_per_job` None: all CPUs serially, 1 under Ray.
 
     One rule for executor-specific settings: given to an executor they do not apply to, they

@@ -102,11 +102,18 @@ def _plain(value, depth: int = 0):
     return str(type(value).__name__)
 
 
-class Local:
-    """A bundled model in this process."""
+def describe_compute(model) -> dict:
+    """What a model says about where it computed, else the job's CPU threads and GPUs."""
+    describe = getattr(model, "describe_compute", None)
+    return describe() if callable(describe) else devices.job_environment()
 
-    def __init__(self, sub: submission_mod.Submission):
-        self.sub, self.where, self.model = sub, str(sub.path), None
+
+class Local:
+    """A model in this process: a bundled one (`sub`), or one already built (`model`, named `where`)."""
+
+    def __init__(self, sub: submission_mod.Submission | None, model=None, where: str | None = None):
+        self.sub, self.model = sub, model
+        self.where = where if sub is None else str(sub.path)
 
     def build(self, info: DatasetInfo, seed: int) -> None:
         seed_everything(seed)
@@ -132,8 +139,7 @@ class Local:
         return predict(self.model, batch, mask, at, self.where)
 
     def compute(self) -> dict:
-        describe = getattr(self.model, "describe_compute", None)
-        return describe() if callable(describe) else devices.job_environment()
+        return describe_compute(self.model)
 
     def close(self) -> None:
         self.model = None
@@ -242,8 +248,7 @@ def _op_predict(batch: Batch, mask: Mask, at: str) -> np.ndarray:
 
 
 def _op_compute() -> dict:
-    describe = getattr(_job.get("model"), "describe_compute", None)
-    return _plain(describe() if callable(describe) else devices.job_environment())
+    return _plain(describe_compute(_job.get("model")))
 
 
 def _op_finish() -> None:

@@ -75,6 +75,9 @@ class Limits:
         return self
 
 
+NO_LIMITS = Limits()  # the default: no timeout, no memory cap, no sandbox
+
+
 # ---- the wire: what a worker may send back --------------------------------------------------------
 
 _DTYPES = {"<f8", "<f4", "<f2", "<i8", "<i4", "|i1", "|u1", "|b1", "<c16", "<c8"}
@@ -160,7 +163,7 @@ def decode(raw: bytes) -> Any:
 class Worker:
     """One worker process, its pipe, and its limits."""
 
-    def __init__(self, limits: Limits = Limits(), binds: tuple[Path, ...] = ()):
+    def __init__(self, limits: Limits = NO_LIMITS, binds: tuple[Path, ...] = ()):
         self.limits = limits
         self.conn, theirs = Pipe(duplex=True)
         env = dict(os.environ) if not limits.sandbox else _sandbox_env()  # /proc/self/environ keeps the first
@@ -201,8 +204,10 @@ class Worker:
     def end_children(self, all_of_them: bool = False) -> None:
         """Kill what the worker started (its process group and its descendants), the worker itself only
         with `all_of_them`; sandboxed workers' children also die with the sandbox's PID namespace."""
-        keep = set() if all_of_them else _chain_to_worker(self.proc.pid)
-        for pid in _descendants(self.proc.pid) | _group(self.proc.pid):
+        table = _proc_table()
+        keep = set() if all_of_them else _chain_to_worker(self.proc.pid, table)
+        group = {p for p, (_, g) in table.items() if g == self.proc.pid}
+        for pid in _descendants(self.proc.pid, table) | group:
             if pid != self.proc.pid and pid not in keep:
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -274,9 +279,9 @@ def _sandbox_env() -> dict:
 
 
 def _proc_table() -> dict[int, tuple[int, int]]:
-    """pid -> (parent pid, process group) of every process this host can see (Linux /proc)."""
+    """pid -> (parent pid, process group) of every process this host can see (Linux /proc; {} elsewhere)."""
     out = {}
-    for d in os.listdir("/proc"):
+    for d in (os.listdir("/proc") if os.path.isdir("/proc") else ()):
         if d.isdigit():
             try:
                 stat = Path(f"/proc/{d}/stat").read_text()
@@ -287,8 +292,7 @@ def _proc_table() -> dict[int, tuple[int, int]]:
     return out
 
 
-def _descendants(pid: int) -> set[int]:
-    table = _proc_table() if os.path.isdir("/proc") else {}
+def _descendants(pid: int, table: dict[int, tuple[int, int]]) -> set[int]:
     children: dict[int, list[int]] = {}
     for p, (ppid, _) in table.items():
         children.setdefault(ppid, []).append(p)
@@ -301,14 +305,9 @@ def _descendants(pid: int) -> set[int]:
     return out
 
 
-def _group(pgid: int) -> set[int]:
-    return {p for p, (_, g) in (_proc_table().items() if os.path.isdir("/proc") else []) if g == pgid}
-
-
-def _chain_to_worker(pid: int) -> set[int]:
+def _chain_to_worker(pid: int, table: dict[int, tuple[int, int]]) -> set[int]:
     """The worker process (a bubblewrap worker's Python is a descendant of bwrap) and the processes
     between: the shallowest process running msabench.isolation, and its ancestors up to `pid`."""
-    table = _proc_table() if os.path.isdir("/proc") else {}
     level, seen = [pid], set()
     while level:
         for p in level:
@@ -328,7 +327,7 @@ def _chain_to_worker(pid: int) -> set[int]:
 
 
 _worker: Worker | None = None
-_limits = Limits()  # what `call` and `warm_up` use (configure)
+_limits = NO_LIMITS  # what `call` and `warm_up` use (configure)
 _staging: Path | None = None
 
 

@@ -69,7 +69,7 @@ def predict_conditions(model, split: Split, protocol: Protocol, observed: dict, 
     """Predictions [C, N] for every condition; batches never change what a sample sees.
 
     `model` is a built model, or a model host (ingestion.Local / ingestion.Remote)."""
-    host = model if isinstance(model, (ingestion.Local, ingestion.Remote)) else _Bare(model, where)
+    host = model if isinstance(model, (ingestion.Local, ingestion.Remote)) else ingestion.Local(None, model, where)
     n = len(split)
     row_bytes = sum(a.nbytes for a in split.arrays().values()) / max(n, 1)
     per_chunk = batch_size * max(1, int(CHUNK_BYTES // max(row_bytes * batch_size, 1)))
@@ -86,13 +86,6 @@ def predict_conditions(model, split: Split, protocol: Protocol, observed: dict, 
                 at = f"{where}: condition {cond.name}, seed {seed}, samples {first}-{first + len(batch) - 1}"
                 out[ci, first:first + len(batch)] = host.predict(batch, mask, at, doing)
     return out
-
-
-class _Bare(ingestion.Local):
-    """An already built model, for callers that hold one (benchmarks, tests)."""
-
-    def __init__(self, model, where: str):
-        self.model, self.where = model, where
 
 
 def ingest(host, inputs: Dataset, protocols: list[Protocol], seed: int, batch_size: int = 64,

@@ -84,11 +84,10 @@ class Submission:
 
 
 def describe(e: BaseException, path: Path) -> str:
-    """`TypeError: msg (line N)`, with the deepest line number inside the submission file (which may be
-    the copy a worker imported: the frames then name that copy, so any `msabench-inputs-` copy counts)."""
+    """`TypeError: msg (line N)`, with the deepest line number inside the submission file."""
     line = ""
     for frame in reversed(traceback.extract_tb(e.__traceback__)):
-        if Path(frame.filename).resolve() == path.resolve() or _is_copy(frame.filename):
+        if Path(frame.filename).resolve() == path.resolve():
             line = f" (line {frame.lineno})"
             break
     if isinstance(e, SystemExit):
@@ -99,11 +98,6 @@ def describe(e: BaseException, path: Path) -> str:
         text = "(its message could not be read: its __str__ raised)"
     msg = text.splitlines()[0][:1000] if text else ""
     return f"{type(e).__name__}: {msg}{line}"
-
-
-def _is_copy(filename: str) -> bool:
-    p = Path(filename)
-    return p.parent.name.startswith("msabench-inputs-") and p.name.startswith("submission-")
 
 
 POSITIONAL = {"mmsa": "model"}  # `mmsa:lf_dnn` is `mmsa:model=lf_dnn`
@@ -182,8 +176,9 @@ def _name(path: str, shown: str) -> str:
 def load(spec: str | Path, shown: Path | None = None) -> Submission:
     """A submission by file path, or a bundled model by name with options (`prlf:rounds=2`).
 
-    This imports and so runs the file in this process; drivers use `probe`. `shown`: the path
-    that messages and the result name when `spec` is a copy of the user's file.
+    This imports and so runs the file in this process; drivers use `probe`. `shown`: the user's
+    file when `spec` is a byte-identical copy of it: the module then runs as that file (its
+    `__file__`, its tracebacks' line numbers) and messages name it.
     """
     spec = str(spec)
     models = bundled()
@@ -200,10 +195,14 @@ def load(spec: str | Path, shown: Path | None = None) -> Submission:
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[module_name] = module  # dataclasses and pickling look modules up here
     try:
-        module_spec.loader.exec_module(module)
+        if shown is None:
+            module_spec.loader.exec_module(module)
+        else:
+            module.__file__ = str(shown)
+            exec(compile(source, str(shown), "exec"), module.__dict__)  # noqa: S102 - the submission, as its own file
     except (Exception, SystemExit) as e:
         sys.modules.pop(module_name, None)
-        raise MsabenchError(f"{where}: importing the submission failed: {describe(e, path)}") from None
+        raise MsabenchError(f"{where}: importing the submission failed: {describe(e, Path(where))}") from None
     factory = _factory(module, where)
     name = base if base in models else _declared_name(module, where)
     options = None

@@ -234,7 +234,7 @@ STATS = {
 @pytest.mark.parametrize("value", ["100001", str(10**12)])
 def test_resamples_above_the_cap(files, command, value, out):
     proc = cli(*fill(STATS[command], files, out), "--resamples", value)
-    one_line(proc, 2, f"--resamples must be <= 100,000", f"got {int(value):,}")
+    one_line(proc, 2, "--resamples must be <= 100,000", f"got {int(value):,}")
     nothing_in(out)
 
 

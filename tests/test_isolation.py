@@ -5,11 +5,9 @@ Real processes throughout: the command line in a subprocess, real workers, real 
 
 import os
 import pickle
-import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 
 import numpy as np
@@ -18,7 +16,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from msabench import isolation, results
-from msabench.errors import MsabenchError
 
 from conftest import ROOT, small_raw, write_pickle
 
