@@ -1,14 +1,29 @@
-"""Checking a paper's claim ("derl > prlf on mosi-intra: Non0_acc_2 +2.47") against the data.
+"""Checking a paper's claim ("derl > prlf on mosi-intra: Non0 Acc-2 +2.47%") against the data.
 
 A claim names the better model, the worse one, a protocol, a metric and the claimed
-difference better − worse, written as papers print it: accuracies and F1 in percentage
-points, MAE and Corr in their own units. Against stored results the difference is
-measured with the paired test of `msabench.compare`; `reported` mode uses published
-means, standard deviations and seed counts only (Welch's t-test over seeds): what a
-reader can check without predictions. Every claim checked in one run, in either mode,
-is in one Holm correction, and each claim's CI and minimum detectable effect are at the
-level Holm compares its p with (alpha / (m − rank)), so interval and verdict agree.
-Verdicts:
+difference better − worse, written as papers print it (`GRAMMAR`):
+
+- the metric as papers spell it, case, spaces, hyphens and underscores aside: "Has0 Acc-2",
+  "Non0 Acc-2", "Has0 F1", "Non0 F1", "Acc-5", "Acc-7" (MOSI/MOSEI), "Acc-2", "Acc-3", "Acc-5",
+  "F1" (SIMS), "MAE", "Corr", or the msabench key ("Non0_acc_2"). A bare "Acc-2" or "F1" on
+  MOSI/MOSEI is refused: papers mean Has0 or Non0 depending on the paper (LNLN and MMSA print
+  both, "Has0/Non0").
+- the gain of an accuracy or F1 in percentage points: "+2.47%", "+2.47 points", "+2.47 pp" ("%"
+  is read as percentage points, the absolute difference papers print, never a relative gain), or
+  as a fraction with the word: "+0.0247 fraction" (= 2.47 points). A bare number is percentage
+  points when its size is at least 1 ("+2.47", as claims were always written); below 1 it is
+  refused as ambiguous ("+0.0247" could be 0.0247 points or a fraction, 2.47 points), never
+  guessed from its size. MAE and Corr are not percentages: a bare number in their own units, and
+  "%", "points", "pp" or "fraction" after one is refused. "−" (unicode minus) is a minus.
+
+`Claim.value` holds the difference in paper units (points for accuracies and F1). Against
+stored results the difference is measured with the paired test of `msabench.compare`;
+`reported` mode uses published means, standard deviations and seed counts only (Welch's
+t-test over seeds): what a reader can check without predictions. Every claim checked in one
+run, in either mode, is in one Holm correction, and each claim's CI and minimum detectable
+effect are at the level that decides it, alpha * p / p_Holm (see `decision_levels`): the CI
+excludes 0 exactly when the Holm-adjusted p is below alpha, also where Holm's step-down stops
+early. Verdicts:
 
 - supported: significant, and the claimed value lies inside the CI;
 - significant, but smaller than claimed / larger than claimed: the CI excludes it;
@@ -25,15 +40,97 @@ import math
 import re
 import tomllib
 from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
+
+import numpy as np
+from scipy import optimize, special
+from scipy import stats as sps
 
 from msabench import compare, metrics, protocols, stats
 from msabench.errors import MsabenchError
 
-GRAMMAR = ('MODEL_A > MODEL_B on PROTOCOL: METRIC ±VALUE, e.g. "derl > prlf on mosi-intra: Non0_acc_2 +2.47" '
-           "(accuracies and F1 in percentage points, MAE and Corr in their own units; '<' claims MODEL_A is worse)")
+GRAMMAR = ('MODEL_A > MODEL_B on PROTOCOL: METRIC ±VALUE, e.g. "derl > prlf on mosi-intra: Non0 Acc-2 +2.47%"; '
+           "METRIC as papers write it (Has0 Acc-2, Non0 Acc-2, Has0 F1, Non0 F1, Acc-5, Acc-7 on MOSI/MOSEI; "
+           "Acc-2, Acc-3, Acc-5, F1 on SIMS; MAE, Corr) or the msabench key (Non0_acc_2); accuracies and F1 in "
+           "percentage points (+2.47%, +2.47 points, +2.47 pp; a bare number of size 1 or more) or as a fraction "
+           "(+0.0247 fraction), MAE and Corr as bare numbers in their own units; '<' claims MODEL_A is worse")
+_NUMBER = r"[+\-\u2212]?(?:\d+(?:\.\d*)?|\.\d+)"
+_UNIT = r"%|pp|p\.p\.|percentage\s+points?|points?|fraction"
 _CLAIM = re.compile(r"^\s*(?P<a>[^\s<>]+)\s*(?P<op>[<>])\s*(?P<b>[^\s<>]+)\s+on\s+(?P<protocol>[^\s:]+)\s*:\s*"
-                    r"(?P<metric>[A-Za-z0-9_]+)\s+(?P<value>[+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*$")
+                    rf"(?P<metric>\S(?:[^:]*?\S)?)\s+(?P<value>{_NUMBER})\s*(?P<unit>{_UNIT})?\s*$", re.IGNORECASE)
+
+# Metric spellings per dataset kind, normalised by `_norm`; every msabench key is accepted as itself too.
+_ALIASES: dict[str, dict[str, str]] = {
+    "mosi": {"has0acc2": "Has0_acc_2", "non0acc2": "Non0_acc_2", "has0f1": "Has0_F1_score",
+             "non0f1": "Non0_F1_score", "acc5": "Mult_acc_5", "acc7": "Mult_acc_7"},
+    "sims": {"acc2": "Mult_acc_2", "acc3": "Mult_acc_3", "acc5": "Mult_acc_5", "f1": "F1_score"},
+}
+# What each kind's metrics are written as in messages, in metrics.METRICS order.
+_SPELLING = {"Has0_acc_2": "Has0 Acc-2", "Non0_acc_2": "Non0 Acc-2", "Has0_F1_score": "Has0 F1",
+             "Non0_F1_score": "Non0 F1", "Mult_acc_2": "Acc-2", "Mult_acc_3": "Acc-3", "Mult_acc_5": "Acc-5",
+             "Mult_acc_7": "Acc-7", "F1_score": "F1", "MAE": "MAE", "Corr": "Corr"}
+# Spellings that name two metrics on a kind: papers mean Has0 or Non0 depending on the paper.
+_AMBIGUOUS: dict[str, dict[str, str]] = {
+    "mosi": {"acc2": '"Non0 Acc-2" or "Has0 Acc-2"', "f1": '"Non0 F1" or "Has0 F1"',
+             "f1score": '"Non0 F1" or "Has0 F1"'},
+}
+_KIND_NAME = {"mosi": "MOSI/MOSEI", "sims": "SIMS"}
+
+
+def _norm(name: str) -> str:
+    """A metric spelling without case, spaces, hyphens (any dash) or underscores."""
+    return re.sub(r"[\s_\-\u2010-\u2013]+", "", name).lower()
+
+
+def accepted(kind: str) -> str:
+    """The metric spellings a claim on this dataset kind accepts, as one line."""
+    names = metrics.METRICS[kind]
+    return (f"{', '.join(_SPELLING.get(n, n) for n in names)} (or the keys {', '.join(names)}; "
+            "case, spaces, hyphens and underscores do not matter)")
+
+
+def metric_name(spelling: str, protocol: protocols.Protocol, where: str = "claim") -> str:
+    """The msabench metric key a paper's spelling names on this protocol; one line when none or two do."""
+    kind = protocol.metric_kind
+    names = metrics.METRICS[kind]
+    key = _norm(spelling)
+    table = {**{_norm(n): n for n in names}, **_ALIASES.get(kind, {})}
+    if key in _AMBIGUOUS.get(kind, {}):
+        raise MsabenchError(f"{where}: metric {spelling!r} is ambiguous on {protocol.name} ({protocol.dataset}): "
+                            f"papers mean Has0 or Non0 (LNLN and MMSA print both, \"Has0/Non0\"); write "
+                            f"{_AMBIGUOUS[kind][key]}; accepted for {_KIND_NAME.get(kind, kind)}: {accepted(kind)}")
+    if key not in table:
+        raise MsabenchError(f"{where}: metric {spelling!r} does not exist for {protocol.name} ({protocol.dataset}); "
+                            f"accepted for {_KIND_NAME.get(kind, kind)}: {accepted(kind)}")
+    return table[key]
+
+
+def _points(where: str, metric: str, number: str, unit: str | None) -> float:
+    """The written difference in paper units: points for accuracies and F1, own units for MAE and Corr."""
+    text = number.replace("\u2212", "-")
+    value = float(text)
+    unit = re.sub(r"\s+", " ", unit).lower() if unit else None
+    written = f"{number}{'' if unit in (None, '%') else ' '}{unit or ''}"
+    if scale(metric) == 1.0:
+        if unit is not None:
+            raise MsabenchError(f"{where}: {metric} {written}: {metric} is not a percentage; write its difference as "
+                                f"a bare number in its own units, e.g. \"{metric} {number}\" (no %, points, pp or "
+                                "fraction)")
+        return value
+    if unit == "fraction":
+        if abs(value) > 1:
+            raise MsabenchError(f"{where}: {metric} {written}: a fraction lies between -1 and 1; write "
+                                f"\"{number} points\" (or \"{number}%\") for percentage points")
+        return float(Decimal(text) * 100)  # exact in decimal: 0.0247 -> 2.47, not 2.4699999999999998
+    if unit is None and 0 < abs(value) < 1:
+        as_fraction = f"{float(Decimal(text) * 100):+g}"
+        raise MsabenchError(f"{where}: {metric} {number} is ambiguous: as percentage points it is {value:+g} points, "
+                            f"as a fraction {as_fraction} points; write \"{number}%\", \"{number} points\" or "
+                            f"\"{number} pp\" for points, or \"{number} fraction\" (= \"{as_fraction} points\") for a "
+                            "fraction")
+    return value
 
 
 def scale(metric: str) -> float:
@@ -75,25 +172,28 @@ class Claim:
 
 
 def parse(text: str, reported: Reported | None = None) -> Claim:
-    """A claim string -> Claim; one line with the grammar when it does not parse or does not add up."""
+    """A claim string -> Claim; one line with the grammar when it does not parse or does not add up.
+
+    `reported` is in paper units (points for accuracies and F1), whatever unit the claim's value is
+    written in."""
     m = _CLAIM.match(text)
     if not m:
         raise MsabenchError(f"claim {text!r} does not parse; grammar: {GRAMMAR}")
-    a, b, value = m["a"], m["b"], float(m["value"])
+    a, b = m["a"], m["b"]
+    proto = protocols.load(m["protocol"])
+    where = f"claim {text!r}"
+    metric = metric_name(m["metric"], proto, where)
+    value = _points(where, metric, m["value"], m["unit"])
     if m["op"] == "<":  # "a < b: M -x" is "b > a: M +x"
         a, b, value = b, a, -value
         if reported is not None:
             reported = Reported(reported.mean_b, reported.std_b, reported.n_b,
                                 reported.mean_a, reported.std_a, reported.n_a)
-    proto = protocols.load(m["protocol"])
-    names = metrics.METRICS[proto.metric_kind]
-    if m["metric"] not in names:
-        raise MsabenchError(f"claim {text!r}: metric {m['metric']!r} does not exist for {proto.name} "
-                            f"({proto.dataset}); metrics: {', '.join(names)}")
-    claim = Claim(text, a, b, proto.name, m["metric"], value, reported)
+    claim = Claim(text, a, b, proto.name, metric, value, reported)
     if claim.improvement <= 0:
         direction = "lower" if sign(claim.metric) < 0 else "higher"
-        raise MsabenchError(f"claim {text!r}: says {a} is better than {b} but {claim.metric} {m['value']} is not an "
+        written = m["value"] + (f" {m['unit']}" if m["unit"] else "")
+        raise MsabenchError(f"{where}: says {a} is better than {b} but {claim.metric} {written} is not an "
                             f"improvement ({direction} {claim.metric} is better); write the signed difference "
                             f"{a} − {b}")
     return claim
@@ -148,20 +248,81 @@ class Verdict:
     claim: Claim
     verdict: str
     measured: float  # better − worse, paper units
-    ci: tuple[float, float]  # at the claim's Holm level (see `level`)
+    ci: tuple[float, float]  # at the level that decides the claim (see `level`, `decision_levels`)
     p: float  # Holm-adjusted over every claim checked together
-    mde: float  # minimum detectable |difference| at 80% power, at the Holm level, paper units
+    mde: float  # minimum detectable |difference| at 80% power, at `level`, paper units
     source: str  # "results" or "reported"
     note: str = ""
-    level: float = compare.ALPHA  # the CI is a 1 - level interval
+    level: float = compare.ALPHA  # the CI is a 1 - level interval; alpha * p / p_Holm
+
+
+@lru_cache(maxsize=1)
+def _legendre() -> tuple[np.ndarray, np.ndarray]:
+    return np.polynomial.legendre.leggauss(256)
+
+
+@lru_cache(maxsize=256)
+def _chi_nodes(df: float) -> tuple[np.ndarray, np.ndarray]:
+    """sqrt(W), W ~ chi2_df / df, at 256 Gauss-Legendre nodes of its probability scale, and their weights."""
+    u, weights = _legendre()
+    return np.sqrt(sps.chi2.ppf((u + 1.0) / 2.0, df) / df), weights / 2.0
+
+
+@dataclass(frozen=True)
+class Welch:
+    """Welch's t over seeds from published numbers (metric units): its p, interval and detectable effect.
+
+    Student's t with Welch-Satterthwaite df, exactly as `scipy.stats.ttest_ind_from_stats`, at any
+    level: the interval at level L excludes 0 exactly when p < L.
+    """
+
+    se: float
+    df: float
+
+    def critical(self, level: float) -> float:
+        q = 1.0 - level / 2.0
+        return float(special.ndtri(q) if math.isinf(self.df) else special.stdtrit(self.df, q))
+
+    def p_value(self, diff: float) -> float:
+        if not (math.isfinite(diff) and math.isfinite(self.se)):
+            return math.nan
+        if self.se == 0:
+            return 1.0 if diff == 0 else 0.0
+        t = -abs(diff) / self.se
+        return float(min(1.0, 2.0 * (special.ndtr(t) if math.isinf(self.df) else special.stdtr(self.df, t))))
+
+    def interval(self, point: float, level: float) -> tuple[float, float]:
+        if not (math.isfinite(point) and math.isfinite(self.se)):
+            return (math.nan, math.nan)
+        half = self.critical(level) * self.se if self.se > 0 else 0.0
+        return (point - half, point + half)
+
+    def mde(self, level: float, power: float = 0.8) -> float:
+        """Smallest true |difference| the level-`level` test finds with probability `power` (noncentral t)."""
+        if not math.isfinite(self.se):
+            return math.nan
+        if self.se == 0:
+            return 0.0
+        c = self.critical(level)
+        # the noncentral t's two tails, P(|Z + nc| > c sqrt(W)), W ~ chi2_df / df, by Gauss-Legendre in W's
+        # probability scale (scipy's nct returns nan for some df and nc)
+        spread, weights = (np.ones(1), np.ones(1)) if math.isinf(self.df) else _chi_nodes(float(self.df))
+
+        def reject(nc: float) -> float:
+            return float(((special.ndtr(nc - c * spread) + special.ndtr(-nc - c * spread)) * weights).sum())
+
+        hi = c + 4.0
+        while reject(hi) < power:
+            hi *= 2.0
+        return float(optimize.brentq(lambda nc: reject(nc) - power, 0.0, hi, xtol=1e-10)) * self.se
 
 
 @dataclass(frozen=True)
 class Measured:
-    """One claim's measured difference (metric units) with its standard error and t df."""
+    """One claim's measured difference (metric units) with the test that gives its interval at any level."""
 
     diff: float
-    variance: stats.Variance  # gives the interval and the detectable effect at any level
+    variance: stats.Variance | Welch  # .interval(diff, level) and .mde(level), same units as diff
     p: float  # unadjusted
     source: str
     note: str = ""
@@ -203,8 +364,7 @@ def measure(claim: Claim, results_dir: str | Path | None, *, n_resamples: int = 
             notes.append(f"the reported means differ by {diff:+.3g}, not the claimed {claim.value:+.3g}")
         notes.append("seed-level only: test-set sampling is not in these numbers")
         k = scale(claim.metric)  # published numbers are in paper units already
-        var = stats.Variance((se / k) ** 2, 0.0, df, gamma=0.0)  # Welch's t: all of it from the seeds
-        return Measured(diff / k, var, p, "reported", "; ".join(notes))
+        return Measured(diff / k, Welch(se / k, df), p, "reported", "; ".join(notes))
     if results_dir is None:
         raise MsabenchError(f"claim {claim.text!r} has no reported numbers and no results folder to check it against")
     paired = compare.pair(results_dir, claim.protocol, claim.better, claim.worse, data=data)
@@ -212,18 +372,42 @@ def measure(claim: Claim, results_dir: str | Path | None, *, n_resamples: int = 
     return Measured(c.diff, c.variance, c.p, "results")
 
 
+def decision_levels(raw: list[float], adjusted, alpha: float) -> list[float]:
+    """The level each claim's CI and MDE are at: the one that decides it, alpha * p / p_Holm.
+
+    Holm rejects a claim when its adjusted p is below alpha, i.e. when its raw p is below
+    alpha * p / p_Holm; an interval at that level (the test inverted) excludes 0 exactly then,
+    also where the step-down stops early (raw p 0.03, 0.04: both Holm 0.06, both intervals hold
+    0, although 0.04 is below the last step's alpha / 1). It is alpha / (m - rank) while the
+    adjusted p-values rise with the raw ones, and never below alpha / m (m finite p-values). A raw
+    p of 0 (Holm 0) gets alpha / m; a claim without a p (nan) gets alpha.
+    """
+    m = sum(1 for p in raw if math.isfinite(p))
+    out = []
+    for p, h in zip(raw, adjusted):
+        p, h = float(p), float(h)
+        if not (math.isfinite(p) and math.isfinite(h)):
+            out.append(alpha)
+        elif h > 0:
+            out.append(alpha * p / h)
+        else:  # p == p_Holm == 0
+            out.append(alpha / m)
+    return out
+
+
 def verify(claims: list[Claim], results_dir: str | Path | None = None, *, n_resamples: int = 10_000, seed: int = 0,
            alpha: float = compare.ALPHA, data: tuple[str, ...] = ()) -> list[Verdict]:
-    """Every claim measured (results or reported numbers), Holm over all of them, each judged at its Holm level."""
+    """Every claim measured (results or reported numbers), Holm over all of them, each CI at its deciding level."""
     measured = [measure(c, results_dir, n_resamples=n_resamples, seed=seed, data=data) for c in claims]
-    adjusted = stats.holm([m.p for m in measured])
-    levels = stats.holm_levels([m.p for m in measured], alpha)
+    raw = [m.p for m in measured]
+    adjusted = stats.holm(raw)
+    levels = decision_levels(raw, adjusted, alpha)
     out = []
     for c, m, p, level in zip(claims, measured, adjusted, levels):
         k = scale(c.metric)
-        lo, hi = m.variance.interval(m.diff, float(level))
-        ci, mde = (lo * k, hi * k), m.variance.mde(float(level)) * k
-        v = judge(c, m.diff * k, ci, float(p), mde, alpha, m.source, float(level))
+        lo, hi = m.variance.interval(m.diff, level)
+        ci, mde = (lo * k, hi * k), m.variance.mde(level) * k
+        v = judge(c, m.diff * k, ci, float(p), mde, alpha, m.source, level)
         note = "; ".join(x for x in (v.note, m.note) if x)
         out.append(Verdict(v.claim, v.verdict, v.measured, v.ci, v.p, v.mde, v.source, note, v.level))
     return out
@@ -236,6 +420,13 @@ def verify_reported(claim: Claim, alpha: float = compare.ALPHA) -> Verdict:
     return verify([claim], None, alpha=alpha)[0]
 
 
+def _format_p(p: float) -> str:
+    """A p-value as `msabench compare` prints it."""
+    if not math.isfinite(p):
+        return "nan"
+    return f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
+
+
 def table(verdicts: list[Verdict], fmt: str = "github") -> str:
     from tabulate import tabulate
 
@@ -245,6 +436,6 @@ def table(verdicts: list[Verdict], fmt: str = "github") -> str:
         tested = not all(math.isnan(x) for x in (*v.ci, v.p))  # published means without SDs: no test made
         rows.append([v.claim.text, v.source, f"{v.claim.value:+.3g}{unit}", f"{v.measured:+.3g}{unit}",
                      f"[{v.ci[0]:+.3g}, {v.ci[1]:+.3g}] ({100 * (1 - v.level):.4g}%)" if tested else "-",
-                     compare._p(v.p) if tested else "-", v.verdict, v.note])
+                     _format_p(v.p) if tested else "-", v.verdict, v.note])
     return tabulate(rows, headers=["claim", "from", "claimed", "measured", "CI (Holm level)", "p Holm", "verdict",
                                    "note"], tablefmt=fmt, disable_numparse=True)

@@ -72,6 +72,36 @@ def _load_protocols(names: list[str]) -> list:
     return plan
 
 
+def _run_seeds(args, plan: list) -> list[str]:
+    """--seeds and --n-seeds checked against every protocol of the plan, before any work; notes to print.
+
+    A protocol takes the seeds it lists and, where its rule defines them (`Protocol.extended_seeds`),
+    the consecutive integers after the last. --seeds: each protocol runs those it takes; a seed that no
+    protocol takes is refused, one that only some take is noted. --n-seeds N: every protocol's first N.
+    """
+    if args.seeds is not None and args.n_seeds is not None:
+        raise MsabenchError(f"--seeds {' '.join(map(str, args.seeds))} and --n-seeds {args.n_seeds}: give one of "
+                            "them (--seeds names the seeds, --n-seeds N runs each protocol's first N seeds under "
+                            "its rule)")
+    if args.n_seeds is not None:
+        if args.n_seeds < 1:
+            raise MsabenchError(f"--n-seeds must be a whole number >= 1, got {args.n_seeds}")
+        for p in plan:
+            p.extended_seeds(args.n_seeds)  # one line naming the protocol file where the rule is not defined
+        return []
+    for s in args.seeds or []:
+        if not any(p.allows_seed(s) for p in plan):
+            raise MsabenchError(f"seed {s} is not one of the seeds of "
+                                + "; nor of ".join(f"{p.name}, {p.seed_rule()}" for p in plan))
+    notes = []
+    for p in plan:
+        skipped = [s for s in dict.fromkeys(args.seeds or []) if not p.allows_seed(s)]
+        if skipped:
+            notes.append(f"note: protocol {p.name} does not take seed(s) {', '.join(map(str, skipped))} (its seeds: "
+                         f"{p.seed_rule()}); they ran under the other protocols only")
+    return notes
+
+
 def cmd_run(args) -> int:
     from msabench import executors, report, runner, submission
     from msabench.data import load
@@ -82,9 +112,7 @@ def cmd_run(args) -> int:
     _data_args(args)
     _check_seeds(args.seeds)
     plan = _load_protocols(args.protocol)
-    for s in args.seeds or []:
-        if not any(s in p.seeds for p in plan):
-            raise MsabenchError(f"seed {s} is not one of the seeds of {', '.join(p.name for p in plan)}")
+    seed_notes = _run_seeds(args, plan)
     from msabench.isolation import Limits
 
     limits = Limits(timeout=args.timeout, memory_gb=args.memory, sandbox=args.sandbox)
@@ -108,9 +136,11 @@ def cmd_run(args) -> int:
     load_sub = submission.load if args.in_process else submission.probe
     subs = {m: load_sub(m) for m in models}
     grid = executors.run_grid(plan, models, datasets, args.out, executor, seeds=args.seeds,
-                              batch_size=args.batch_size)
+                              batch_size=args.batch_size, n_seeds=args.n_seeds)
     if grid.reused:
         print(f"re-used {len(grid.reused)} finished result(s) in {args.out}", file=sys.stderr)
+    for note in seed_notes:
+        print(note, file=sys.stderr)
     units = grid.reused + grid.units
     for p in plan:
         for m in models:
@@ -417,7 +447,12 @@ def parser() -> argparse.ArgumentParser:
                    help="shipped protocol name(s) or TOML file(s) (repeatable)")
     r.add_argument("--model", nargs="+", action="extend", required=True,
                    help="submission file(s) or bundled model name(s) (repeatable)")
-    r.add_argument("--seeds", nargs="+", type=int, help="a subset of the protocol's seeds")
+    r.add_argument("--seeds", nargs="+", type=int,
+                   help="which seeds to run: the protocol's own (a subset) or, where its seeds are consecutive, "
+                        "the integers after them (1111..1113 -> 1114, 1115, ...)")
+    r.add_argument("--n-seeds", type=int, metavar="N",
+                   help="run each protocol's first N seeds: its own, then the consecutive integers after the last "
+                        "(not with --seeds)")
     r.add_argument("--out", default="results", help="results folder (default: results)")
     r.add_argument("--batch-size", type=int, default=64)
     r.add_argument("--executor", choices=["serial", "ray"], default="serial")

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from tabulate import tabulate
 
-from msabench import metrics, protocols, results, stats
+from msabench import metrics, multiplicity, protocols, results, stats, variance
 from msabench.errors import MsabenchError
 
 PAIRED_KEYS = ("protocol_fingerprint", "dataset_fingerprint")
@@ -203,6 +203,8 @@ class Row:
     test_p: float
     p_holm: float
     verdict: str
+    ci: tuple[float, float] = (float("nan"), float("nan"))  # of the difference, at `level`: the verdict's interval
+    level: float = ALPHA  # 1 - level is the interval's coverage: the level at which Holm decides this metric
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,7 @@ class Report:
     alpha: float
     rows: tuple[Row, ...]
     fingerprints: dict
+    pool: str = ""  # where the retraining variance came from when pooled over a results folder
 
     def row(self, metric: str) -> Row:
         for r in self.rows:
@@ -227,20 +230,26 @@ class Report:
     def table(self, fmt: str = "github") -> str:
         a, b = self.model_a, self.model_b
         k = len(self.seeds)
+        retraining = (f"the retraining variance {self.pool}" if self.pool else
+                      f"the retraining variance of the seed-by-seed differences ({k - 1} df)")
         head = (f"{a} vs {b} on {self.protocol}: {self.n_items} items x {len(self.conditions)} condition(s) x "
                 f"{k} seed(s) {list(self.seeds)}; paired test: item bootstrap ({self.n_resamples} resamples) plus "
-                f"the retraining variance of the seed-by-seed differences ({k - 1} df, maximised over its 99.9% "
-                f"upper bound); Holm over {len(self.rows)} metrics; alpha {self.alpha}; McNemar / sign-flip see "
-                "test items only (the models as trained)")
+                f"{retraining}, kappa-calibrated; Holm over {len(self.rows)} metrics; alpha {self.alpha}; each "
+                "interval at the level Holm decides its metric at (it excludes 0 exactly when p Holm <= alpha); "
+                "McNemar / sign-flip see test items only (the models as trained)")
         rows = []
         for r in self.rows:
             c = r.result
-            rows.append([r.metric, _ms(*c.seed_a), _ms(*c.seed_b), f"{_num(c.diff)} [{_num(c.ci_diff[0])}, "
-                         f"{_num(c.ci_diff[1])}]", _p(c.p), _p(r.p_holm),
-                         f"{_p(r.test_p)} ({r.test})" if r.test else "", r.verdict])
+            rows.append([r.metric, _ms(*c.seed_a), _ms(*c.seed_b), f"{_num(c.diff)} [{_num(r.ci[0])}, "
+                         f"{_num(r.ci[1])}]", _coverage(r.level), format_p(c.p), format_p(r.p_holm),
+                         f"{format_p(r.test_p)} ({r.test})" if r.test else "", r.verdict])
         return head + "\n" + tabulate(
-            rows, headers=["metric", f"{a} (seeds)", f"{b} (seeds)", f"Δ {a}−{b} [95% CI]", "p", "p Holm",
-                           "McNemar / sign-flip p", "verdict"], tablefmt=fmt, disable_numparse=True)
+            rows, headers=["metric", f"{a} (seeds)", f"{b} (seeds)", f"Δ {a}−{b} [interval]", "coverage", "p",
+                           "p Holm", "McNemar / sign-flip p", "verdict"], tablefmt=fmt, disable_numparse=True)
+
+
+def _coverage(level: float) -> str:
+    return "" if not math.isfinite(level) else f"{100 * (1 - level):.4g}%"
 
 
 def _num(x: float) -> str:
@@ -253,7 +262,7 @@ def _ms(mean: float, std: float) -> str:
     return f"{mean:.4f}" if not math.isfinite(std) else f"{mean:.4f} ± {std:.4f}"
 
 
-def _p(p: float) -> str:
+def format_p(p: float) -> str:
     if not math.isfinite(p):
         return "nan"
     return f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
@@ -262,19 +271,26 @@ def _p(p: float) -> str:
 def verdict(c: stats.Comparison, p_adj: float, alpha: float, a: str, b: str) -> str:
     if not math.isfinite(p_adj) or not c.better:
         return "undefined" if not math.isfinite(c.diff) else "no difference"
-    if p_adj >= alpha:
+    if p_adj > alpha:
         return "not significant"
     return f"{a if c.better == 'a' else b} better"
 
 
 def compare(paired: Paired, *, n_resamples: int = 10_000, seed: int = 0, alpha: float = ALPHA,
-            metric_names: list[str] | None = None) -> Report:
-    """Every metric's paired difference with CI, p, Holm-adjusted p and a verdict."""
-    if len(paired.seed_list) < 2:
+            metric_names: list[str] | None = None, priors: dict[str, variance.Prior] | None = None) -> Report:
+    """Every metric's paired difference with p, Holm-adjusted p, a verdict and the interval that decides it.
+
+    `priors` (`board_prior`): a results folder's pooled retraining variance per metric, which
+    also lets a pair with one seed be compared (its retraining term then comes from the pool).
+    """
+    names = list(metrics.METRICS[paired.kind])
+    priors = {m: p for m, p in (priors or {}).items()  # a pool does not describe its outliers
+              if paired.model_a not in p.outliers and paired.model_b not in p.outliers}
+    if len(paired.seed_list) < 2 and not (priors and all(m in priors for m in (metric_names or names))):
         raise MsabenchError(
             f"compare needs at least 2 seeds shared by {paired.model_a} and {paired.model_b} on {paired.protocol} "
-            f"(found {paired.seed_list}): seed-level mean ± std and the retraining-variance term need two")
-    names = list(metrics.METRICS[paired.kind])
+            f"(found {paired.seed_list}): the retraining-variance term needs two, or a results folder with at least "
+            f"{variance.MIN_MODELS} models on all the protocol's seeds to pool it from")
     if metric_names:
         for m in metric_names:
             if m not in names:
@@ -282,8 +298,8 @@ def compare(paired: Paired, *, n_resamples: int = 10_000, seed: int = 0, alpha: 
                                     f"{', '.join(names)})")
         names = [m for m in names if m in metric_names]
     boot = stats.paired_bootstrap(paired.a, paired.b, paired.labels, paired.seeds, paired.kind,
-                                  n_resamples=n_resamples, seed=seed, alpha=alpha)
-    adjusted = stats.holm([boot[m].p for m in names])
+                                  n_resamples=n_resamples, seed=seed, alpha=alpha, priors=priors)
+    adjusted = multiplicity.holm([boot[m].p for m in names])
     rows = []
     for m, p_adj in zip(names, adjusted):
         test, test_p = "", float("nan")
@@ -296,10 +312,13 @@ def compare(paired: Paired, *, n_resamples: int = 10_000, seed: int = 0, alpha: 
             test = "sign-flip"
             test_p = stats.signflip(np.abs(paired.a - paired.labels), np.abs(paired.b - paired.labels),
                                     n_resamples=n_resamples, seed=seed)
+        level = multiplicity.decision_level(boot[m].p, float(p_adj), alpha, len(names))
+        ci = boot[m].variance.interval(boot[m].diff, level) if boot[m].variance is not None else (math.nan,) * 2
         rows.append(Row(m, boot[m], test, float(test_p), float(p_adj),
-                        verdict(boot[m], float(p_adj), alpha, paired.model_a, paired.model_b)))
+                        verdict(boot[m], float(p_adj), alpha, paired.model_a, paired.model_b), ci, level))
     return Report(
         protocol=paired.protocol, model_a=paired.model_a, model_b=paired.model_b, seeds=tuple(paired.seed_list),
         conditions=tuple(dict.fromkeys(paired.conditions.tolist())), n_items=len(paired.ids),
         n_resamples=n_resamples, alpha=alpha, rows=tuple(rows), fingerprints=paired.fingerprints,
+        pool=next((p.label for p in (priors or {}).values()), ""),
     )

@@ -99,25 +99,40 @@ def execute(job: Job, inputs: Dataset, test: Split | None = None, in_process: bo
         host.close()
 
 
+def protocol_seeds(protocol: Protocol, seeds: list[int] | None = None, n_seeds: int | None = None
+                   ) -> tuple[int, ...]:
+    """The seeds a grid runs `protocol` for: all it lists (neither given); those of `seeds` it takes, listed
+    or past them under its rule (`Protocol.allows_seed`); or its first `n_seeds` under its rule."""
+    if n_seeds is not None:
+        if seeds is not None:
+            raise MsabenchError("give seeds or n_seeds, not both")
+        return protocol.extended_seeds(n_seeds)
+    if seeds is None:
+        return protocol.seeds
+    return tuple(s for s in dict.fromkeys(seeds) if protocol.allows_seed(s))
+
+
 def plan(protocols: list[Protocol], models: list[str], datasets: dict[tuple[str, str], Dataset], out: str | Path,
          seeds: list[int] | None = None, batch_size: int = 64, threads: int | None = None, isolate: bool = True,
-         limits: Limits = NO_LIMITS) -> tuple[list[Job], list[results.UnitResult]]:
+         limits: Limits = NO_LIMITS, n_seeds: int | None = None) -> tuple[list[Job], list[results.UnitResult]]:
     """The jobs still to run, and the finished units whose fingerprints match (re-used as they are).
 
-    `isolate`: learn file submissions' names in the worker process (`submission.probe`).
+    `seeds`, `n_seeds`: which seeds of each protocol (`protocol_seeds`). `isolate`: learn file
+    submissions' names in the worker process (`submission.probe`).
     """
     jobs, reused = [], []
+    per_protocol = {p.name: protocol_seeds(p, seeds, n_seeds) for p in protocols}
     for spec in models:
         sub = (submission.probe if isolate else submission.load)(spec)
         source = None if submission.is_bundled(spec) else sub.path.read_bytes()
         for key, dataset in datasets.items():
             labels: dict[str, dict] = {}  # split -> labels by id, made once for the units re-used
             group = [p for p in protocols if (p.dataset, p.variant) == key]
-            wanted = sorted({s for p in group for s in p.seeds if seeds is None or s in seeds})
+            wanted = sorted({s for p in group for s in per_protocol[p.name]})
             for seed in wanted:
                 todo = []
                 for p in group:
-                    if seed not in p.seeds:
+                    if seed not in per_protocol[p.name]:
                         continue
                     split = dataset[p.split]
                     folder = results.unit_dir(out, p.name, sub.name, seed)
@@ -327,13 +342,19 @@ def check_grid(protocols: list[Protocol], models: list[str], datasets: dict, iso
 
 
 def run_grid(protocols: list[Protocol], models: list[str], datasets: dict, out: str | Path, executor,
-             seeds: list[int] | None = None, batch_size: int = 64, progress: bool = True) -> GridReport:
+             seeds: list[int] | None = None, batch_size: int = 64, progress: bool = True,
+             n_seeds: int | None = None) -> GridReport:
     """Check, plan, run and write the grid; job failures are collected, not raised, so the rest completes.
+
+    Each protocol runs for its listed seeds, or those of `seeds` it takes (listed, or past them under
+    its rule: `Protocol.allows_seed`), or its first `n_seeds` under its rule (`Protocol.extended_seeds`).
 
     Hosts get each dataset as models see it (`Dataset.for_models`); predictions come back here,
     where `runner.score` computes every metric from the labelled data and the units are written.
     """
     runner.check_batch_size(batch_size)
+    for p in protocols:  # a seed count the protocol's rule cannot give: one line before any work
+        protocol_seeds(p, seeds, n_seeds)
     isolate = getattr(executor, "isolate", True)
     models = list(dict.fromkeys(str(m) for m in models))  # the same spec twice is one model
     subs = check_grid(protocols, models, datasets, isolate)
@@ -341,7 +362,7 @@ def run_grid(protocols: list[Protocol], models: list[str], datasets: dict, out: 
         for dataset in datasets.values():
             sub.check(dataset.info, executor.gpus_per_job())
     jobs, reused = plan(protocols, models, datasets, out, seeds, batch_size, executor.threads, isolate,
-                        getattr(executor, "limits", NO_LIMITS))
+                        getattr(executor, "limits", NO_LIMITS), n_seeds)
     report = GridReport(reused=reused, jobs=len(jobs))
     if not jobs:
         return report
@@ -418,11 +439,14 @@ class RunReport:
 
 def run(protocol: str | Protocol, model: str | Path, *, seeds: list[int] | None = None, out: str | Path = "results",
         data: str | Path | None = None, data_dir: str | Path | None = None, batch_size: int = 64,
-        dataset: Dataset | None = None, progress: bool = False, executor=None) -> RunReport:
+        dataset: Dataset | None = None, progress: bool = False, executor=None,
+        n_seeds: int | None = None) -> RunReport:
     """Run `model` under `protocol` for its seeds, re-using finished units whose fingerprints match.
 
     The notebook entry point for one protocol and one model; a failure raises (the CLI's grid
-    records failures and goes on). `executor`: default serial, on every CPU of this process.
+    records failures and goes on). `seeds`: a subset of the protocol's seeds; `n_seeds`: its first
+    N seeds under its rule (`Protocol.extended_seeds`: more than it lists, where it can extend them).
+    `executor`: default serial, on every CPU of this process.
     """
     protocol = protocol if isinstance(protocol, Protocol) else protocols_mod.load(protocol)
     executor = executor or SerialExecutor()
@@ -430,16 +454,22 @@ def run(protocol: str | Protocol, model: str | Path, *, seeds: list[int] | None 
     if isolate and not submission.is_bundled(model):
         isolation.warm_up()  # the worker starts while the data loads here
     sub = (submission.probe if isolate else submission.load)(model)
+    if seeds is not None and n_seeds is not None:
+        raise MsabenchError("give seeds (a subset of the protocol's seeds) or n_seeds (its first N seeds under its "
+                            "rule), not both")
     for s in seeds or []:
         if s not in protocol.seeds:
-            raise MsabenchError(f"seed {s} is not one of protocol {protocol.name}'s seeds {list(protocol.seeds)}")
+            raise MsabenchError(f"seed {s} is not one of protocol {protocol.name}'s seeds {list(protocol.seeds)} "
+                                "(n_seeds=N runs its first N seeds under its rule, more than it lists)")
+    if n_seeds is not None:
+        protocol.extended_seeds(n_seeds)
     if dataset is None:
         dataset = load_data(protocol.dataset, protocol.variant, data=data, data_dir=data_dir)
     if dataset.variant != protocol.variant or (protocol.dataset != "synth-mosi" and dataset.name != protocol.dataset):
         raise MsabenchError(f"protocol {protocol.name} is for {protocol.dataset} {protocol.variant}, "
                             f"but the data given is {dataset.name} {dataset.variant} ({dataset.source})")
     grid = run_grid([protocol], [str(model)], {(protocol.dataset, protocol.variant): dataset}, out,
-                    executor, seeds=seeds, batch_size=batch_size, progress=progress)
+                    executor, seeds=seeds, batch_size=batch_size, progress=progress, n_seeds=n_seeds)
     if grid.failures:
         raise MsabenchError(grid.failures[0][1])
     units = sorted(grid.reused + grid.units, key=lambda u: u.seed)

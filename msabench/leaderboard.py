@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from tabulate import tabulate
 
-from msabench import compare, metrics, paths, plots, protocols, results, stats
+from msabench import compare, metrics, paths, plots, protocols, results, stats, verdicts
 from msabench.errors import MsabenchError
 from msabench.report import seed_stats
 
@@ -174,53 +174,33 @@ def shared_seeds(entries: list[Entry]) -> list[int]:
     return sorted(common)
 
 
-@dataclass(frozen=True)
-class VsBest:
-    """A model's primary-metric difference from the first-ranked model, paired on the same seeds."""
+def judge(protocol: protocols.Protocol, full: list[Entry], settings: Settings) -> verdicts.Board | None:
+    """The board's verdicts on the primary metric: every model against every other, on the shared seeds."""
+    if len(full) < 2:
+        return None
+    ids = None
+    preds = {}
+    for e in full:
+        ids_e, pred, labels, seeds, _ = compare.stack(list(e.units), ids)
+        if ids is None:
+            ids, first_labels, first_seeds = ids_e, labels, seeds
+        preds[e.model] = pred
+    return verdicts.judge(protocol.name, protocol.metric_kind, protocol.primary_metric, preds, first_labels,
+                          first_seeds, alpha=settings.alpha, n_resamples=settings.n_resamples, seed=settings.seed)
 
-    diff: float  # this model - the first-ranked one
-    ci: tuple[float, float]
-    p_holm: float
-    mark: str  # "worse", "not shown different", "better than #1", or "not tested"
-    mde: float = float("nan")  # smallest |difference| the test detects with 80% power at the Holm level
-    note: str = ""
 
-
-def versus_best(entries: list[Entry], primary: str, settings: Settings) -> dict[str, VsBest]:
-    """Each model against the first-ranked one on the primary metric; Holm over the comparisons.
-
-    `entries` should already be restricted to shared seeds (`shared_seeds`), so the ranking
-    and the tests see the same runs. A significant difference is "worse" only in the
-    direction that makes this model worse; one in the other direction (possible only when
-    ranking and tests disagree) is flagged, never shown as "worse".
-    """
-    order = ranked(entries, primary)
-    best = order[0]
-    tested: dict[str, stats.Comparison] = {}
-    out: dict[str, VsBest] = {}
-    nan = float("nan")
-    for e in order[1:]:
-        try:
-            paired = compare.pair_units(list(e.units), list(best.units))
-            if len(paired.seed_list) < 2:
-                raise MsabenchError(f"shares {len(paired.seed_list)} seed with {best.model}; needs 2")
-            tested[e.model] = stats.paired_bootstrap(paired.a, paired.b, paired.labels, paired.seeds, paired.kind,
-                                                     n_resamples=settings.n_resamples, seed=settings.seed,
-                                                     alpha=settings.alpha)[primary]
-        except MsabenchError as err:
-            out[e.model] = VsBest(nan, (nan, nan), nan, "not tested", note=str(err))
-    adjusted = stats.holm([c.p for c in tested.values()])
-    levels = stats.holm_levels([c.p for c in tested.values()], settings.alpha)
-    for (model, c), p, level in zip(tested.items(), adjusted, levels):
-        if not math.isfinite(p):
-            mark = "not tested"
-        elif p >= settings.alpha:
-            mark = "not shown different"
-        else:
-            mark = "worse" if c.better == "b" else "better than #1"
-        mde = c.variance.mde(level) if c.variance is not None and math.isfinite(c.se) else nan
-        out[model] = VsBest(c.diff, c.ci_diff, float(p), mark, mde)
-    return out
+def summary(board: verdicts.Board, shown: dict[str, str]) -> str:
+    """One sentence computed from the verdicts: the set not shown worse than the best, and the rest."""
+    kept = [shown[m] for m in board.kept]
+    worse = [shown[r.model] for r in board.rows if r.verdict == verdicts.WORSE]
+    mdes = [r.mde for r in board.rows if math.isfinite(r.mde)]
+    text = (f"{len(kept)} of {len(board.rows)} models {'is' if len(kept) == 1 else 'are'} not shown worse than the "
+            f"best on {board.metric}: {', '.join(kept)}")
+    text += f"; worse: {', '.join(worse)}" if worse else "; no model is shown worse"
+    if mdes:
+        text += (f". Median smallest gap to a rival this board detects with 80% power (MDE): "
+                 f"{float(np.median(mdes)):.4f}")
+    return text + "."
 
 
 def _best_values(entries: list[Entry], names: tuple[str, ...], agg: str = "mean") -> dict[str, float]:
@@ -238,13 +218,17 @@ def _cell(e: Entry, m: str, best: dict[str, float], agg: str = "mean") -> str:
 
 
 def protocol_section(protocol: protocols.Protocol, entries: list[Entry], out_dir: Path | None = None,
-                     settings: Settings = Settings()) -> str:
+                     settings: Settings = Settings(), boards: dict | None = None) -> str:
+    """The protocol's markdown; its verdicts are also put in `boards` (by protocol name) when given."""
     names = metrics.METRICS[protocol.metric_kind]
     primary = protocol.primary_metric
     everything, unfinished = complete(protocol, [e for e in entries if not is_ablation(e.model)])
     seeds = shared_seeds(everything)
     full = ranked([e.on_seeds(seeds) for e in everything] if seeds else everything, primary)
-    vs = versus_best(full, primary, settings) if len(full) > 1 and len(seeds) >= 2 else {}
+    board = judge(protocol, full, settings) if seeds else None
+    vs = {r.model: r for r in board.rows} if board else {}
+    if boards is not None and board is not None:
+        boards[protocol.name] = board
     dropped = sorted({f"{md_escape(e.model)} seed {s}" for e in everything for s in e.seeds if s not in seeds})
     scope = (f"on the {len(seeds)} seeds every model shares ({_seed_list(seeds)})" if seeds
              else "on each model's own seeds (no seed is shared by all, so no test is made)")
@@ -254,27 +238,26 @@ def protocol_section(protocol: protocols.Protocol, entries: list[Entry], out_dir
              + (f"; not ranked, having only some of the protocol's seeds ({_seed_list(protocol.seeds)}): "
                 + ", ".join(f"{md_escape(e.model)} (seed{'s' * (len(e.seeds) > 1)} {_seed_list(e.seeds)})"
                             for e in unfinished) if unfinished else "")
-             + ". Each cell is mean ± std over seeds, "
-             f"the best of each column in bold. \"vs #1\" is the paired difference from the first-ranked model on "
-             f"{primary} ({settings.n_resamples} item resamples and the retraining variance of the seed-by-seed "
-             f"differences, as `msabench compare`) with Holm-adjusted p: \"worse\" when significantly worse at α = {settings.alpha}; "
-             f"\"not shown different\" is not \"equal\": the MDE column is the smallest difference the test detects "
-             f"with 80% power at its Holm level. Protocol fingerprint `{protocol.fingerprint[:12]}`.", ""]
+             + ". Each cell is mean ± std over seeds, the best of each column in bold. The verdict asks whether a "
+             f"model is worse than the best on {primary}, every model tested against every other ({board.method if board else 'no test'}): "
+             "\"worse\" when shown worse than some model; \"not shown worse\" is not \"as good\": MDE is the smallest "
+             "gap to its rival the test detects with 80% power. The interval is the difference from the rival (the model "
+             "that beats it most clearly) at the level that decides the verdict: below 0 (above 0 for MAE) exactly when "
+             f"the verdict is \"worse\". Protocol fingerprint `{protocol.fingerprint[:12]}`.", ""]
+    if board:
+        lines += [summary(board, {e.model: e.shown for e in full}), ""]
     best = _best_values(full, names)
     rows = []
     for rank, e in enumerate(full, 1):
         v = vs.get(e.model)
-        if rank == 1:
-            mark, diff, p, mde = "#1", "", "", ""
-        elif v is None or v.mark == "not tested":
-            mark, diff, p, mde = "not tested" + (f" ({v.note})" if v and v.note else ""), "", "", ""
+        if v is None or not v.rival:
+            diff, level, p, mde, mark = "", "", "", "", "not tested" if len(full) > 1 else ""
         else:
-            mark = f"**{v.mark}**" if v.mark == "better than #1" else v.mark
-            diff = f"{v.diff:+.4f} [{v.ci[0]:+.4f}, {v.ci[1]:+.4f}]"
-            p, mde = compare._p(v.p_holm), f"{v.mde:.4f}"
-        rows.append([rank, e.shown, len(e.seeds), *[_cell(e, m, best) for m in names], diff, p, mde, mark])
-    lines.append(tabulate(rows, headers=["#", "model", "seeds", *names, f"vs #1: Δ {primary} [95% CI]", "p Holm",
-                                         "MDE", "vs #1"], tablefmt="github", disable_numparse=True))
+            diff = f"{v.diff:+.4f} [{v.ci[0]:+.4f}, {v.ci[1]:+.4f}] vs {md_escape(v.rival)}"
+            level, p, mde, mark = f"{100 * (1 - v.level):.4g}%", compare.format_p(v.p_adj), f"{v.mde:.4f}", v.verdict
+        rows.append([rank, e.shown, len(e.seeds), *[_cell(e, m, best) for m in names], diff, level, p, mde, mark])
+    lines.append(tabulate(rows, headers=["#", "model", "seeds", *names, f"Δ {primary} vs rival [interval]", "coverage",
+                                         "p (closed test)", "MDE", "verdict"], tablefmt="github", disable_numparse=True))
     if any(e.selects_on_test for e in full):
         lines += ["", "Rows marked \"checkpoints selected on TEST\" reproduce LNLN's protocol flaw on purpose "
                   "(selection=test-per-metric: the weights of the epoch with the best value of one metric on the test "
@@ -388,6 +371,22 @@ def records(grouped: dict[str, list[Entry]]) -> list[dict]:
     return out
 
 
+RESULTS_VERSION = 2  # results.json: {"version", "results": per-seed rows, "verdicts": per-model rows}
+
+
+def verdict_records(boards: dict[str, verdicts.Board]) -> list[dict]:
+    """One row per (protocol, model): the significance results behind each board's verdicts."""
+    out = []
+    for name, board in boards.items():
+        for r in board.rows:
+            out.append({"protocol": name, "metric": board.metric, "rank": r.rank, "model": r.model, "value": r.value,
+                        "seeds": " ".join(map(str, board.seeds)), "verdict": r.verdict, "rival": r.rival,
+                        "diff": r.diff, "ci_low": r.ci[0], "ci_high": r.ci[1], "coverage": 1.0 - r.level,
+                        "p_closed_test": r.p_adj, "mde": r.mde, "df": r.df, "alpha": board.alpha,
+                        "method": board.method})
+    return out
+
+
 def _write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w") as f:
@@ -424,6 +423,7 @@ def write(results_dir: str | Path, out_dir: str | Path, command: str = "", setti
              "Generated from stored per-sample results by `msabench leaderboard`; do not edit by hand.",
              *([f"Produced by: `{command}`", ""] if command else [""])]
     loaded = {name: protocols.load(name) for name in [*grouped, *reported]}
+    boards: dict[str, verdicts.Board] = {}
     grouped, stale = current_only(grouped, loaded)
     if stale:  # results of another version of a protocol file are never ranked with this version's
         parts += ["Left out (made under another version of the protocol file than the shipped one; their "
@@ -435,7 +435,7 @@ def write(results_dir: str | Path, out_dir: str | Path, command: str = "", setti
             if loaded[proto_name].dataset != dataset:
                 continue
             if proto_name in grouped:
-                parts.append(protocol_section(loaded[proto_name], grouped[proto_name], out, settings))
+                parts.append(protocol_section(loaded[proto_name], grouped[proto_name], out, settings, boards))
             else:
                 parts += [f"### {proto_name}", "", loaded[proto_name].description, "",
                           "No measured results in this leaderboard (the data files are not in the repository).", ""]
@@ -448,6 +448,14 @@ def write(results_dir: str | Path, out_dir: str | Path, command: str = "", setti
     writer.writeheader()
     writer.writerows(rows)
     _write(out / "results.csv", buf.getvalue())
-    _write(out / "results.json", json.dumps([results.jsonable(r) for r in rows], indent=1, allow_nan=False))
+    judged = verdict_records(boards)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(judged[0]) if judged else ["protocol"])
+    writer.writeheader()
+    writer.writerows(judged)
+    _write(out / "verdicts.csv", buf.getvalue())
+    body = {"version": RESULTS_VERSION, "results": [results.jsonable(r) for r in rows],
+            "verdicts": [results.jsonable(r) for r in judged]}
+    _write(out / "results.json", json.dumps(body, indent=1, allow_nan=False))
     _write(out / "README.md", "\n".join(parts))
     return out / "README.md"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from msabench import paths
@@ -30,6 +30,8 @@ def shipped(folder: str, checkout: str | None = None) -> Path:
 
 
 PROTOCOL_DIR = shipped("protocols")
+SEED_LIMIT = 2**32  # numpy's seeds are 32-bit
+MAX_SEEDS = 100  # seeds a protocol's rule gives in all: those it lists, then the consecutive integers after them
 KINDS = ("intra", "inter", "random-inter")
 CONVENTIONS = ("hash", "mmsa")
 FILLS = ("unk-zero",)
@@ -92,12 +94,15 @@ class Protocol:
     aggregation: tuple[str, ...]
     description: str = ""
     mask_seeds: tuple[int, ...] = ()  # () = each training seed draws its own masks
+    source: str = field(default="", compare=False, repr=False)  # the file it was read from; not part of it
 
     def mask_seed(self, seed: int) -> int:
         """The seed of the test masks a model trained with `seed` is evaluated on.
 
         LNLN's evaluation draws them once, with seed 1111, for all three trained checkpoints
-        (`mask_seeds = [1111]`); a list as long as `seeds` pairs them one to one.
+        (`mask_seeds = [1111]`); a list as long as `seeds` pairs them one to one. A seed past the
+        listed ones (`extended_seeds`) draws its own masks, or the one mask seed's; a paired list
+        says nothing about it, so it has none.
         """
         if not self.mask_seeds:
             return seed
@@ -105,8 +110,77 @@ class Protocol:
             return self.mask_seeds[0]
         if seed not in self.seeds:
             raise MsabenchError(f"protocol {self.name} pairs its mask seeds with the training seeds "
-                                f"{list(self.seeds)}; seed {seed} has none")
+                                f"{list(self.seeds)}; seed {seed} has none ({self._where} says nothing about the "
+                                "masks of other seeds)")
         return self.mask_seeds[self.seeds.index(seed)]
+
+    @property
+    def _where(self) -> str:
+        return self.source or f"protocol {self.name}"
+
+    @property
+    def extension_problem(self) -> str | None:
+        """Why this protocol's seeds cannot be extended past those it lists (naming its file), or None.
+
+        The rule: consecutive integers after the last listed seed, when the listed seeds are
+        consecutive (1111, 1112, 1113 -> 1114, 1115, ...), up to MAX_SEEDS seeds in all. A paired
+        `mask_seeds` list gives no mask seed to a new training seed, so it refuses extension too.
+        """
+        seeds = self.seeds
+        if any(b != a + 1 for a, b in zip(seeds, seeds[1:])):
+            return (f"{self._where} lists seeds {list(seeds)} that are not consecutive integers, so no rule says "
+                    "which seeds come after them")
+        if len(self.mask_seeds) > 1:
+            return (f"{self._where} pairs its mask_seeds {list(self.mask_seeds)} one to one with its seeds "
+                    f"{list(seeds)} and says nothing about the masks of another seed")
+        if len(seeds) >= MAX_SEEDS:
+            return f"{self._where} lists {len(seeds)} seeds, and the rule gives at most {MAX_SEEDS} in all"
+        if seeds[-1] + 1 >= SEED_LIMIT:
+            return f"{self._where} lists seeds up to {seeds[-1]}, the largest seed there is (seeds are < 2^32)"
+        return None
+
+    @property
+    def _last_extended(self) -> int:
+        """The last seed of the extension (the rule holds; see `extension_problem`)."""
+        return min(self.seeds[-1] + MAX_SEEDS - len(self.seeds), SEED_LIMIT - 1)
+
+    def extended_seeds(self, n: int) -> tuple[int, ...]:
+        """The first `n` seeds under the protocol's rule: a prefix of `seeds` when n <= len(seeds), else
+        `seeds` and the consecutive integers after the last; one line when the rule gives no n seeds."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise MsabenchError(f"the number of seeds must be a whole number >= 1, got {n!r}")
+        if n <= len(self.seeds):
+            return self.seeds[:n]
+        problem = self.extension_problem
+        if problem is None and self.seeds[-1] + (n - len(self.seeds)) > self._last_extended:
+            most = self._last_extended - self.seeds[-1] + len(self.seeds)
+            why = f"at most {MAX_SEEDS} per protocol" if most == MAX_SEEDS else "seeds are < 2^32"
+            problem = f"the rule gives {most} seeds in all, {self.seeds[0]}..{self._last_extended} ({why})"
+        if problem is not None:
+            raise MsabenchError(f"protocol {self.name} lists {len(self.seeds)} seed(s) and cannot give {n}: {problem}")
+        last = self.seeds[-1]
+        return self.seeds + tuple(range(last + 1, last + 1 + n - len(self.seeds)))
+
+    def allows_seed(self, seed: int) -> bool:
+        """True for a listed seed and for one of their extension under the rule (`extended_seeds`)."""
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            return False
+        if seed in self.seeds:
+            return True
+        return self.extension_problem is None and self.seeds[-1] < seed <= self._last_extended
+
+    def seed_rule(self) -> str:
+        """The seeds this protocol takes, in words: "1111..1113, nor their extension 1114, 1115, ..., 1210 (...)"."""
+        seeds = self.seeds
+        consecutive = len(seeds) > 1 and all(b == a + 1 for a, b in zip(seeds, seeds[1:]))
+        listed = f"{seeds[0]}..{seeds[-1]}" if consecutive else str(list(seeds))
+        problem = self.extension_problem
+        if problem is not None:
+            return f"{listed}, which cannot be extended: {problem}"
+        first, last = seeds[-1] + 1, self._last_extended
+        shown = f"{first}, {first + 1}, ..., {last}" if last - first >= 3 else ", ".join(map(str, range(first, last + 1)))
+        return (f"{listed}, nor their extension {shown} (consecutive integers after the last, "
+                f"{last - seeds[-1] + len(seeds)} seeds in all)")
 
     @property
     def metric_kind(self) -> str:
@@ -117,6 +191,7 @@ class Protocol:
         """sha256 of the normalised protocol; the description is not part of it."""
         body = asdict(self)
         body.pop("description")
+        body.pop("source")  # where it was read from: the same protocol anywhere
         if not body["mask_seeds"]:
             body.pop("mask_seeds")  # protocols written before the field keep their fingerprints
         blob = json.dumps(body, sort_keys=True, separators=(",", ":"))
@@ -175,13 +250,13 @@ def parse(data: dict, where: str) -> Protocol:
     seeds = data["seeds"]
     if not seeds:
         fail("seeds", "must list at least one seed")
-    if not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**32 for s in seeds):
+    if not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < SEED_LIMIT for s in seeds):
         fail("seeds", f"must be integers in [0, 2^32), got {seeds!r}")
     if len(set(seeds)) != len(seeds):
         fail("seeds", f"has duplicates: {seeds!r}")
     mask_seeds = data.get("mask_seeds", [])
     if "mask_seeds" in data:
-        if not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**32 for s in mask_seeds):
+        if not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < SEED_LIMIT for s in mask_seeds):
             fail("mask_seeds", f"must be integers in [0, 2^32), got {mask_seeds!r}")
         if len(mask_seeds) not in (1, len(seeds)):
             fail("mask_seeds", f"must give one mask seed for every training seed or as many as 'seeds' "
@@ -281,6 +356,7 @@ def parse(data: dict, where: str) -> Protocol:
         seeds=tuple(seeds), kind=kind, conditions=tuple(conditions), modalities=modalities, fill=fill,
         reveal_mask=data.get("reveal_mask", False), mask_convention=convention, primary_metric=primary,
         aggregation=tuple(aggregation), description=data.get("description", ""), mask_seeds=tuple(mask_seeds),
+        source=where,
     )
 
 

@@ -150,6 +150,8 @@ def score(pred: Predictions, dataset: Dataset, protocol: Protocol, sub: submissi
         "versions": {"python": platform.python_version(), "numpy": np.__version__, **_torch_version()},
         "compute": pred.compute,  # as the job's host reported it (gpu_peak_mb: None when no CUDA was used)
         "labels_sha256": results_mod.labels_hash(split.ids, split.labels),
+        # the seed that drew this unit's test masks (Protocol.mask_seed; None: kind 'inter' draws none)
+        "mask_seed": None if protocol.kind == "inter" else protocol.mask_seed(pred.seed),
         **identity(protocol, dataset, sub, pred.seed, masks_fp),
     }
     return results_mod.UnitResult(

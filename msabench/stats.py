@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 from scipy import special
@@ -31,6 +30,10 @@ from scipy import stats as sps
 
 from msabench import metrics
 from msabench.errors import MsabenchError
+from msabench.multiplicity import holm
+from msabench.variance import Variance, decompose
+
+__all__ = ["Variance", "decompose", "holm"]  # re-exported: callers compare models through this module
 
 INF = float("inf")
 NAN = float("nan")
@@ -116,7 +119,7 @@ def _counts(counts, n: int) -> np.ndarray:
     return c
 
 
-def _seed_groups(seeds, n_strata: int) -> list[np.ndarray]:
+def seed_groups(seeds, n_strata: int) -> list[np.ndarray]:
     """Stratum indices of each seed, in order of first appearance."""
     s = np.asarray(seeds).ravel()
     if s.shape != (n_strata,):
@@ -354,177 +357,7 @@ def t_quantile(q: float, df: float) -> float:
     return float(special.ndtri(q)) if math.isinf(df) else float(special.stdtrit(df, q))
 
 
-def _t_two_sided(tstat: float, df: float) -> float:
-    """Two-sided p of a t statistic with df degrees of freedom (df = inf: normal)."""
-    x = -abs(tstat)
-    return float(2.0 * (special.ndtr(x) if math.isinf(df) else special.stdtr(df, x)))
-
-
-GAMMA = 0.001  # Berger-Boos: the confidence set for the retraining variance is at level 1 - GAMMA
-_NODES = 2048  # equal-probability nodes of the chi-square law of the estimated retraining variance
-_SHARES = np.linspace(0.0, 1.0, 257)  # grid of lambda on which critical values are tabulated
-
-
-@lru_cache(maxsize=64)
-def _chi2_nodes(nu: float) -> np.ndarray:
-    """W = chi2_nu / nu at the midpoints of 2048 equal-probability bins: E[f(W)] as a plain mean."""
-    return sps.chi2.ppf((np.arange(_NODES) + 0.5) / _NODES, nu) / nu
-
-
-@lru_cache(maxsize=256)
-def _critical_table(nu: float, level: float) -> np.ndarray:
-    """Critical |T| at each lambda of _SHARES (two-sided, total tail `level`), solved once per (nu, level)."""
-    from scipy.optimize import brentq
-
-    w = _chi2_nodes(nu)
-    lo, hi = float(special.ndtri(1.0 - level / 2.0)), float(special.stdtrit(nu, 1.0 - level / 2.0))
-    out = np.empty(_SHARES.size)
-    for i, lam in enumerate(_SHARES):
-        if lam == 0.0 or lam == 1.0:
-            out[i] = lo if lam == 0.0 else hi
-            continue
-
-        spread = np.sqrt(lam * w + 1.0 - lam)
-
-        def excess(c, spread=spread):
-            return float((2.0 * special.ndtr(-c * spread)).mean()) - level
-
-        out[i] = lo if excess(lo) <= 0.0 else hi if excess(hi) >= 0.0 else brentq(excess, lo, hi, xtol=1e-9)
-    return np.maximum.accumulate(out)  # monotone in lambda, as the tail is
-
-
-@dataclass(frozen=True)
-class Variance:
-    """The variance of a mean (or paired difference) over k seeds and n items, and the test built on it.
-
-    `seeds` is the retraining term, estimated from k values with `nu` = k - 1 degrees of
-    freedom; `items` the test-set term, estimated from hundreds of items and treated as
-    known. The statistic T = D / sqrt(seeds + items) is not t-distributed: its null law
-    depends on the unknown share lambda of the retraining term in the true variance,
-    P(|T| > t) = E_W[2 Phi(-t sqrt(lambda W + 1 - lambda))], W ~ chi2_nu / nu, which grows
-    with lambda (the integrand is convex in W; lambda = 1 is Student's t_nu, lambda = 0 the
-    normal). Plugging in the estimated lambda (Welch-Satterthwaite) rejects too often with
-    nu = 1..2; using lambda = 1 always (a t test on the seeds alone) wastes the items. So
-    the p-value is maximised over a 1 - GAMMA upper confidence bound for the retraining
-    variance and GAMMA is added (Berger & Boos 1994, JASA 89:1012, "P values maximized over
-    a confidence set for the nuisance parameter"): valid for every lambda, and close to the
-    normal test when the data show the retraining variance to be small.
-    """
-
-    seeds: float
-    items: float
-    nu: float  # degrees of freedom of the retraining term (inf: none, one seed)
-    gamma: float = GAMMA
-
-    @property
-    def se(self) -> float:
-        v = self.seeds + self.items
-        return math.sqrt(v) if math.isfinite(v) and v >= 0 else NAN
-
-    def share(self) -> float:
-        """lambda at the upper confidence bound of the retraining variance (0: none, 1: all of it)."""
-        if math.isinf(self.nu) or self.seeds <= 0:
-            return 0.0
-        upper = self.seeds * self.nu / sps.chi2.ppf(self.gamma, self.nu) if self.gamma > 0 else self.seeds
-        return 1.0 if self.items <= 0 else upper / (upper + self.items)
-
-    def _tail(self, t: float | np.ndarray, lam: float) -> np.ndarray:
-        """P(|T| >= t) when the retraining share of the true variance is lam."""
-        t = np.abs(np.asarray(t, dtype=np.float64))
-        if lam <= 0.0:
-            return 2.0 * special.ndtr(-t)
-        if lam >= 1.0:
-            return 2.0 * special.stdtr(self.nu, -t)
-        w = _chi2_nodes(float(self.nu))
-        return (2.0 * special.ndtr(-t[..., None] * np.sqrt(lam * w + 1.0 - lam))).mean(axis=-1)
-
-    def _extra(self) -> float:
-        return self.gamma if math.isfinite(self.nu) and self.seeds > 0 else 0.0
-
-    def p_value(self, diff: float) -> float:
-        se = self.se
-        if not (math.isfinite(diff) and math.isfinite(se)):
-            return NAN
-        if se == 0:
-            return 1.0 if diff == 0 else 0.0
-        return float(min(1.0, self._tail(diff / se, self.share()) + self._extra()))
-
-    def critical(self, alpha: float) -> float:
-        """|T| beyond which the test rejects at level alpha."""
-        level, lam = alpha - self._extra(), self.share()
-        if level <= 0:
-            return INF
-        if lam <= 0.0:
-            return float(special.ndtri(1.0 - level / 2.0))
-        if lam >= 1.0:
-            return float(special.stdtrit(self.nu, 1.0 - level / 2.0))
-        return float(np.interp(lam, _SHARES, _critical_table(float(self.nu), float(level))))
-
-    def interval(self, point: float, alpha: float) -> tuple[float, float]:
-        """The values of the true difference this test does not reject at level alpha."""
-        if not (math.isfinite(point) and math.isfinite(self.se)):
-            return (NAN, NAN)
-        half = self.critical(alpha) * self.se
-        return (point - half, point + half)
-
-    def mde(self, alpha: float, power: float = 0.8) -> float:
-        """Smallest true |difference| rejected with probability `power`, variances as estimated."""
-        se, c = self.se, self.critical(alpha)
-        if not (math.isfinite(se) and math.isfinite(c)) or se == 0:
-            return NAN if not se == 0 else 0.0
-        lam = self.seeds / (self.seeds + self.items)
-        w = _chi2_nodes(float(self.nu)) if 0 < lam and math.isfinite(self.nu) else np.ones(1)
-        spread = np.sqrt(lam * w + 1.0 - lam)  # the estimated se relative to the true one
-
-        def reject(delta):
-            return float(np.mean(special.ndtr(delta - c * spread) + special.ndtr(-delta - c * spread)))
-
-        from scipy.optimize import brentq
-
-        hi = c + 4.0
-        while reject(hi) < power:
-            hi *= 2.0
-        return brentq(lambda d: reject(d) - power, 0.0, hi, xtol=1e-8) * se
-
-
-def decompose(seed_vals: Sequence[np.ndarray], boot_seed: Sequence[np.ndarray]) -> Variance:
-    """Unbiased variance of a mean (one model) or paired difference (two) over seeds and items.
-
-    `seed_vals`: one [k] array of seed-level values per model (for two, A and B trained
-    with the same seeds: the difference is taken seed by seed, so whatever the seeds share
-    between the models, and unequal retraining variances, are accounted for); `boot_seed`:
-    the matching [R, k] item-bootstrap values, the same items resampled in every seed and
-    for both models.
-
-    The model (crossed random effects; Searle, Casella & McCulloch 1992, ch. 4; on
-    retraining seeds in ML benchmarks, Bouthillier et al. 2021): a per-item score is
-    mu + seed effect + item effect + seed x item interaction, and the variance of the mean
-    over k seeds and n items is s2_seed/k + s2_item/n + s2_inter/(k n).
-    - var(seed-level values)/k estimates s2_seed/k + s2_inter/(k n) (the interaction
-      averages over the n items of a seed), with k - 1 degrees of freedom;
-    - the item bootstrap of the seed-averaged value estimates s2_item/n + s2_inter/(k n),
-      within one seed s2_item/n + s2_inter/n, so (k * boot_var(mean over seeds) -
-      mean_s boot_var(seed s)) / (k - 1) estimates s2_item/n alone (the ANOVA moment
-      estimator; adding the two raw terms would count the interaction twice). Clipped at 0.
-    With one seed there is no retraining term: the item bootstrap alone, normal reference.
-    """
-    vals = [np.asarray(v, dtype=np.float64) for v in seed_vals]
-    boots = [np.asarray(b, dtype=np.float64) for b in boot_seed]
-    k = vals[0].size
-    d = vals[0] - vals[1] if len(vals) == 2 else vals[0]
-    diff_boot = boots[0] - boots[1] if len(boots) == 2 else boots[0]  # [R, k]
-    diff_boot = diff_boot[np.all(np.isfinite(diff_boot), axis=1)]
-    if diff_boot.shape[0] < 2 or not np.all(np.isfinite(d)):
-        return Variance(NAN, NAN, INF)
-    var_mean = float(np.var(diff_boot.mean(axis=1), ddof=1))
-    if k == 1:
-        return Variance(0.0, var_mean, INF)
-    var_within = float(np.mean(np.var(diff_boot, axis=0, ddof=1)))
-    items = max(0.0, (k * var_mean - var_within) / (k - 1))
-    return Variance(float(np.var(d, ddof=1)) / k, items, float(k - 1))
-
-
-def _seed_means(values: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
+def seed_means(values: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
     """[..., S] -> [..., k]: mean over the strata of each seed."""
     return np.stack([values[..., g].mean(axis=-1) for g in groups], axis=-1)
 
@@ -560,7 +393,8 @@ def _mean_std(x: np.ndarray) -> tuple[float, float]:
 
 
 def paired_bootstrap(
-    a, b, labels, seeds, kind: str, n_resamples: int = 10_000, seed: int = 0, alpha: float = 0.05
+    a, b, labels, seeds, kind: str, n_resamples: int = 10_000, seed: int = 0, alpha: float = 0.05,
+    priors: dict | None = None,
 ) -> dict[str, Comparison]:
     """Compare two models metric by metric, accounting for test items and training seeds.
 
@@ -568,15 +402,17 @@ def paired_bootstrap(
     answers "would A still beat B on another test set drawn like this one?" but not "would
     A still beat B if both were retrained?". The variance of the observed difference has a
     retraining part and a test-set part; `decompose` estimates both without counting their
-    interaction twice, from the seed-by-seed differences, and `Variance` turns them into a
-    test that holds its level at 2-5 seeds whatever the share of each part. Without the
+    interaction twice, from the seed-by-seed differences, and `variance.Variance` turns them
+    into a test that holds its level at 2-5 seeds whatever the share of each part. Without the
     retraining part, a model compared with itself retrained is called "significantly"
     different far more often than alpha; with a Welch-Satterthwaite df estimated from 2-3
     seeds, still too often (the calibration benchmark measures both). `df` reports the
-    retraining term's degrees of freedom (k - 1).
+    retraining term's degrees of freedom (k - 1, or more with a pool).
 
-    With one seed there is no seed term: CIs use the normal approximation with the item
-    bootstrap's se and p is the centred item-bootstrap p, (1 + #{|d*_r - d| >= |d|}) / (R + 1).
+    `priors` ({metric: variance.Prior}): a board's pooled retraining variance, which replaces
+    the pair's own estimate by the moderated one (and gives one seed a retraining term).
+    With one seed and no prior there is no seed term: CIs use the normal approximation with the
+    item bootstrap's se and p is the centred item-bootstrap p, (1 + #{|d*_r - d| >= |d|}) / (R + 1).
     Resamples on which a metric is undefined (no non-zero label, a constant side for Corr)
     are dropped for that metric; ``n_resamples`` reports how many were used.
     """
@@ -588,7 +424,7 @@ def paired_bootstrap(
     if int(n_resamples) < 2:
         raise MsabenchError(f"stats: n_resamples must be >= 2, got {n_resamples}")
     n_strata, n = y.shape
-    groups = _seed_groups(seeds, n_strata)
+    groups = seed_groups(seeds, n_strata)
     k = len(groups)
     counts = resample_counts(n, n_resamples, seed)
     point_a, point_b = _multi_metrics([pa, pb], y, kind, None)
@@ -599,14 +435,16 @@ def paired_bootstrap(
         va, vb = point_a[m][0], point_b[m][0]
         agg_a, agg_b = float(va.mean()), float(vb.mean())
         diff = agg_a - agg_b
-        seed_a, seed_b = _seed_means(va, groups), _seed_means(vb, groups)
-        bsa, bsb = _seed_means(boot_a[m], groups), _seed_means(boot_b[m], groups)  # [R, k]
+        seed_a, seed_b = seed_means(va, groups), seed_means(vb, groups)
+        bsa, bsb = seed_means(boot_a[m], groups), seed_means(boot_b[m], groups)  # [R, k]
         ci_a = decompose([seed_a], [bsa]).interval(agg_a, alpha)
         ci_b = decompose([seed_b], [bsb]).interval(agg_b, alpha)
         var = decompose([seed_a, seed_b], [bsa, bsb])
+        if priors and priors.get(m) is not None:
+            var = var.moderated(priors[m], k)
         se, df, ci_diff = var.se, var.nu, var.interval(diff, alpha)
         se_items = math.sqrt(var.items) if math.isfinite(var.items) else NAN
-        se_seeds = math.sqrt(var.seeds) if k > 1 and math.isfinite(var.seeds) else NAN
+        se_seeds = math.sqrt(var.seeds) if (k > 1 or var.pooled) and math.isfinite(var.seeds) else NAN
         bd = boot_a[m].mean(axis=1) - boot_b[m].mean(axis=1)
         used = bd[np.isfinite(bd)]
         if math.isfinite(diff) and used.size:
@@ -615,7 +453,7 @@ def paired_bootstrap(
             p_items = float((1 + hits) / (used.size + 1))
         else:
             p_items = NAN
-        p = p_items if k == 1 else var.p_value(diff)
+        p = p_items if k == 1 and not var.pooled else var.p_value(diff)
         if not math.isfinite(diff) or diff == 0:
             better = ""
         else:
@@ -667,16 +505,16 @@ def condition_intervals(
     if len(cond) != n_strata:
         raise MsabenchError(f"stats: conditions must have one entry per stratum ({n_strata}), got {len(cond)}")
     seeds = np.asarray(seeds).ravel()
-    _seed_groups(seeds, n_strata)  # validates the shape
+    seed_groups(seeds, n_strata)  # validates the shape
     point = _multi_metrics([p], y, kind, None)[0][metric][0]
     boot = _multi_metrics([p], y, kind, resample_counts(n, n_resamples, seed))[0][metric]
     out = {}
     for c in dict.fromkeys(cond):
         idx = np.array([i for i, x in enumerate(cond) if x == c])
-        groups = [idx[g] for g in _seed_groups(seeds[idx], idx.size)]
-        seed_vals = _seed_means(point, groups)
+        groups = [idx[g] for g in seed_groups(seeds[idx], idx.size)]
+        seed_vals = seed_means(point, groups)
         value = float(seed_vals.mean())
-        lo, hi = decompose([seed_vals], [_seed_means(boot, groups)]).interval(value, alpha)
+        lo, hi = decompose([seed_vals], [seed_means(boot, groups)]).interval(value, alpha)
         out[c] = (value, lo, hi)
     return out
 
@@ -736,37 +574,6 @@ def signflip(a_err, b_err, n_resamples: int = 10_000, seed: int = 0) -> float:
         signs = rng.integers(0, 2, size=(r, n), dtype=np.int8).astype(np.float64) * 2.0 - 1.0
         hits += int(np.count_nonzero(np.abs(signs @ d) >= t_obs - tol))
     return (1 + hits) / (n_resamples + 1)
-
-
-def holm(pvalues: Sequence[float]) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1; nan stays nan).
-
-    m counts only the finite p-values, since a nan is a test that was not run.
-    """
-    p = np.asarray(pvalues, dtype=np.float64).ravel()
-    out = np.full(p.shape, NAN)
-    ok = np.flatnonzero(~np.isnan(p))
-    m = ok.size
-    if m == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="stable")]
-    adj = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
-    out[order] = adj
-    return out
-
-
-def holm_levels(pvalues: Sequence[float], alpha: float) -> np.ndarray:
-    """The level Holm's step-down compares each p with: alpha / (m - rank), rank 0 for the smallest p.
-
-    Intervals and detectable effects reported next to Holm-adjusted p-values use these
-    levels, so the interval and the p that decides are at the same level.
-    """
-    p = np.asarray(pvalues, dtype=np.float64).ravel()
-    out = np.full(p.shape, float(alpha))
-    ok = np.flatnonzero(~np.isnan(p))
-    order = ok[np.argsort(p[ok], kind="stable")]
-    out[order] = alpha / (ok.size - np.arange(ok.size))
-    return out
 
 
 def rank_rows(scores, lower_is_better: bool = False) -> np.ndarray:
@@ -835,22 +642,3 @@ def welch_from_stats(
     res = sps.ttest_ind_from_stats(vals[0], vals[1], int(n_a), vals[2], vals[3], int(n_b), equal_var=False)
     half = t_quantile(1.0 - alpha / 2.0, df) * se
     return diff, (diff - half, diff + half), float(res.pvalue), float(df)
-
-
-def mde(se: float, df: float = INF, alpha: float = 0.05, power: float = 0.8) -> float:
-    """Smallest true difference a two-sided level-alpha t test (df) detects with the given power.
-
-    The power of the t test at a true difference delta is P(|Z + delta/se| > t_crit sqrt(W)),
-    W ~ chi2_df / df, i.e. the noncentral t's two tails, solved for delta (`Variance.mde`
-    with the whole variance estimated from df degrees of freedom). The shortcut
-    (t_{1-alpha/2} + t_power) * se ignores the far tail and the noncentral shape and gives
-    0.77 power at df = 2. Report it next to a non-significant result so "no difference
-    found" is not read as "no difference".
-    """
-    alpha = _alpha(alpha)
-    if not 0.0 < power < 1.0:
-        raise MsabenchError(f"stats: power must be in (0, 1), got {power}")
-    df = float(df)
-    if math.isinf(df):
-        return Variance(0.0, float(se) ** 2, INF).mde(alpha, power)
-    return Variance(float(se) ** 2, 0.0, df, gamma=0.0).mde(alpha, power)

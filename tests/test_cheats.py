@@ -176,7 +176,7 @@ def check_grid(out, proc, truth, perfect_allowed=()):
     board = out.parent / f"{out.name}-board"
     proc = cli("leaderboard", "--results", out, "--out", board, "--no-figures", "--resamples", "200")
     assert proc.returncode == 0, proc.stderr
-    rows = json.loads((board / "results.json").read_text())
+    rows = json.loads((board / "results.json").read_text())["results"]
     for row in rows:
         if row["condition"] == "<mean>":
             assert row["MAE"] == pytest.approx(scored[row["model"]]["MAE"], abs=1e-12)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from msabench import claims, compare, executors, leaderboard, protocols, stats
+from msabench import claims, compare, executors, leaderboard, multiplicity, protocols, stats
 from msabench.errors import MsabenchError
 
 from conftest import ROOT, small_dataset, write_file
@@ -213,12 +213,13 @@ def test_verify_against_results(res, tmp_path):
     null = claims.verify([claims.parse("strong2 > strong on synth-intra: Non0_acc_2 +2.47")], res, n_resamples=2000)[0]
     if null.verdict == "not significant":
         assert null.mde > 0 and "smallest difference" in null.note
-    # Holm across every claim in both modes; CI and MDE at each claim's Holm level
+    # Holm across every claim in both modes; CI and MDE at the level that decides each: alpha * p / p_Holm
     rep = claims.parse("strong > mean on synth-intra: Non0_acc_2 +5", claims.Reported(60.0, 1.0, 5, 50.0, 2.0, 5))
     both = claims.verify([exact, big, rep], res, n_resamples=2000)
     raw = [claims.measure(c, res, n_resamples=2000).p for c in (exact, big, rep)]
     assert [v.p for v in both] == pytest.approx(list(stats.holm(raw)))
-    assert sorted(v.level for v in both) == pytest.approx([0.05 / 3, 0.05 / 2, 0.05])
+    assert [v.level for v in both] == pytest.approx([0.05 * p / v.p for p, v in zip(raw, both)])
+    assert all(0.05 / 3 - 1e-12 <= v.level <= 0.05 for v in both)
     alone = claims.verify_reported(rep)
     assert both[2].p >= alone.p and both[2].source == "reported"
     lo, hi = both[0].ci
@@ -248,36 +249,45 @@ def test_verify_reported_matches_welch():
     v = claims.verify_reported(c)
     assert v.p == pytest.approx(t.pvalue) and v.measured == pytest.approx(2.47)
     assert v.verdict == ("supported" if t.pvalue < 0.05 else "not significant")
-    assert compare._p(t.pvalue) in proc.stdout
+    assert claims._format_p(t.pvalue) in proc.stdout
     one_line_error(msabench("verify", "--claim", "derl > prlf on mosi-intra: Non0_acc_2 +2.47",
                             "--reported", 85.2, 1.1, 1, 82.73, 1.4, 3), "at least 2 seeds")
     one_line_error(msabench("verify", "--claim", "derl prlf"), "does not parse", "grammar")
 
 
 def test_leaderboard_marks_differences_and_draws_figures(res, tmp_path):
-    path = leaderboard.write(res, tmp_path, settings=leaderboard.Settings(n_resamples=1000, curve_resamples=300))
+    settings = leaderboard.Settings(n_resamples=1000, curve_resamples=300)
+    path = leaderboard.write(res, tmp_path, settings=settings)
     text = path.read_text()
     entries = [e for e in leaderboard.collect(res)["synth-intra"] if "[" not in e.model]
     order = leaderboard.ranked(entries, "Non0_acc_2")
-    vs = leaderboard.versus_best(order, "Non0_acc_2", leaderboard.Settings(n_resamples=1000))
-    assert set(vs) == {e.model for e in order[1:]}
-    # each model against #1, Holm over those comparisons; "worse" only when significant and worse
-    raw = []
-    for e in order[1:]:
-        paired = compare.pair_units(list(e.units), list(order[0].units))
-        c = stats.paired_bootstrap(paired.a, paired.b, paired.labels, paired.seeds, "mosi", n_resamples=1000)
-        raw.append(c["Non0_acc_2"].p)
-        assert vs[e.model].diff == pytest.approx(e.aggregate("Non0_acc_2")[0] - order[0].aggregate("Non0_acc_2")[0])
-    for e, p in zip(order[1:], stats.holm(raw)):
-        v = vs[e.model]
-        assert v.p_holm == pytest.approx(p)
-        assert v.mark == ("not shown different" if p >= 0.05 else "worse") and v.diff <= 0
-        assert v.mde > 0
+    board = leaderboard.judge(protocols.load("synth-intra"), order, settings)
+    vs = {r.model: r for r in board.rows}
+    assert set(vs) == {e.model for e in order}
+    # every model against every other, the one-sided p of each pair from the paired test, closed testing over them
+    names = [r.model for r in board.rows]
+    by_name = {e.model: e for e in order}
+    p_beats = np.full((len(names), len(names)), np.nan)
+    for a, i in enumerate(names):
+        for b, j in enumerate(names):
+            if a == b:
+                continue
+            paired = compare.pair_units(list(by_name[j].units), list(by_name[i].units))
+            c = stats.paired_bootstrap(paired.a, paired.b, paired.labels, paired.seeds, "mosi", n_resamples=1000,
+                                       priors={"Non0_acc_2": board.pool} if board.pool else None)["Non0_acc_2"]
+            p_beats[b, a] = c.variance.p_greater(c.diff)
+    best = multiplicity.best_set(p_beats, 0.05)
+    for a, r in enumerate(board.rows):
+        assert r.p_adj == pytest.approx(best.p_adj[a], rel=1e-9)
+        # the interval decides the verdict, and agrees with the closed test
+        assert (r.verdict == "worse") == (r.ci[1] < 0) == (r.p_adj <= 0.05)
+        assert r.diff == pytest.approx(r.value - vs[r.rival].value) and r.mde > 0
+    assert vs["mean"].verdict == "worse"  # a constant predictor, far below the rest
     section = text.split("### synth-intra")[1]
     for model, v in vs.items():
         row = next(line for line in section.splitlines() if line.startswith("|") and f" {model} " in line)
-        assert row.rstrip(" |").endswith(v.mark)
-    assert "tied" not in text and "not shown different" in text
+        assert row.rstrip(" |").endswith(v.verdict)
+    assert "not shown worse than the best" in text
     # the best value of each column is in bold
     best_mae = min(e.aggregate("MAE")[0] for e in entries)
     assert f"**{best_mae:.4f}" in text
@@ -340,7 +350,7 @@ def test_leaderboard_cli(res, tmp_path):
     proc = msabench("leaderboard", "--results", res, "--out", tmp_path, "--resamples", 200, "--no-figures")
     assert proc.returncode == 0, proc.stderr
     text = (tmp_path / "README.md").read_text()
-    assert "200 item resamples" in text and "vs #1" in text
+    assert "(200 resamples)" in text and "not shown worse than the best" in text
     assert not list(tmp_path.glob("*.png"))
     one_line_error(msabench("leaderboard", "--results", tmp_path / "nothing", "--out", tmp_path / "o"),
                    "--results", "nothing: no such folder")

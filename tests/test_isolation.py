@@ -273,7 +273,7 @@ def test_edited_metrics_json_changes_nothing(board, tmp_path):
     assert unit.metrics["aggregate"]["mean"]["MAE"] > 0.5
     proc = cli("leaderboard", "--results", out, "--out", tmp_path / "lb", "--no-figures", "--resamples", "200")
     assert proc.returncode == 0, proc.stderr
-    rows = json.loads((tmp_path / "lb" / "results.json").read_text())
+    rows = json.loads((tmp_path / "lb" / "results.json").read_text())["results"]
     mae = [r["MAE"] for r in rows if r["model"] == "mean" and r["condition"] == "<mean>"]
     assert mae == [pytest.approx(unit.metrics["aggregate"]["mean"]["MAE"])]
 

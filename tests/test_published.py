@@ -114,7 +114,7 @@ def test_verify_published_uses_welch_where_sds_are_published(tmp_path):
     proc = msabench("verify", "--published", "--registry", tmp_path / "reg", "--claim", "a > b on mosi-intra: Non0_acc_2 +3.5")
     assert proc.returncode == 0 and "| supported " in proc.stdout, proc.stderr
     write_file(tmp_path / "close" / "x.toml", REGISTRY.format(a=70.5))  # half a point with these SDs: not significant
-    close = published.verify(["a > b on mosi-intra: Non0_acc_2 +0.5"], published.load(tmp_path / "close"))
+    close = published.verify(["a > b on mosi-intra: Non0_acc_2 +0.5 points"], published.load(tmp_path / "close"))
     assert close[0].verdict == "not significant" and close[0].p > 0.05
 
 

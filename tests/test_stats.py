@@ -14,6 +14,7 @@ from sklearn.metrics import f1_score
 
 from msabench import metrics as M
 from msabench import stats as St
+from msabench.variance import LEVELS, Variance, kappa, null_tail
 from msabench.errors import MsabenchError
 
 SIMS_SPECIAL = np.array([-1.5, -1.0, -0.7, -0.1, 0.0, 0.1, 0.7, 1.0, 1.5])
@@ -231,18 +232,27 @@ def test_several_seeds_variance_terms_match_independent_computation():
         seeds_var = np.var(sa - sb, ddof=1) / n_seeds
         assert c.se_items ** 2 == pytest.approx(items, rel=1e-9, abs=1e-15)
         assert c.se == pytest.approx(math.sqrt(items + seeds_var)) and c.df == n_seeds - 1
-        # p: the null tail maximised over the 99.9% upper bound of the retraining share, plus 0.001
-        upper = seeds_var * (n_seeds - 1) / sps.chi2.ppf(0.001, n_seeds - 1)
-        lam = upper / (upper + items) if items > 0 else 1.0
+        # p: the smallest grid level whose kappa-inflated test rejects, the tail integrated independently
         t = abs(c.diff) / c.se
-
-        def integrand(w, t=t, lam=lam):
-            return 2 * sps.norm.sf(t * math.sqrt(lam * w / (n_seeds - 1) + 1 - lam)) * sps.chi2.pdf(w, n_seeds - 1)
-
         from scipy.integrate import quad
 
-        ref = min(1.0, quad(integrand, 0, np.inf, limit=200)[0] + 0.001)
-        assert c.p == pytest.approx(ref, abs=2e-4)
+        def tail_at(level, t=t, items=items, seeds_var=seeds_var):
+            kap = kappa(float(n_seeds - 1), level)
+            lam = kap * seeds_var / (kap * seeds_var + items) if items > 0 else 1.0
+
+            def integrand(w):
+                return 2 * sps.norm.sf(t * math.sqrt(lam * w / (n_seeds - 1) + 1 - lam)) * sps.chi2.pdf(w, n_seeds - 1)
+
+            return quad(integrand, 0, np.inf, limit=200)[0]
+
+        cells = list(LEVELS) + [1.0]
+        ref = 1.0
+        for lo_, hi_ in zip(cells[:-1], cells[1:]):
+            tl = tail_at(lo_)
+            if tl < hi_:
+                ref = max(lo_, tl)
+                break
+        assert c.p == pytest.approx(ref, abs=2e-6)
         crit = c.variance.critical(0.05)
         assert c.ci_diff == pytest.approx((c.diff - crit * c.se, c.diff + crit * c.se))
     assert res["MAE"].better == "b" and res["Has0_acc_2"].diff < 0  # A is worse
@@ -462,16 +472,15 @@ def test_welch_from_stats_matches_ttest_on_raw_samples():
 
 
 def test_mde_from_the_noncentral_t():
-    # At the MDE a two-sided test rejects with probability `power`, both tails counted.
-    e = St.mde(1.0)
+    # With no item term the test is Student's t_df on the seeds: its MDE is the noncentral t's.
+    e = Variance(0.0, 1.0, math.inf).mde(0.05)
     assert sps.norm.sf(1.959964 - e) + sps.norm.cdf(-1.959964 - e) == pytest.approx(0.8, abs=1e-7)
     for df in (2, 5, 30):
-        d, crit = St.mde(1.0, df=df), sps.t.ppf(0.975, df)
+        d, crit = Variance(1.0, 0.0, float(df)).mde(0.05), sps.t.ppf(0.975, df)
         assert sps.nct.sf(crit, df, d) + sps.nct.cdf(-crit, df, d) == pytest.approx(0.8, abs=1e-3)
     # the shortcut (t_.975 + t_.8) * se falls short of 80% power at 2 df: 0.77
     short = sps.t.ppf(0.975, 2) + sps.t.ppf(0.8, 2)
-    assert sps.nct.sf(sps.t.ppf(0.975, 2), 2, short) < 0.78 and St.mde(1.0, df=2) > short
-    assert St.mde(1.0, df=5) > St.mde(1.0)
+    assert sps.nct.sf(sps.t.ppf(0.975, 2), 2, short) < 0.78 and Variance(1.0, 0.0, 2.0).mde(0.05) > short
 
 
 # ------------------------------------------------------------------------ the test under its own null
@@ -480,15 +489,15 @@ def test_variance_tail_spans_normal_to_t_and_inverts():
     from scipy.stats import norm, t as student
 
     for lam, ref in ((0.0, lambda x: 2 * norm.sf(x)), (1.0, lambda x: 2 * student.sf(x, 2))):
-        v = St.Variance(lam, 1.0 - lam, 2.0, gamma=0.0)
-        assert float(v._tail(2.5, lam)) == pytest.approx(ref(2.5), rel=1e-9)
-    tails = [float(St.Variance(0.5, 0.5, 2.0)._tail(2.5, lam)) for lam in np.linspace(0, 1, 11)]
-    assert np.all(np.diff(tails) > 0)  # heavier with the retraining share: the sup is at the upper bound
-    v = St.Variance(0.0004, 0.0025, 2.0)
+        assert float(null_tail(2.5, lam, 2.0)) == pytest.approx(ref(2.5), rel=1e-9)
+    tails = [float(null_tail(2.5, lam, 2.0)) for lam in np.linspace(0, 1, 11)]
+    assert np.all(np.diff(tails) > 0)  # heavier with the retraining share
+    v = Variance(0.0004, 0.0025, 2.0)
     lo, hi = v.interval(0.1, 0.05)
-    assert v.p_value(0.1 - lo) == pytest.approx(0.05, abs=2e-4) and v.p_value(hi - 0.1) == pytest.approx(0.05, abs=2e-4)
-    assert St.Variance(0.0, 0.0025, 2.0).p_value(0.1) == pytest.approx(2 * sps.norm.sf(2.0))  # no retraining noise
-    assert St.Variance(0.0025, 0.0, 4.0).p_value(0.1) == pytest.approx(2 * sps.t.sf(2.0, 4) + 0.001)
+    # the interval is the set of values the test does not reject at 0.05: its ends sit on the boundary
+    assert v.p_value(0.1 - lo) == pytest.approx(0.05, abs=1e-9) and v.p_value(hi - 0.1) == pytest.approx(0.05, abs=1e-9)
+    assert Variance(0.0, 0.0025, math.inf).p_value(0.1) == pytest.approx(2 * sps.norm.sf(2.0))  # no retraining noise
+    assert Variance(0.0025, 0.0, 4.0).p_value(0.1) == pytest.approx(2 * sps.t.sf(2.0, 4))  # all of it retraining
 
 
 def _crossed(rng, k, n, seed_sd, item_sd, inter_sd, n_boot=400):
