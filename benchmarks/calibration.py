@@ -10,8 +10,8 @@ for the pair with the largest retraining variances) and the board's family-wise 
 of the best-set verdicts on complete-null boards of 3-15 models, against "vs observed #1 with
 Holm"; (e) the MDE the verdicts report on a 15-model synth-intra-like board. 200 item
 resamples per test are enough (the item term is estimated to within ~10% and is a minor
-part of the variance; see calibration_sim). About 15-25 minutes with 2 workers at the
-default --reps 1000 (1000 null replicates per size cell; 300 boards in (b), 500 replicates
+part of the variance; see calibration_sim). About 10 minutes with 2 workers on 2 idle cores
+(about 20 when the cores are shared) at the default --reps 1000 (1000 null replicates per size cell; 300 boards in (b), 500 replicates
 per power cell, 1000 boards per m in (d), 200 boards in (e): all scale with --reps).
 
 Part 2 (`--harness`): the harness-level check. Null: the same method (benchmarks/null_model.py, bagged ridge) retrained on other data
