@@ -48,7 +48,7 @@ import numpy as np
 from scipy import optimize, special
 from scipy import stats as sps
 
-from msabench import compare, metrics, protocols, stats
+from msabench import compare, metrics, multiplicity, protocols, stats
 from msabench.errors import MsabenchError
 
 GRAMMAR = ('MODEL_A > MODEL_B on PROTOCOL: METRIC ±VALUE, e.g. "derl > prlf on mosi-intra: Non0 Acc-2 +2.47%"; '
@@ -383,16 +383,7 @@ def decision_levels(raw: list[float], adjusted, alpha: float) -> list[float]:
     p of 0 (Holm 0) gets alpha / m; a claim without a p (nan) gets alpha.
     """
     m = sum(1 for p in raw if math.isfinite(p))
-    out = []
-    for p, h in zip(raw, adjusted):
-        p, h = float(p), float(h)
-        if not (math.isfinite(p) and math.isfinite(h)):
-            out.append(alpha)
-        elif h > 0:
-            out.append(alpha * p / h)
-        else:  # p == p_Holm == 0
-            out.append(alpha / m)
-    return out
+    return [multiplicity.decision_level(float(p), float(h), alpha, m) for p, h in zip(raw, adjusted)]
 
 
 def verify(claims: list[Claim], results_dir: str | Path | None = None, *, n_resamples: int = 10_000, seed: int = 0,
@@ -420,13 +411,6 @@ def verify_reported(claim: Claim, alpha: float = compare.ALPHA) -> Verdict:
     return verify([claim], None, alpha=alpha)[0]
 
 
-def _format_p(p: float) -> str:
-    """A p-value as `msabench compare` prints it."""
-    if not math.isfinite(p):
-        return "nan"
-    return f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
-
-
 def table(verdicts: list[Verdict], fmt: str = "github") -> str:
     from tabulate import tabulate
 
@@ -436,6 +420,6 @@ def table(verdicts: list[Verdict], fmt: str = "github") -> str:
         tested = not all(math.isnan(x) for x in (*v.ci, v.p))  # published means without SDs: no test made
         rows.append([v.claim.text, v.source, f"{v.claim.value:+.3g}{unit}", f"{v.measured:+.3g}{unit}",
                      f"[{v.ci[0]:+.3g}, {v.ci[1]:+.3g}] ({100 * (1 - v.level):.4g}%)" if tested else "-",
-                     _format_p(v.p) if tested else "-", v.verdict, v.note])
+                     compare.format_p(v.p) if tested else "-", v.verdict, v.note])
     return tabulate(rows, headers=["claim", "from", "claimed", "measured", "CI (Holm level)", "p Holm", "verdict",
                                    "note"], tablefmt=fmt, disable_numparse=True)

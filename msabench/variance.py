@@ -248,8 +248,7 @@ class Variance:
         if se == 0:
             return 0.0
         lam = self.seeds / (self.seeds + self.items)
-        w = _nodes(self._df)[0] if 0 < lam and math.isfinite(self._df) else np.ones(1)
-        weights = _nodes(self._df)[1] if w.size > 1 else np.ones(1)
+        w, weights = _nodes(self._df) if 0 < lam and math.isfinite(self._df) else (np.ones(1), np.ones(1))
         spread = np.sqrt(lam * w + 1.0 - lam)  # the estimated se relative to the true one
 
         def reject(delta):

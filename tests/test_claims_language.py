@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from msabench import cli, claims, stats
+from msabench import cli, claims, compare, stats
 from msabench.errors import MsabenchError
 
 from conftest import write_file
@@ -270,7 +270,7 @@ def test_cli_verify_accepts_papers_spellings(capsys, text, claimed):
     measured = ("-" if " < " in text else "+") + "2.47" + ("pp" if "pp" in claimed else "")  # --reported: A, B as written
     assert cells[1] == "reported" and cells[2] == claimed and cells[3] == measured
     t = sps.ttest_ind_from_stats(85.2, 1.1, 3, 82.73, 1.4, 3, equal_var=False)
-    assert cells[5] == claims._format_p(t.pvalue)
+    assert cells[5] == compare.format_p(t.pvalue)
 
 
 @pytest.mark.parametrize("text, needles", [

@@ -249,7 +249,7 @@ def test_verify_reported_matches_welch():
     v = claims.verify_reported(c)
     assert v.p == pytest.approx(t.pvalue) and v.measured == pytest.approx(2.47)
     assert v.verdict == ("supported" if t.pvalue < 0.05 else "not significant")
-    assert claims._format_p(t.pvalue) in proc.stdout
+    assert compare.format_p(t.pvalue) in proc.stdout
     one_line_error(msabench("verify", "--claim", "derl > prlf on mosi-intra: Non0_acc_2 +2.47",
                             "--reported", 85.2, 1.1, 1, 82.73, 1.4, 3), "at least 2 seeds")
     one_line_error(msabench("verify", "--claim", "derl prlf"), "does not parse", "grammar")
