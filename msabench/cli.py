@@ -242,11 +242,32 @@ def cmd_compare(args) -> int:
     paired = compare.pair(args.results, args.protocol, args.a, args.b, seeds=args.seeds, data=_label_data(args))
     if args.conditions:
         paired = paired.only(args.conditions)
+    priors = {} if args.no_pool else compare.board_prior(args.results, args.protocol, _label_data(args),
+                                                          args.metrics)
     report = compare.compare(paired, n_resamples=args.resamples, seed=args.bootstrap_seed, alpha=args.alpha,
-                             metric_names=args.metrics)
+                             metric_names=args.metrics, priors=priors)
     print(report.table())
     if paired.note():
         print(paired.note())
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from msabench import plan
+
+    paths.input_dir(args.results, "--results")
+    _check_resampling(args)
+    if len(args.models) not in (0, 2):
+        raise MsabenchError(f"plan takes two models or none (the board's median pair), got {len(args.models)}")
+    for t in args.diff:
+        if not 0 < t < 1:
+            raise MsabenchError(f"--diff takes differences as fractions of the metric (0.025 = 2.5 points), got {t}")
+    if not 0 < args.alpha < 1:
+        raise MsabenchError(f"--alpha must be in (0, 1), got {args.alpha}")
+    result = plan.plan(args.results, args.protocol, metric=args.metric, targets=tuple(args.diff),
+                       models=tuple(args.models) if args.models else None, alpha=args.alpha,
+                       n_resamples=args.resamples, seed=args.bootstrap_seed, data=_label_data(args))
+    print(result.table())
     return 0
 
 
@@ -556,8 +577,20 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument("--conditions", nargs="+", help="a subset of the protocol's conditions")
     cp.add_argument("--metrics", nargs="+", help="a subset of the metrics (Holm runs over those shown)")
     cp.add_argument("--alpha", type=float, default=0.05)
+    cp.add_argument("--no-pool", action="store_true",
+                    help="use the pair's own seeds only, not the retraining variance pooled over the folder's models")
     stats_args(cp)
     cp.set_defaults(func=cmd_compare)
+
+    pl = sub.add_parser("plan", help="how many seeds a comparison needs for a target difference at 80%% power")
+    pl.add_argument("models", nargs="*", help="two models (default: the board's median pair)")
+    pl.add_argument("--protocol", required=True)
+    pl.add_argument("--metric", help="default: the protocol's primary metric")
+    pl.add_argument("--diff", nargs="+", type=float, default=[0.01, 0.025],
+                    help="target differences as fractions (default: 0.01 0.025, i.e. +1 and +2.5 points)")
+    pl.add_argument("--alpha", type=float, default=0.05)
+    stats_args(pl)
+    pl.set_defaults(func=cmd_plan)
 
     v = sub.add_parser("verify", help="check a claimed improvement against stored results or published numbers")
     v.add_argument("--claim", action="append", help='"A > B on PROTOCOL: METRIC +VALUE" (repeatable)')

@@ -173,6 +173,68 @@ def stack(units: list[results.UnitResult], ids: np.ndarray | None = None
             np.array(conditions * len(units), dtype=str))
 
 
+@dataclass(frozen=True)
+class Stacked:
+    """Every model of a results folder on one protocol, on the seeds they all share, items aligned."""
+
+    protocol: str
+    kind: str
+    preds: dict  # model -> [S, n]
+    labels: np.ndarray  # [S, n]
+    seeds: np.ndarray  # [S]: the seed of each stratum
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(dict.fromkeys(self.seeds.tolist()))
+
+
+def stacked(results_dir: str | Path, protocol: str, data: tuple[str, ...] = (),
+            min_models: int = variance.MIN_MODELS) -> Stacked | None:
+    """The models stored for `protocol` under `results_dir`, on the seeds at least `min_models` of
+    them share, keeping those that have all of them; None when fewer than `min_models` remain or
+    they share fewer than 2 seeds."""
+    by_model: dict[str, list[results.UnitResult]] = {}
+    for f in results.find_units(results_dir, protocol):
+        u = results.read_unit(f, data)
+        by_model.setdefault(u.model, []).append(u)
+    count: dict[int, int] = {}
+    for units in by_model.values():
+        for seed in {u.seed for u in units}:
+            count[seed] = count.get(seed, 0) + 1
+    seeds = sorted(s for s, c in count.items() if c >= min_models)
+    members = {m: [u for u in us if u.seed in seeds] for m, us in sorted(by_model.items())
+               if seeds and set(seeds) <= {u.seed for u in us}}
+    if len(seeds) < 2 or len(members) < min_models:
+        return None
+    results.check_labels([u for us in members.values() for u in us], data)
+    kind = protocols.dataset_kind(next(iter(members.values()))[0].manifest["dataset"])
+    ids, preds = None, {}
+    for model, units in members.items():
+        ids_m, pred, labels, strata_seeds, _ = stack(units, ids)
+        ids = ids_m if ids is None else ids
+        preds[model] = pred
+    return Stacked(protocol, kind, preds, labels, strata_seeds)
+
+
+def board_prior(results_dir: str | Path, protocol: str, data: tuple[str, ...] = (),
+                metric_names: list[str] | None = None) -> dict[str, variance.Prior]:
+    """The pooled retraining variance per metric of the models stored for `protocol` under
+    `results_dir` (`variance.prior`) on the seeds `stacked` finds; {} when there are too few."""
+    board = stacked(results_dir, protocol, data)
+    if board is None:
+        return {}
+    groups = stats.seed_groups(board.seeds, board.labels.shape[0])
+    values = {model: {m: stats.seed_means(v, groups) for m, v in stats.stratum_metrics(pred, board.labels,
+                                                                                      board.kind).items()}
+              for model, pred in board.preds.items()}
+    out = {}
+    for m in [m for m in metric_names or metrics.METRICS[board.kind] if m in metrics.METRICS[board.kind]]:
+        pr = variance.prior({model: v[m] for model, v in values.items()})
+        if pr is not None:
+            out[m] = pr
+    return out
+
+
 def _accuracy_correct(kind: str, metric: str, pred: np.ndarray, labels: np.ndarray):
     """Per-item correctness [S, n] and the items the metric counts, for every accuracy metric."""
     everything = np.ones(labels.shape[1], dtype=bool)

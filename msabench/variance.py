@@ -102,17 +102,10 @@ def _logit_grid(n: int) -> np.ndarray:
     return np.linspace(-36.0, 36.0, n)
 
 
-@lru_cache(maxsize=512)
-def kappa(nu: float, level: float) -> float:
-    """The inflation of the estimated retraining variance that makes the worst-case size `level`.
-
-    inf when no finite value does (then the test is Student's t_nu on the full standard
-    error, valid for every share); 1 when no inflation is needed (many degrees of freedom).
-    """
-    nu, level = float(nu), float(level)
-    if math.isinf(nu):
-        return 1.0
-    w, weights = _nodes(nu)
+def _solve_kappa(w: np.ndarray, weights: np.ndarray, nu: float, level: float) -> float:
+    """The kappa whose worst-case size over the retraining share is `level`, when the estimated
+    retraining variance is the true one times a draw from (w, weights) and critical values come
+    from the null law with `nu` degrees of freedom."""
     z = _logit_grid(161)
     from scipy.interpolate import PchipInterpolator
 
@@ -133,6 +126,74 @@ def kappa(nu: float, level: float) -> float:
     if worst(40.0) > target:
         return INF
     return math.exp(optimize.brentq(lambda x: worst(x) - target, 0.0, 40.0, xtol=1e-4))
+
+
+@lru_cache(maxsize=512)
+def kappa(nu: float, level: float) -> float:
+    """The inflation of the estimated retraining variance that makes the worst-case size `level`.
+
+    inf when no finite value does (then the test is Student's t_nu on the full standard
+    error, valid for every share); 1 when no inflation is needed (many degrees of freedom).
+    """
+    nu, level = float(nu), float(level)
+    if math.isinf(nu):
+        return 1.0
+    w, weights = _nodes(nu)
+    return _solve_kappa(w, weights, nu, level)
+
+
+@lru_cache(maxsize=256)
+def _pooled_nodes(nu: float, d0: float, centre_df: float, ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes of Z = (d0 U / ratio + nu W) / (d0 + nu), U ~ chi2_centre_df / centre_df, W ~ chi2_nu / nu:
+    a moderated estimate over the true variance of a pair whose variance is `ratio` times the
+    board's centre, the centre itself estimated with `centre_df` degrees of freedom. Same
+    probability positions as `_nodes`, quantiles found by bisection on Z's distribution function."""
+    u_nodes, u_weights = _nodes(centre_df)
+    if nu == 0:  # one seed: the pool alone
+        return u_nodes / ratio, u_weights
+    w_ref, weights = _nodes(nu)
+    probs = sps.chi2.cdf(w_ref * nu, nu)  # the probability positions of the nodes
+    lo, hi = np.full(probs.shape, -80.0), np.full(probs.shape, 12.0)
+    shift = d0 * u_nodes / ratio
+
+    def below(z):  # P(Z <= z) and P(Z > z) for each candidate z
+        x = np.exp(z)[:, None] * (d0 + nu) - shift[None, :]
+        x = np.maximum(x, 0.0)
+        return (sps.chi2.cdf(x, nu) * u_weights).sum(axis=1), (sps.chi2.sf(x, nu) * u_weights).sum(axis=1)
+
+    upper = probs > 0.5
+    for _ in range(70):
+        mid = (lo + hi) / 2.0
+        cdf, sf = below(mid)
+        go_up = np.where(upper, sf > 1.0 - probs, cdf < probs)
+        lo, hi = np.where(go_up, mid, lo), np.where(go_up, hi, mid)
+    return np.exp((lo + hi) / 2.0), weights
+
+
+@lru_cache(maxsize=512)
+def calibrate_pooled(nu: float, d0: float, centre_df: float, ratio: float, level: float) -> tuple[float, float]:
+    """(scale, kappa) for a moderated retraining variance (`Variance.moderated`), calibrated at the
+    worst pair the prior allows: one whose true variance is `ratio` times the board's centre
+    (quieter pairs are tested conservatively). Shrinking towards the centre underestimates that
+    pair's variance, which no share can repair when the retraining part is all there is, so the
+    moderated estimate is first multiplied by `scale` (the test is then valid at share 1 with
+    nu + d0 degrees of freedom), then kappa handles the shares in between."""
+    df = grid_df(nu + d0)
+    z, weights = _pooled_nodes(float(nu), float(d0), float(centre_df), float(ratio))
+    t = float(special.stdtrit(df, 1.0 - level / 2.0))
+    target = level * (1.0 + SIZE_TOLERANCE / 4.0)  # room for kappa's own tolerance
+
+    def size_all_retraining(log_scale: float) -> float:
+        return float((2.0 * special.ndtr(-t * np.sqrt(math.exp(log_scale) * z)) * weights).sum())
+
+    if size_all_retraining(0.0) <= target:
+        scale = 1.0
+    else:
+        hi = 1.0
+        while size_all_retraining(hi) > target:
+            hi *= 2.0
+        scale = math.exp(optimize.brentq(lambda x: size_all_retraining(x) - target, 0.0, hi, xtol=1e-6))
+    return scale, _solve_kappa(scale * z, weights, df, float(level))
 
 
 def grid_level(level: float) -> float:
@@ -168,6 +229,7 @@ class Variance:
     items: float
     nu: float
     pooled: str = ""
+    pool: tuple[float, float, float, float] | None = None  # (own nu, d0, centre df, ratio): `moderated`
 
     @property
     def se(self) -> float:
@@ -178,6 +240,13 @@ class Variance:
     def _df(self) -> float:
         return grid_df(self.nu)
 
+    def _calibration(self, level: float) -> tuple[float, float]:
+        """(scale of the retraining estimate, kappa) of the grid level at or below `level`."""
+        g = grid_level(level)
+        if self.pool is None:
+            return 1.0, kappa(self._df, g)
+        return calibrate_pooled(*self.pool, g)
+
     def share(self, level: float) -> float:
         """The retraining share the test at `level` assumes: inflated by the kappa of the grid level at or
         below `level` (larger than `level`'s own, so valid at `level`); 1 for ties."""
@@ -187,15 +256,22 @@ class Variance:
             return 1.0
         if self.seeds <= 0.0:
             return 1.0  # equal seed-level differences: nothing says the retraining part is small
-        k = kappa(self._df, grid_level(level))
-        return 1.0 if math.isinf(k) else k * self.seeds / (k * self.seeds + self.items)
+        scale, k = self._calibration(level)
+        return 1.0 if math.isinf(k) else k * scale * self.seeds / (k * scale * self.seeds + self.items)
+
+    def _stretch(self, level: float) -> float:
+        """The standard error the test at `level` uses over `se` (above 1 only for a pooled estimate)."""
+        if self.pool is None or math.isinf(self._df):
+            return 1.0
+        scale = self._calibration(level)[0]
+        return math.sqrt((scale * self.seeds + self.items) / (self.seeds + self.items))
 
     def critical(self, level: float) -> float:
-        """|T| beyond which the test at `level` (two-sided) rejects."""
-        return critical_value(self.share(level), min(level, 1.0), self._df)
+        """|T| = |diff| / se beyond which the test at `level` (two-sided) rejects."""
+        return critical_value(self.share(level), min(level, 1.0), self._df) * self._stretch(level)
 
     def _tail(self, t: float, level: float) -> float:
-        return float(null_tail(t, self.share(level), self._df))
+        return float(null_tail(t / self._stretch(level), self.share(level), self._df))
 
     def p_value(self, diff: float) -> float:
         """Two-sided: the smallest level at which the test rejects `diff` = 0."""
@@ -260,15 +336,15 @@ class Variance:
         return optimize.brentq(lambda d: reject(d) - power, 0.0, hi, xtol=1e-8) * se
 
     def moderated(self, prior: "Prior", k: int) -> "Variance":
-        """This pair's retraining term shrunk towards the board's (Smyth 2004), with the prior's df added."""
+        """This pair's retraining term shrunk towards the board's (Smyth 2004), with the prior's df added;
+        its test calibrated for the noisiest pair the prior allows (`calibrate_pooled`)."""
         if prior is None or not math.isfinite(self.items):
             return self
         own_nu = 0.0 if math.isinf(self.nu) else self.nu
         own = self.seeds * k if own_nu > 0 else 0.0  # variance of one seed's difference
-        if math.isinf(prior.df):
-            return Variance(prior.s2 / k, self.items, INF, prior.label)
         s2 = (prior.df * prior.s2 + own_nu * own) / (prior.df + own_nu)
-        return Variance(s2 / k, self.items, prior.df + own_nu, prior.label)
+        return Variance(s2 / k, self.items, prior.df + own_nu, prior.label,
+                        (own_nu, prior.df, prior.centre_df, prior.ratio))
 
 
 def decompose(seed_vals: Sequence[np.ndarray], boot_seed: Sequence[np.ndarray]) -> Variance:
@@ -320,16 +396,27 @@ class Prior:
     n_models: int
     n_pairs: int
     nu: float  # each pair's own degrees of freedom
+    centre_df: float = INF  # how well s2 itself is known
+    ratio: float = 1.0  # the noisiest pair the test is calibrated for, as a multiple of s2
     outliers: tuple[str, ...] = ()  # models whose own variance the pool does not describe
 
     @property
     def label(self) -> str:
-        df = "inf" if math.isinf(self.df) else f"{self.df:.1f}"
         out = f"; not pooled: {', '.join(self.outliers)}" if self.outliers else ""
-        return f"pooled over {self.n_models} models ({self.n_pairs} pairs, prior df {df}{out})"
+        return (f"pooled over {self.n_models} models ({self.n_pairs} pairs, prior df {self.df:g}, "
+                f"calibrated for pairs up to {self.ratio:.1f}x the board's variance{out})")
 
 
 MIN_MODELS = 4  # a pool needs at least this many models on the same seeds
+POOL_QUANTILE = 0.1  # the pooled test holds its level for pairs up to the prior's upper 1 - this quantile
+
+
+def _centre_df(nu: float, d0: float, n: int) -> float:
+    """Degrees of freedom of a chi-square whose log varies as much as the median of n models' log
+    variances does (asymptotic variance of a median: pi/2 times the mean's), rounded down to the grid."""
+    target = math.pi / 2.0 * (float(special.polygamma(1, nu / 2.0)) + float(special.polygamma(1, d0 / 2.0))) / n
+    df = float(optimize.brentq(lambda d: float(special.polygamma(1, d / 2.0)) - target, 1e-3, 1e7))
+    return grid_df(max(df, 1.0))
 
 
 def _log_f_quantiles(nu: float, d0: float, q: np.ndarray) -> np.ndarray:
@@ -382,8 +469,13 @@ def prior(values: dict[str, Sequence[float]], min_models: int = MIN_MODELS) -> P
         d0 = 1e-3
     else:
         d0 = float(optimize.brentq(lambda d: spread(d) - iqr, 1e-3, cap, xtol=1e-6))
+    if d0 < 1.0:
+        return None  # the models' variances disagree too much to pool
+    d0 = grid_df(d0)  # rounded down: less pooling, and a small cache
     centre = float(np.median(logs)) - float(_log_f_quantiles(nu, d0, np.array([0.5]))[0])
     bound = math.exp(centre + float(_log_f_quantiles(nu, d0, np.array([0.99]))[0]))
     outliers = tuple(m for m, v in zip(names, own) if v > bound)
     pair_centre = float(np.median(np.log(pairs))) - float(_log_f_quantiles(nu, d0, np.array([0.5]))[0])
-    return Prior(math.exp(pair_centre), d0, len(names), int(pairs.size), nu, outliers)
+    ratio = d0 / float(sps.chi2.ppf(POOL_QUANTILE, d0))
+    return Prior(math.exp(pair_centre), d0, len(names), int(pairs.size), nu,
+                 _centre_df(nu, d0, int(varying.sum())), ratio, outliers)

@@ -8,10 +8,12 @@ alpha whoever is truly best.
 
 Every pair's test is `variance.Variance`'s on the paired difference (item bootstrap with
 the same resampled items for every model, plus the retraining variance of the pair's
-seed-by-seed differences, k - 1 degrees of freedom). `pool=True` moderates each pair's
-retraining variance by the board's (`variance.prior`); it is off by default and on no board,
-because on boards whose models' seed SDs differ 1:4 it rejects too often for the pairs with
-the largest variances (tests/test_variance.py measures it).
+seed-by-seed differences, k - 1 degrees of freedom). With `pool` (the default) and at
+least `variance.MIN_MODELS` models whose seeds vary, each pair's retraining variance is
+moderated by the board's (`variance.prior`, Smyth 2004) and its test calibrated for the
+noisiest pairs the board's spread allows (`variance.calibrate_pooled`): the seed term gets
+the board's degrees of freedom, which is what lets 3 seeds separate a constant predictor from
+the best at the small levels closed testing needs.
 
 Each row's interval is the two-sided interval of its difference from its rival (the model
 that beats it most clearly) at twice the one-sided level its verdict is decided at: it lies
@@ -77,7 +79,7 @@ def _worse(metric: str, ci: tuple[float, float]) -> bool:
 
 def judge(protocol: str, kind: str, metric: str, preds: dict[str, np.ndarray], labels: np.ndarray,
           seeds: np.ndarray, *, alpha: float = 0.05, n_resamples: int = 10_000, seed: int = 0,
-          pool: bool = False) -> Board:
+          pool: bool = True) -> Board:
     """Verdicts for models scored on identical strata: `preds[model]` [S, n], `labels` [S, n], `seeds` [S]."""
     names = list(preds)
     groups = stats.seed_groups(seeds, labels.shape[0])

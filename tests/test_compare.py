@@ -1,6 +1,7 @@
 """compare / verify / leaderboard significance on results written by the real runner."""
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -357,3 +358,82 @@ def test_leaderboard_cli(res, tmp_path):
     (tmp_path / "empty").mkdir()
     one_line_error(msabench("leaderboard", "--results", tmp_path / "empty", "--out", tmp_path / "o"),
                    "no finished results")
+
+
+def test_compare_pools_the_folders_retraining_variance(res, tmp_path):
+    """With at least 4 models whose seeds vary, compare moderates the pair's retraining variance by the
+    folder's (and says so); a model run on one seed can then be compared at all."""
+    import shutil
+
+    from msabench import variance
+
+    folder = tmp_path / "results"
+    shutil.copytree(res, folder)
+    data = small_dataset(sizes=(300, 60, 200))
+    p = protocols.load("synth-intra")
+    for name, noise, alpha, seeds in (("weak2", 3.0, 2.0, SEEDS), ("strong3", 0.0, 3.0, SEEDS),
+                                      ("solo", 1.0, 1.0, SEEDS[:1])):
+        path = write_file(tmp_path / f"{name}.py", RIDGE.format(name=name, noise=noise, alpha=alpha))
+        executors.run(p, path, out=folder, dataset=data, seeds=seeds)
+    priors = compare.board_prior(folder, "synth-intra", metric_names=["MAE"])
+    pr = priors["MAE"]
+    assert pr.n_models == 6 and pr.nu == 2  # strong, strong2, strong3, weak, weak2, mean (solo: 1 seed)
+    paired = compare.pair(folder, "synth-intra", "strong", "weak")
+    own = compare.compare(paired, n_resamples=500, metric_names=["MAE"]).row("MAE").result
+    pooled = compare.compare(paired, n_resamples=500, metric_names=["MAE"], priors=priors).row("MAE").result
+    d = stored(folder, "strong", "MAE") - stored(folder, "weak", "MAE")
+    moderated = (pr.df * pr.s2 + 2 * np.var(d, ddof=1)) / (pr.df + 2)
+    assert pooled.se_seeds == pytest.approx(math.sqrt(moderated / 3), rel=1e-9)
+    assert pooled.df == pr.df + 2 and own.df == 2 and pooled.se_items == pytest.approx(own.se_items)
+    assert pooled.variance.pool == (2.0, pr.df, pr.centre_df, pr.ratio)
+
+    proc = msabench("compare", "strong", "weak", "--protocol", "synth-intra", "--results", folder, "--resamples", 300,
+                    "--metrics", "MAE")
+    assert proc.returncode == 0, proc.stderr
+    assert "pooled over 6 models" in proc.stdout and f"prior df {pr.df:g}" in proc.stdout
+    off = msabench("compare", "strong", "weak", "--protocol", "synth-intra", "--results", folder, "--resamples", 300,
+                   "--metrics", "MAE", "--no-pool")
+    assert off.returncode == 0 and "pooled" not in off.stdout and "(2 df)" in off.stdout
+    solo = msabench("compare", "solo", "weak", "--protocol", "synth-intra", "--results", folder, "--resamples", 300,
+                    "--metrics", "MAE")
+    assert solo.returncode == 0 and "pooled over 6 models" in solo.stdout and "1 seed(s)" in solo.stdout
+    one_line_error(msabench("compare", "solo", "weak", "--protocol", "synth-intra", "--results", folder,
+                            "--no-pool"), "at least 2 seeds")
+    assert variance.MIN_MODELS == 4
+
+
+def test_plan_finds_the_fewest_seeds_for_each_target(res):
+    """The budget is the first k whose detectable difference reaches the target, from the pair's variances."""
+    from msabench import plan, variance
+
+    pl = plan.plan(res, "synth-intra", metric="MAE", targets=(0.02, 0.05, 0.2), models=("strong", "weak"),
+                   n_resamples=500)
+    paired = compare.pair(res, "synth-intra", "strong", "weak")
+    var = compare.compare(paired, n_resamples=500, metric_names=["MAE"]).row("MAE").result.variance
+    assert pl.retraining == pytest.approx(var.seeds * 3, rel=1e-9) and pl.items == pytest.approx(var.items, rel=1e-9)
+    assert pl.pool is None  # 'mean' is constant: 3 models whose seeds vary
+    for b in pl.budgets:
+        if b.two_models is None:
+            assert plan.mde_at(plan.MAX_SEEDS, pl.retraining, pl.items, 0.05, 0.8) > b.target
+            continue
+        k = b.two_models
+        assert plan.mde_at(k, pl.retraining, pl.items, 0.05, 0.8) <= b.target
+        assert k == 2 or plan.mde_at(k - 1, pl.retraining, pl.items, 0.05, 0.8) > b.target
+    ks = [b.two_models or plan.MAX_SEEDS + 1 for b in pl.budgets]
+    assert ks == sorted(ks, reverse=True)  # larger targets need no more seeds
+    # the detectable difference at k seeds is the one Variance.mde reports for a k-seed comparison
+    v3 = variance.Variance(pl.retraining / 3, pl.items, 2.0)
+    assert plan.mde_at(3, pl.retraining, pl.items, 0.05, 0.8) == pytest.approx(v3.mde(0.05))
+    assert pl.floor < plan.mde_at(plan.MAX_SEEDS, pl.retraining, pl.items, 0.05, 0.8)
+
+
+def test_plan_cli(res):
+    proc = msabench("plan", "--protocol", "synth-intra", "--results", res, "--resamples", 300, "--diff", "0.01", "0.1")
+    assert proc.returncode == 0, proc.stderr
+    assert "median pair of 4 models" in proc.stdout and "Non0_acc_2" in proc.stdout
+    assert re.search(r"\| \+0\.1000 \(\+10\.0 points\) \| (\d+|never.*|> 100) \|", proc.stdout), proc.stdout
+    one_line_error(msabench("plan", "strong", "--protocol", "synth-intra", "--results", res), "two models or none")
+    one_line_error(msabench("plan", "--protocol", "synth-intra", "--results", res, "--diff", "2.5"),
+                   "fractions", "2.5")
+    one_line_error(msabench("plan", "strong", "nobody", "--protocol", "synth-intra", "--results", res),
+                   "no results for model nobody")
