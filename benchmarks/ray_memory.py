@@ -81,7 +81,7 @@ def make_measured_execute(log_path: str, sample_s: float):
         import torch  # noqa: F401  what the job imports anyway: part of the baseline
 
         from msabench import executors, submission
-        from msabench.baselines import _torch  # noqa: F401
+        from msabench import torch_baseline as tb  # noqa: F401
 
         submission.load(job.model)  # the model's module imported too
         proc = psutil.Process()

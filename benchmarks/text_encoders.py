@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from msabench import protocols, runner, submission  # noqa: E402
-from msabench.baselines import _torch  # noqa: E402
+from msabench import torch_baseline as tb  # noqa: E402
 from msabench.data import load  # noqa: E402
 
 
@@ -40,8 +40,8 @@ def main() -> None:
     where = f"{'real CMU-MOSI utterances' if real else 'synth-mosi'} ({len(data['train'])} train, {len(data['test'])} test)"
     times = {}
     for mode in ("frozen", "finetune"):
-        _torch._STATES.clear()
-        _torch._STATE_BYTES[0] = 0
+        tb._STATES.clear()
+        tb._STATE_BYTES[0] = 0
         spec = f"text-only:text_encoder=minilm,text_train={mode},epochs={args.epochs},patience={args.epochs}"
         t0 = time.perf_counter()
         unit = runner.run_unit(submission.load(spec), data, p, 1111)

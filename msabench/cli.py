@@ -252,6 +252,25 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_runs(args) -> int:
+    from msabench import runs
+
+    paths.input_dir(args.results, "--results")
+    if args.upgrade:
+        for line in runs.upgrade(args.results):
+            print(f"upgraded {line}" if not line.startswith("left") else line)
+    if args.data and not Path(args.data).exists():
+        raise MsabenchError(f"--data {args.data}: no such file or folder")
+    statuses = runs.check(args.results, rerun=args.rerun, data=args.data)
+    for s in statuses:
+        print(s.line())
+    counts = {}
+    for s in statuses:
+        counts[s.state] = counts.get(s.state, 0) + 1
+    print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no runs")
+    return 0
+
+
 def cmd_plan(args) -> int:
     from msabench import plan
 
@@ -581,6 +600,15 @@ def parser() -> argparse.ArgumentParser:
                     help="use the pair's own seeds only, not the retraining variance pooled over the folder's models")
     stats_args(cp)
     cp.set_defaults(func=cmd_compare)
+
+    ru = sub.add_parser("runs", help="stored runs against today's code: current, code changed, stale")
+    ru.add_argument("--results", default="results", help="results folder written by msabench run")
+    ru.add_argument("--rerun", action="store_true",
+                    help="re-run one seed of each (protocol, model) whose code changed and compare predictions")
+    ru.add_argument("--upgrade", action="store_true",
+                    help="rewrite manifests made before model identities to today's key (their old digest kept)")
+    ru.add_argument("--data", help="the data file runs on user-supplied data were made on (for --rerun)")
+    ru.set_defaults(func=cmd_runs)
 
     pl = sub.add_parser("plan", help="how many seeds a comparison needs for a target difference at 80%% power")
     pl.add_argument("models", nargs="*", help="two models (default: the board's median pair)")

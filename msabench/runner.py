@@ -152,6 +152,9 @@ def score(pred: Predictions, dataset: Dataset, protocol: Protocol, sub: submissi
         "labels_sha256": results_mod.labels_hash(split.ids, split.labels),
         # the seed that drew this unit's test masks (Protocol.mask_seed; None: kind 'inter' draws none)
         "mask_seed": None if protocol.kind == "inter" else protocol.mask_seed(pred.seed),
+        # the code that made it (a file's bytes; a bundled model's sources): `msabench runs --check` shows drift
+        "code_sha256": sub.code,
+        "model_version": sub.version,  # a bundled model's declared VERSION (part of submission_sha256)
         **identity(protocol, dataset, sub, pred.seed, masks_fp),
     }
     return results_mod.UnitResult(

@@ -40,10 +40,18 @@ def bundled() -> dict[str, Path]:
 class Submission:
     name: str
     path: Path
-    sha256: str  # of the file's bytes: any edit makes stored results stale
+    # The identity its results are stored under (manifest key submission_sha256): a file's bytes (any edit
+    # makes its results stale); a bundled model's name, declared VERSION and options (`identity`).
+    sha256: str
     factory: Callable[[DatasetInfo], Any] | None  # None: probed only; imported when first built
     options_cls: type | None = None  # bundled models: their options dataclass
     options: Any = None  # bundled models: the parsed options
+    code_sha256: str = ""  # the code that runs (bundled: `code_digest`); "" for a file: its sha256
+    version: int | None = None  # a bundled model's declared VERSION
+
+    @property
+    def code(self) -> str:
+        return self.code_sha256 or self.sha256
 
     @property
     def selects_on_test(self) -> bool:
@@ -54,7 +62,7 @@ class Submission:
         """Bundled torch models: options that cannot work on this data or on `gpus` GPUs fail now, in one line."""
         if self.options is None:  # a file submission, or a bundled model without options: nothing to check
             return
-        from msabench.baselines._torch import Options, check_options
+        from msabench.torch_baseline import Options, check_options
 
         if isinstance(self.options, Options):
             check_options(self.options, info, gpus, self.name)
@@ -205,22 +213,40 @@ def load(spec: str | Path, shown: Path | None = None) -> Submission:
         raise MsabenchError(f"{where}: importing the submission failed: {describe(e, Path(where))}") from None
     factory = _factory(module, where)
     name = base if base in models else _declared_name(module, where)
-    options = None
+    options, code, version = None, "", None
     if base in models:
-        factory, name, digest, options = _bundled(module, base, raw_options, factory, digest)
+        factory, name, digest, options, code, version = _bundled(module, base, raw_options, factory, source)
     path = shown or path
     return Submission(name=name, path=path, sha256=digest, factory=factory,
-                      options_cls=getattr(module, "OPTIONS", None) if base in models else None, options=options)
+                      options_cls=getattr(module, "OPTIONS", None) if base in models else None, options=options,
+                      code_sha256=code, version=version)
 
 
-def _bundled(module, base: str, raw_options: dict, factory, digest: str):
-    """Bundled models: options checked now (not mid-run), and part of the name and the hash."""
+def identity(base: str, version: int, options) -> str:
+    """A bundled model's results key: name, declared version and options, not its source bytes, so a
+    refactor stales nothing; a change meant to move its numbers bumps VERSION (as a protocol's)."""
+    return hashlib.sha256(f"bundled:{base}|version={version}|{options!r}".encode()).hexdigest()
+
+
+def code_digest(module_file: Path, options) -> str:
+    """What the bundled model's code is today: its file with the shared torch code, and its options.
+    Recorded in manifests (code_sha256) so `msabench runs --check` can show drift."""
+    from msabench import torch_baseline
+
+    return hashlib.sha256(f"{torch_baseline.code_hash(module_file)}|{options!r}".encode()).hexdigest()
+
+
+def _bundled(module, base: str, raw_options: dict, factory, source: bytes):
+    """Bundled models: options checked now (not mid-run), and part of the name and the identity."""
+    version = getattr(module, "VERSION", None)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise MsabenchError(f"bundled model {base}: {module.__file__} must declare VERSION = <int >= 1>")
     options_cls = getattr(module, "OPTIONS", None)
     if raw_options and options_cls is None:
         raise MsabenchError(f"model {base} takes no options")
     if options_cls is None:
-        return factory, base, digest, None
-    from msabench.baselines._torch import code_hash, parse_options
+        return factory, base, identity(base, version, None), None, hashlib.sha256(source).hexdigest(), version
+    from msabench.torch_baseline import parse_options
 
     options = (module.parse_options(raw_options, base) if callable(getattr(module, "parse_options", None))
                else parse_options(options_cls, raw_options, base))
@@ -228,8 +254,29 @@ def _bundled(module, base: str, raw_options: dict, factory, digest: str):
     shown = ",".join(f"{k}={getattr(options, k)}" for k in sorted(raw_options) if k != first)
     head = f"{base}-{getattr(options, first)}" if first else base
     name = f"{head}[{shown}]" if shown else head
-    digest = hashlib.sha256(f"{code_hash(Path(module.__file__))}|{options!r}".encode()).hexdigest()
-    return (lambda info: module.build(info, options)), name, digest, options
+    return ((lambda info: module.build(info, options)), name, identity(base, version, options), options,
+            code_digest(Path(module.__file__), options), version)
+
+
+def spec_of(name: str) -> str | None:
+    """The bundled model spec a results name was made from (`prlf[amre=False]` -> `prlf:amre=False`,
+    `mmsa-lf_dnn` -> `mmsa:lf_dnn`); None for a name no bundled model makes."""
+    m = re.fullmatch(r"([^\[\]]+)(?:\[(.*)\])?", name)
+    if m is None:
+        return None
+    head, shown = m.group(1), m.group(2)
+    models = bundled()
+    if head in models:
+        spec = head + (f":{shown}" if shown else "")
+    else:
+        base, _, first = head.partition("-")
+        if base not in POSITIONAL or not first:
+            return None
+        spec = f"{base}:{first}" + (f",{shown}" if shown else "")
+    try:
+        return spec if load(spec).name == name else None
+    except MsabenchError:
+        return None
 
 
 def _model_classes(module) -> list[type]:
@@ -325,7 +372,7 @@ def ablations(spec: str) -> list[str]:
         return []
     from dataclasses import fields
 
-    from msabench.baselines._torch import Options
+    from msabench.torch_baseline import Options
 
     shared = {f.name for f in fields(Options)}
     switches = [f.name for f in fields(options_cls) if f.name not in shared and isinstance(f.default, bool) and f.default]

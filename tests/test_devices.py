@@ -233,14 +233,14 @@ def test_manifest_records_the_placement():
 def test_text_input_auto_prefers_precomputed_features():
     data = small_dataset(sizes=(40, 10, 12), text_feature_dim=24)
     assert data.info.has_text_ids and data.info.text_feature_dim == 24
-    from msabench.baselines import _torch
+    from msabench import torch_baseline as tb
 
-    opts = _torch.Options()
-    assert _torch.text_input(data.info, opts) == "features"
-    assert _torch.text_input(data.info, dataclasses.replace(opts, text_input="ids")) == "ids"
-    assert _torch.text_input(data.info, dataclasses.replace(opts, text_encoder="bert")) == "ids"
+    opts = tb.Options()
+    assert tb.text_input(data.info, opts) == "features"
+    assert tb.text_input(data.info, dataclasses.replace(opts, text_input="ids")) == "ids"
+    assert tb.text_input(data.info, dataclasses.replace(opts, text_encoder="bert")) == "ids"
     with pytest.raises(MsabenchError, match="text_encoder=bert reads token ids"):
-        _torch.text_input(data.info, dataclasses.replace(opts, text_encoder="bert", text_input="features"))
+        tb.text_input(data.info, dataclasses.replace(opts, text_encoder="bert", text_input="features"))
     net = submission.load(f"text-only:{TINY}").build(data.info).make_net()
     assert not net.text.use_ids and net.text.proj.in_features == 24
     assert not hasattr(net.text, "embed")

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from msabench import data, protocols, results, runner
+from msabench import data, protocols, results, runner, submission
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "leaderboard" / "runs"
@@ -21,6 +21,12 @@ MOSI_UTT = ROOT.parent / "shared" / "data" / "mosi-utterance.npz"  # the data re
 
 def generated(manifest: dict) -> bool:
     return manifest["dataset_source"].startswith("generated:")
+
+
+@functools.cache
+def _identity(model: str) -> str | None:
+    spec = submission.spec_of(model)
+    return None if spec is None else submission.load(spec).sha256
 
 
 @functools.cache
@@ -52,6 +58,10 @@ def test_a_committed_unit_is_current_and_rescores_to_its_metrics(folder):
     ds = _dataset(manifest["dataset"], manifest["dataset_variant"], None if own else str(MOSI_UTT))
     assert manifest["dataset_fingerprint"] == ds.fingerprint, "made from other data"
     assert (folder.parent.name, folder.name) == (unit.model, f"seed-{unit.seed}")
+    # keyed by the bundled model's name, VERSION and options, so `make leaderboard` re-uses it; the code that
+    # made it is recorded beside (msabench runs --check shows whether it still matches today's)
+    assert manifest["submission_sha256"] == _identity(unit.model), "stale: msabench run would re-run it"
+    assert len(manifest["code_sha256"]) == 64 and isinstance(manifest["model_version"], int)
 
     # every condition scores the whole split, in file order
     ids = ds.splits[manifest["split"]].ids

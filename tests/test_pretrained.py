@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from msabench import protocols, pretrained, runner, submission
-from msabench.baselines import _torch
+from msabench import torch_baseline as tb
 from msabench.errors import MsabenchError
 
 from conftest import small_dataset
@@ -41,19 +41,19 @@ def test_frozen_states_are_computed_once_per_distinct_input(data):
     sub = submission.load(f"text-only:text_encoder=minilm,{TINY},threads=1")
     p = protocols.load("synth-inter")
     runner.run_unit(sub, data, p, 1)
-    seen = len(_torch._STATES)
+    seen = len(tb._STATES)
     first = runner.run_unit(sub, data, p, 1)  # the same inputs again: no new states
-    assert len(_torch._STATES) == seen
+    assert len(tb._STATES) == seen
     again = runner.run_unit(sub, data, p, 1)
     assert np.array_equal(first.predictions, again.predictions)
 
 
 def test_frozen_states_equal_the_encoder_run_on_each_input_alone(data):
-    enc = _torch.FrozenEncoder("minilm")
+    enc = tb.FrozenEncoder("minilm")
     split = data["test"]
     ids, mask = torch.from_numpy(split.text_ids[:6]), torch.from_numpy(split.text_mask[:6])
     batch = enc(ids, mask, torch.float64)
-    model = _torch._frozen_encoder("minilm", "cpu", torch.float64)
+    model = tb._frozen_encoder("minilm", "cpu", torch.float64)
     for i in range(6):
         with torch.no_grad():
             alone = model(input_ids=ids[i:i + 1], attention_mask=mask[i:i + 1]).last_hidden_state[0]
@@ -145,18 +145,18 @@ def test_a_full_state_cache_evicts_the_oldest_and_still_answers(data, monkeypatc
     ids, mask = torch.from_numpy(split.text_ids[:10]), torch.from_numpy(split.text_mask[:10])
     room = int(mask[:6].sum()) * 384 * 4  # the first six inputs' states at their own lengths
     monkeypatch.setenv("MSABENCH_STATE_CACHE_GB", str(room / 2**30))
-    _torch._STATES.clear()
-    _torch._STATE_BYTES[0] = 0
-    enc = _torch.FrozenEncoder("minilm")
+    tb._STATES.clear()
+    tb._STATE_BYTES[0] = 0
+    enc = tb.FrozenEncoder("minilm")
     first = enc(ids[:4], mask[:4], torch.float32)
     both = enc(ids[:10], mask[:10], torch.float32)  # 4 hits, 6 new: the hits must survive the insertions
-    assert torch.equal(both[:4], first) and _torch._STATE_BYTES[0] <= room
-    assert _torch._STATE_BYTES[0] == sum(t.numel() * t.element_size() for t in _torch._STATES.values())
+    assert torch.equal(both[:4], first) and tb._STATE_BYTES[0] <= room
+    assert tb._STATE_BYTES[0] == sum(t.numel() * t.element_size() for t in tb._STATES.values())
 
 
 def test_a_bad_state_cache_size_is_one_line(monkeypatch):
     monkeypatch.setenv("MSABENCH_STATE_CACHE_GB", "lots")
     with pytest.raises(MsabenchError, match="MSABENCH_STATE_CACHE_GB must be a number of GB >= 0, got 'lots'"):
-        _torch.cache_bytes()
+        tb.cache_bytes()
     monkeypatch.setenv("MSABENCH_STATE_CACHE_GB", "0.5")
-    assert _torch.cache_bytes() == 2**29
+    assert tb.cache_bytes() == 2**29

@@ -62,7 +62,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from msabench.baselines._torch import BaselineNet, Encoders, Options, Output, TorchBaseline, head, masked_mean
+from msabench.torch_baseline import BaselineNet, Encoders, Options, Output, TorchBaseline, head, masked_mean
 from msabench.errors import MsabenchError
 
 HEADS = 4
@@ -89,6 +89,7 @@ class ALMTOptions(Options):
 
 
 OPTIONS = ALMTOptions
+VERSION = 1  # the identity of its results with its name and options: bump when its numbers are meant to change
 
 
 class Attention(nn.Module):

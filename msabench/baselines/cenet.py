@@ -55,7 +55,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from msabench.baselines._torch import (BaselineNet, Options, Output, TextEncoder, TorchBaseline, _attention_mask,
+from msabench.torch_baseline import (BaselineNet, Options, Output, TextEncoder, TorchBaseline, padding_mask,
                                        _encoder, head, masked_mean, mlp)
 
 NONVERBAL = {"A": ("audio", "audio_lengths"), "V": ("vision", "vision_lengths")}
@@ -80,6 +80,7 @@ class CENetOptions(Options):
 
 
 OPTIONS = CENetOptions
+VERSION = 1  # the identity of its results with its name and options: bump when its numbers are meant to change
 
 
 # ---- feature transformation: the nonverbal vocabulary -------------------------------------------
@@ -229,7 +230,7 @@ class Net(BaselineNet):
     def run(self, x: dict) -> dict:
         seq, valid = self.text(x)
         nonverbal = self.nonverbal_tokens(x) if self.opts.cross_modal_enhancement else None
-        pad = _attention_mask(valid)
+        pad = padding_mask(valid)
         for i, layer in enumerate(self.layers):
             if nonverbal is not None:
                 seq = self.ce[i](seq, nonverbal)

@@ -61,7 +61,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from msabench.baselines._torch import BaselineNet, Encoders, Options, Output, TorchBaseline, head, masked_mean, mlp
+from msabench.torch_baseline import BaselineNet, Encoders, Options, Output, TorchBaseline, head, masked_mean, mlp
 
 MODS = ("T", "A", "V")
 
@@ -80,6 +80,7 @@ class DERLOptions(Options):
 
 
 OPTIONS = DERLOptions
+VERSION = 1  # the identity of its results with its name and options: bump when its numbers are meant to change
 
 
 def cross_correlation_loss(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

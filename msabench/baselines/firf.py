@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from msabench.baselines._torch import BaselineNet, Encoders, Options, Output, TorchBaseline, head, masked_mean, rows_differ
+from msabench.torch_baseline import BaselineNet, Encoders, Options, Output, TorchBaseline, head, masked_mean, rows_differ
 
 MODS = ("T", "A", "V")
 
@@ -81,6 +81,7 @@ class FIRFOptions(Options):
 
 
 OPTIONS = FIRFOptions
+VERSION = 1  # the identity of its results with its name and options: bump when its numbers are meant to change
 
 
 def cross_correlation_penalty(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:

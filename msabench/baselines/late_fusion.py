@@ -6,9 +6,10 @@ this under the same recipe, masks and seeds.
 
 import torch
 
-from msabench.baselines._torch import BaselineNet, Encoders, Options, Output, TorchBaseline, head, masked_mean
+from msabench.torch_baseline import BaselineNet, Encoders, Options, Output, TorchBaseline, head, masked_mean
 
 OPTIONS = Options
+VERSION = 1  # the identity of its results with its name and options: bump when its numbers are meant to change
 
 
 class Net(BaselineNet):

@@ -70,7 +70,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from msabench.baselines._torch import BaselineNet, Encoders, Options, Output, TorchBaseline, head, masked_mean, mlp, rows_differ
+from msabench.torch_baseline import BaselineNet, Encoders, Options, Output, TorchBaseline, head, masked_mean, mlp, rows_differ
 from msabench.errors import MsabenchError
 
 MODS = ("T", "A", "V")
@@ -100,6 +100,7 @@ class LNLNOptions(Options):
 
 
 OPTIONS = LNLNOptions
+VERSION = 1  # the identity of its results with its name and options: bump when its numbers are meant to change
 
 
 class _Reverse(torch.autograd.Function):

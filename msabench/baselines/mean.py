@@ -6,6 +6,8 @@ Corr is undefined (constant predictions), so any gain over it is signal, not luc
 
 import numpy as np
 
+VERSION = 1  # the identity of its results with its name and options: bump when its numbers are meant to change
+
 
 class MeanModel:
     name = "mean"

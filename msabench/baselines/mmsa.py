@@ -145,6 +145,7 @@ class Options:
 
 
 OPTIONS = Options
+VERSION = 1  # the identity of its results with its name and options: bump when its numbers are meant to change
 
 
 def parse_options(raw: dict[str, str], model: str) -> Options:

@@ -76,7 +76,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from msabench.baselines._torch import BaselineNet, Encoders, Options, Output, TorchBaseline, head, masked_mean, mlp
+from msabench.torch_baseline import BaselineNet, Encoders, Options, Output, TorchBaseline, head, masked_mean, mlp
 
 MODS = ("T", "A", "V")
 MIN_SCALE = 0.05  # smallest Laplace scale of a unimodal head: keeps the NLL and 1/b^2 bounded
@@ -97,6 +97,7 @@ class PRLFOptions(Options):
 
 
 OPTIONS = PRLFOptions
+VERSION = 1  # the identity of its results with its name and options: bump when its numbers are meant to change
 
 
 def segment(seq, valid, k: int):

@@ -67,7 +67,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from msabench.baselines._torch import (BaselineNet, Encoders, Float32Linear, Options, Output, TorchBaseline,
+from msabench.torch_baseline import (BaselineNet, Encoders, Float32Linear, Options, Output, TorchBaseline,
                                        masked_mean, mlp)
 
 MODS = ("T", "A", "V")
@@ -92,6 +92,7 @@ class TETFNOptions(Options):
 
 
 OPTIONS = TETFNOptions
+VERSION = 1  # the identity of its results with its name and options: bump when its numbers are meant to change
 
 
 # ---- ULGM arithmetic ------------------------------------------------------------------------------

@@ -4,9 +4,10 @@ A reference point: what a model gets from words alone, and so how much the other
 modalities add; under inter-modality missing it collapses to the floor without T.
 """
 
-from msabench.baselines._torch import BaselineNet, Options, Output, TextEncoder, TorchBaseline, head, masked_mean
+from msabench.torch_baseline import BaselineNet, Options, Output, TextEncoder, TorchBaseline, head, masked_mean
 
 OPTIONS = Options
+VERSION = 1  # the identity of its results with its name and options: bump when its numbers are meant to change
 
 
 class Net(BaselineNet):

@@ -183,7 +183,7 @@ def masked_mean(seq: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return (seq * w).sum(1) / w.sum(1).clamp(min=1.0)
 
 
-def _attention_mask(valid: torch.Tensor) -> torch.Tensor:
+def padding_mask(valid: torch.Tensor) -> torch.Tensor:
     """Padding mask for attention; a row with nothing valid attends to position 0 (no NaN)."""
     keep = valid.clone()
     keep[~keep.any(1), 0] = True
@@ -325,7 +325,7 @@ class TextEncoder(nn.Module):
             seq = self.embed(x["text_ids"].clamp(0, VOCAB - 1))
         else:
             seq = self.proj(x["text_features"])
-        seq = self.encoder(seq + self.pos, src_key_padding_mask=_attention_mask(valid))
+        seq = self.encoder(seq + self.pos, src_key_padding_mask=padding_mask(valid))
         return seq, valid
 
 
@@ -340,7 +340,7 @@ class FrameEncoder(nn.Module):
 
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         valid = torch.arange(frames.shape[1], device=frames.device)[None, :] < lengths[:, None]
-        seq = self.encoder(self.proj(frames) + self.pos, src_key_padding_mask=_attention_mask(valid))
+        seq = self.encoder(self.proj(frames) + self.pos, src_key_padding_mask=padding_mask(valid))
         return seq, valid
 
 
