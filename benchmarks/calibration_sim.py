@@ -246,11 +246,11 @@ def _pass(hits) -> str:
 
 def _seed_values(gen, preds, k, counts):
     """Per model: seed-level Non0_acc_2 [k] and its item bootstrap [R, k] (one stratum per seed)."""
-    from msabench import stats
+    from msabench import resampling
 
     y = np.tile(gen.y, (k, 1))
-    point = [stats.stratum_metrics(p, y, "mosi")[METRIC] for p in preds]
-    boot = [stats.stratum_metrics(p, y, "mosi", counts)[METRIC] for p in preds] if counts is not None else None
+    point = [resampling.stratum_metrics(p, y, "mosi")[METRIC] for p in preds]
+    boot = [resampling.stratum_metrics(p, y, "mosi", counts)[METRIC] for p in preds] if counts is not None else None
     return point, boot
 
 
@@ -308,7 +308,7 @@ def _pool_for(prior, i, j):
 
 def _job_b(gen, rng, cell, start, count, resamples):
     """Boards of 8 equally good models: every pair's pooled test, the board's verdicts."""
-    from msabench import stats, variance, verdicts
+    from msabench import resampling, stats, variance, verdicts
 
     k, stress = int(cell[0]), bool(cell[1])
     y = np.tile(gen.y, (k, 1))
@@ -317,7 +317,7 @@ def _job_b(gen, rng, cell, start, count, resamples):
     for r in range(start, start + count):
         sds = np.array([gen.sd_lo] * 6 + [gen.sd_hi] * 2) if stress else _log_uniform(gen, rng, m)
         preds = gen.draw(rng, k, sds)
-        counts = stats.resample_counts(gen.n, resamples, r)
+        counts = resampling.resample_counts(gen.n, resamples, r)
         point, boot = _seed_values(gen, preds, k, counts)
         names = [f"m{i}" for i in range(m)]
         prior = variance.prior(dict(zip(names, point)))
@@ -371,7 +371,7 @@ def _job_c(gen, rng, cell, start, count, resamples):
 
 def _job_d(gen, rng, cell, start, count, resamples):
     """Complete-null boards of m models: judge without / with pool, and 'vs observed #1 + Holm'."""
-    from msabench import multiplicity, stats, variance, verdicts
+    from msabench import multiplicity, resampling, variance, verdicts
 
     m, k = int(cell[0]), 3
     y = np.tile(gen.y, (k, 1))
@@ -385,7 +385,7 @@ def _job_d(gen, rng, cell, start, count, resamples):
             board = verdicts.judge("sim", "mosi", METRIC, dict(zip(names, preds)), y, np.arange(k), alpha=ALPHA,
                                    n_resamples=resamples, seed=r, pool=pool)
             out.append(float(any(row.verdict == verdicts.WORSE for row in board.rows)))
-        counts = stats.resample_counts(gen.n, resamples, r)
+        counts = resampling.resample_counts(gen.n, resamples, r)
         point, boot = _seed_values(gen, preds, k, counts)
         top = int(np.argmax([p.mean() for p in point]))
         ps = []
@@ -401,7 +401,7 @@ def _job_d(gen, rng, cell, start, count, resamples):
 def _job_e(gen, rng, cell, start, count, resamples):
     """15-model synth-intra-like boards: the MDE judge reports, with and without pool, and the MDE of the
     same pair's test at the nominal two-sided 0.05."""
-    from msabench import stats, variance, verdicts
+    from msabench import resampling, variance, verdicts
 
     m, k = 15, 3
     y = np.tile(gen.y, (k, 1))
@@ -412,7 +412,7 @@ def _job_e(gen, rng, cell, start, count, resamples):
         preds = gen.draw(rng, k, sds)
         preds = [gen.plant(p, BOARD_GAP - gap, rng) if BOARD_GAP - gap > 0 else p for p, gap in zip(preds, gaps)]
         names = [f"m{i}" for i in range(m)]
-        point, boot = _seed_values(gen, preds, k, stats.resample_counts(gen.n, resamples, r))
+        point, boot = _seed_values(gen, preds, k, resampling.resample_counts(gen.n, resamples, r))
         prior = variance.prior(dict(zip(names, point)))
         for pool in (False, True):
             board = verdicts.judge("sim", "mosi", METRIC, dict(zip(names, preds)), y, np.arange(k), alpha=ALPHA,

@@ -4,8 +4,7 @@ Data flows one way: protocol -> masks -> model -> predictions -> metrics -> resu
 The functions below are the notebook API; the `msabench` command is a thin layer over them.
 """
 
-__version__ = "0.1.0"
-
+from msabench.version import __version__  # noqa: E402
 from msabench.errors import MsabenchError  # noqa: E402
 from msabench.interface import Batch, Mask  # noqa: E402
 

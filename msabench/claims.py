@@ -41,14 +41,12 @@ import re
 import tomllib
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from scipy import optimize, special
-from scipy import stats as sps
 
-from msabench import compare, metrics, multiplicity, protocols, stats
+from msabench import compare, metrics, multiplicity, protocols, stats, variance
 from msabench.errors import MsabenchError
 
 GRAMMAR = ('MODEL_A > MODEL_B on PROTOCOL: METRIC ±VALUE, e.g. "derl > prlf on mosi-intra: Non0 Acc-2 +2.47%"; '
@@ -256,18 +254,6 @@ class Verdict:
     level: float = compare.ALPHA  # the CI is a 1 - level interval; alpha * p / p_Holm
 
 
-@lru_cache(maxsize=1)
-def _legendre() -> tuple[np.ndarray, np.ndarray]:
-    return np.polynomial.legendre.leggauss(256)
-
-
-@lru_cache(maxsize=256)
-def _chi_nodes(df: float) -> tuple[np.ndarray, np.ndarray]:
-    """sqrt(W), W ~ chi2_df / df, at 256 Gauss-Legendre nodes of its probability scale, and their weights."""
-    u, weights = _legendre()
-    return np.sqrt(sps.chi2.ppf((u + 1.0) / 2.0, df) / df), weights / 2.0
-
-
 @dataclass(frozen=True)
 class Welch:
     """Welch's t over seeds from published numbers (metric units): its p, interval and detectable effect.
@@ -278,6 +264,20 @@ class Welch:
 
     se: float
     df: float
+
+    @classmethod
+    def from_stats(cls, mean_a: float, std_a: float, n_a: int, mean_b: float, std_b: float,
+                   n_b: int) -> tuple[float, "Welch"]:
+        """(mean_a - mean_b, the test) from published mean, std (ddof=1) and seed count of each model."""
+        if int(n_a) < 2 or int(n_b) < 2:
+            raise MsabenchError(f"Welch's test needs at least 2 seeds per model, got {n_a} and {n_b}")
+        vals = [float(v) for v in (mean_a, std_a, mean_b, std_b)]
+        if not all(math.isfinite(v) for v in vals) or vals[1] < 0 or vals[3] < 0:
+            raise MsabenchError("Welch's test: means must be finite and stds finite and non-negative")
+        va, vb = vals[1] ** 2 / n_a, vals[3] ** 2 / n_b
+        se = math.sqrt(va + vb)
+        df = math.inf if se == 0 else (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))
+        return vals[0] - vals[2], cls(se, df)
 
     def critical(self, level: float) -> float:
         q = 1.0 - level / 2.0
@@ -306,7 +306,11 @@ class Welch:
         c = self.critical(level)
         # the noncentral t's two tails, P(|Z + nc| > c sqrt(W)), W ~ chi2_df / df, by Gauss-Legendre in W's
         # probability scale (scipy's nct returns nan for some df and nc)
-        spread, weights = (np.ones(1), np.ones(1)) if math.isinf(self.df) else _chi_nodes(float(self.df))
+        if math.isinf(self.df):
+            spread, weights = np.ones(1), np.ones(1)
+        else:
+            w, weights = variance.chi2_nodes(float(self.df))
+            spread = np.sqrt(w)
 
         def reject(nc: float) -> float:
             return float(((special.ndtr(nc - c * spread) + special.ndtr(-nc - c * spread)) * weights).sum())
@@ -357,14 +361,14 @@ def measure(claim: Claim, results_dir: str | Path | None, *, n_resamples: int = 
     """The claim's difference from stored results, or from its published numbers."""
     r = claim.reported
     if r is not None:
-        diff, _, p, df = stats.welch_from_stats(r.mean_a, r.std_a, r.n_a, r.mean_b, r.std_b, r.n_b)
-        se = math.sqrt(r.std_a ** 2 / r.n_a + r.std_b ** 2 / r.n_b)
+        diff, welch = Welch.from_stats(r.mean_a, r.std_a, r.n_a, r.mean_b, r.std_b, r.n_b)
+        p = welch.p_value(diff)
         notes = []
         if abs(diff - claim.value) > 0.011 * max(1.0, abs(claim.value)):
             notes.append(f"the reported means differ by {diff:+.3g}, not the claimed {claim.value:+.3g}")
         notes.append("seed-level only: test-set sampling is not in these numbers")
         k = scale(claim.metric)  # published numbers are in paper units already
-        return Measured(diff / k, Welch(se / k, df), p, "reported", "; ".join(notes))
+        return Measured(diff / k, Welch(welch.se / k, welch.df), p, "reported", "; ".join(notes))
     if results_dir is None:
         raise MsabenchError(f"claim {claim.text!r} has no reported numbers and no results folder to check it against")
     paired = compare.pair(results_dir, claim.protocol, claim.better, claim.worse, data=data)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from tabulate import tabulate
 
-from msabench import metrics, multiplicity, protocols, results, stats, variance
+from msabench import metrics, multiplicity, protocols, resampling, results, stats, variance
 from msabench.errors import MsabenchError
 
 PAIRED_KEYS = ("protocol_fingerprint", "dataset_fingerprint")
@@ -223,8 +223,8 @@ def board_prior(results_dir: str | Path, protocol: str, data: tuple[str, ...] = 
     board = stacked(results_dir, protocol, data)
     if board is None:
         return {}
-    groups = stats.seed_groups(board.seeds, board.labels.shape[0])
-    values = {model: {m: stats.seed_means(v, groups) for m, v in stats.stratum_metrics(pred, board.labels,
+    groups = resampling.seed_groups(board.seeds, board.labels.shape[0])
+    values = {model: {m: resampling.seed_means(v, groups) for m, v in resampling.stratum_metrics(pred, board.labels,
                                                                                       board.kind).items()}
               for model, pred in board.preds.items()}
     out = {}

@@ -85,4 +85,7 @@ class Mask:
 
 @runtime_checkable
 class Model(Protocol):
+    """The contract every submission's model meets (checked by `submission.Submission.build`);
+    `fit(train, valid, seed)` is optional."""
+
     def predict(self, batch: Batch, mask: Mask) -> Any: ...

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from msabench import compare, metrics, protocols, stats, variance
+from msabench import compare, metrics, protocols, resampling, variance
 from msabench.errors import MsabenchError
 
 MAX_SEEDS = 100
@@ -118,11 +118,11 @@ def plan(results_dir: str | Path, protocol: str, *, metric: str | None = None, t
             if m not in board.preds:
                 raise MsabenchError(f"no results for model {m} on {protocol} with seeds {board.seed_list} under "
                                     f"{results_dir}; models there: {', '.join(board.preds)}")
-    groups = stats.seed_groups(board.seeds, board.labels.shape[0])
-    counts = stats.resample_counts(board.labels.shape[1], n_resamples, seed)
-    point = {m: stats.seed_means(stats.stratum_metrics(p, board.labels, board.kind)[metric], groups)
+    groups = resampling.seed_groups(board.seeds, board.labels.shape[0])
+    counts = resampling.resample_counts(board.labels.shape[1], n_resamples, seed)
+    point = {m: resampling.seed_means(resampling.stratum_metrics(p, board.labels, board.kind)[metric], groups)
              for m, p in board.preds.items()}
-    boot = {m: stats.seed_means(stats.stratum_metrics(p, board.labels, board.kind, counts)[metric], groups)
+    boot = {m: resampling.seed_means(resampling.stratum_metrics(p, board.labels, board.kind, counts)[metric], groups)
             for m, p in board.preds.items()}
     pairs = [models] if models else [(a, b) for i, a in enumerate(board.preds) for b in list(board.preds)[i + 1:]]
     k = len(groups)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import msabench
+from msabench.version import __version__
 from msabench import devices, ingestion, masking, metrics
 from msabench import results as results_mod
 from msabench import submission as submission_mod
@@ -132,7 +132,7 @@ def score(pred: Predictions, dataset: Dataset, protocol: Protocol, sub: submissi
     flat = np.ascontiguousarray(pred.values, dtype=np.float64).reshape(-1)
     manifest = {
         "schema": results_mod.RESULT_SCHEMA,
-        "msabench_version": msabench.__version__,
+        "msabench_version": __version__,
         "protocol": protocol.name,
         "protocol_version": protocol.version,
         "model": sub.name,

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from msabench import interface
 from msabench.data.core import DatasetInfo
 from msabench.errors import MsabenchError
 
@@ -78,7 +79,7 @@ class Submission:
             raise
         except (Exception, SystemExit) as e:
             raise MsabenchError(f"{self.path}: build(info) raised {describe(e, self.path)}") from None
-        if not callable(getattr(model, "predict", None)):
+        if not (isinstance(model, interface.Model) and callable(model.predict)):  # the contract
             raise MsabenchError(f"{self.path}: the model built has no predict(batch, mask) method")
         if hasattr(model, "fit") and not callable(model.fit):
             raise MsabenchError(f"{self.path}: the model's fit attribute is not callable")

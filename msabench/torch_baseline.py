@@ -38,8 +38,9 @@ import numpy as np
 import torch
 from torch import nn
 
-import msabench
-from msabench import devices, pretrained, training
+from msabench.version import __version__
+from msabench import devices, training
+from msabench.data import pretrained
 from msabench.data.core import DatasetInfo, Split
 from msabench.errors import MsabenchError
 from msabench.interface import Batch, Mask
@@ -190,7 +191,7 @@ def padding_mask(valid: torch.Tensor) -> torch.Tensor:
     return ~keep
 
 
-def _encoder(hidden: int, dropout: float, layers: int = 1) -> nn.TransformerEncoder:
+def transformer_encoder(hidden: int, dropout: float, layers: int = 1) -> nn.TransformerEncoder:
     layer = nn.TransformerEncoderLayer(hidden, 4, 2 * hidden, dropout, batch_first=True)
     return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
 
@@ -311,7 +312,7 @@ class TextEncoder(nn.Module):
         else:
             self.proj = nn.Linear(info.text_feature_dim, h)
         self.pos = nn.Parameter(torch.zeros(info.text_len, h))
-        self.encoder = _encoder(h, opts.dropout)
+        self.encoder = transformer_encoder(h, opts.dropout)
 
     def forward(self, x: dict) -> tuple[torch.Tensor, torch.Tensor]:
         valid = x["text_mask"] > 0
@@ -336,7 +337,7 @@ class FrameEncoder(nn.Module):
         super().__init__()
         self.proj = nn.Linear(dim, opts.hidden)
         self.pos = nn.Parameter(torch.zeros(length, opts.hidden))
-        self.encoder = _encoder(opts.hidden, opts.dropout)
+        self.encoder = transformer_encoder(opts.hidden, opts.dropout)
 
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         valid = torch.arange(frames.shape[1], device=frames.device)[None, :] < lengths[:, None]
@@ -450,7 +451,7 @@ class TorchBaseline:
             "info": dataclasses.asdict(self.info),
             "seed": seed,
             "compute": self.compute.identity(),
-            "msabench": msabench.__version__,
+            "msabench": __version__,
             "code": code_hash(Path(inspect.getfile(type(self)))),
         }
         if encoder_spec(self.options) is not None and text_input(self.info, self.options) == "ids":

@@ -57,7 +57,7 @@ _DF_GRID = (*range(1, 31), 40, 50, 60, 80, 100, 150, 200, 300, 500)
 
 
 @lru_cache(maxsize=128)
-def _nodes(nu: float) -> tuple[np.ndarray, np.ndarray]:
+def chi2_nodes(nu: float) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights of E[f(W)], W ~ chi2_nu / nu: Gauss-Legendre panels in W's probability
     scale, geometrically finer towards 0 and 1 where the quantile function is singular."""
     edges = np.concatenate([[0.0], np.geomspace(1e-14, 0.5, 24), 1.0 - np.geomspace(0.5, 1e-14, 24)[1:], [1.0]])
@@ -75,7 +75,7 @@ def null_tail(t, lam: float, nu: float) -> np.ndarray:
         return 2.0 * special.ndtr(-t)
     if lam >= 1.0:
         return 2.0 * special.stdtr(nu, -t)
-    w, weights = _nodes(float(nu))
+    w, weights = chi2_nodes(float(nu))
     return (2.0 * special.ndtr(-t[..., None] * np.sqrt(lam * w + 1.0 - lam)) * weights).sum(axis=-1)
 
 
@@ -138,7 +138,7 @@ def kappa(nu: float, level: float) -> float:
     nu, level = float(nu), float(level)
     if math.isinf(nu):
         return 1.0
-    w, weights = _nodes(nu)
+    w, weights = chi2_nodes(nu)
     return _solve_kappa(w, weights, nu, level)
 
 
@@ -148,10 +148,10 @@ def _pooled_nodes(nu: float, d0: float, centre_df: float, ratio: float) -> tuple
     a moderated estimate over the true variance of a pair whose variance is `ratio` times the
     board's centre, the centre itself estimated with `centre_df` degrees of freedom. Same
     probability positions as `_nodes`, quantiles found by bisection on Z's distribution function."""
-    u_nodes, u_weights = _nodes(centre_df)
+    u_nodes, u_weights = chi2_nodes(centre_df)
     if nu == 0:  # one seed: the pool alone
         return u_nodes / ratio, u_weights
-    w_ref, weights = _nodes(nu)
+    w_ref, weights = chi2_nodes(nu)
     probs = sps.chi2.cdf(w_ref * nu, nu)  # the probability positions of the nodes
     lo, hi = np.full(probs.shape, -80.0), np.full(probs.shape, 12.0)
     shift = d0 * u_nodes / ratio
@@ -324,7 +324,7 @@ class Variance:
         if se == 0:
             return 0.0
         lam = self.seeds / (self.seeds + self.items)
-        w, weights = _nodes(self._df) if 0 < lam and math.isfinite(self._df) else (np.ones(1), np.ones(1))
+        w, weights = chi2_nodes(self._df) if 0 < lam and math.isfinite(self._df) else (np.ones(1), np.ones(1))
         spread = np.sqrt(lam * w + 1.0 - lam)  # the estimated se relative to the true one
 
         def reject(delta):

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from msabench import metrics, multiplicity, stats, variance
+from msabench import metrics, multiplicity, resampling, variance
 
 WORSE, KEPT = "worse", "not shown worse"
 
@@ -82,12 +82,12 @@ def judge(protocol: str, kind: str, metric: str, preds: dict[str, np.ndarray], l
           pool: bool = True) -> Board:
     """Verdicts for models scored on identical strata: `preds[model]` [S, n], `labels` [S, n], `seeds` [S]."""
     names = list(preds)
-    groups = stats.seed_groups(seeds, labels.shape[0])
+    groups = resampling.seed_groups(seeds, labels.shape[0])
     seed_list = tuple(int(np.asarray(seeds)[g[0]]) for g in groups)
     k = len(groups)
-    point = {m: stats.seed_means(stats.stratum_metrics(preds[m], labels, kind)[metric], groups) for m in names}
-    counts = stats.resample_counts(labels.shape[1], n_resamples, seed)
-    boot = {m: stats.seed_means(stats.stratum_metrics(preds[m], labels, kind, counts)[metric], groups) for m in names}
+    point = {m: resampling.seed_means(resampling.stratum_metrics(preds[m], labels, kind)[metric], groups) for m in names}
+    counts = resampling.resample_counts(labels.shape[1], n_resamples, seed)
+    boot = {m: resampling.seed_means(resampling.stratum_metrics(preds[m], labels, kind, counts)[metric], groups) for m in names}
     value = {m: float(point[m].mean()) for m in names}
     prior = variance.prior(point) if pool else None
     lower = metric in metrics.LOWER_IS_BETTER

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from msabench import claims, compare, executors, leaderboard, multiplicity, protocols, stats
+from msabench import claims, compare, executors, leaderboard, multiplicity, protocols, resampling, stats
 from msabench.errors import MsabenchError
 
 from conftest import ROOT, small_dataset, write_file
@@ -91,7 +91,7 @@ def test_pair_aligns_stored_predictions(res):
     paired = compare.pair(res, "synth-intra", "strong", "weak")
     assert paired.a.shape == (30, 200) and paired.seed_list == SEEDS
     for metric in ("Non0_acc_2", "MAE"):
-        per = stats.stratum_metrics(paired.a, paired.labels, "mosi")[metric]
+        per = resampling.stratum_metrics(paired.a, paired.labels, "mosi")[metric]
         assert np.allclose(per.reshape(3, 10).mean(1), stored(res, "strong", metric), atol=1e-12)
 
 

@@ -191,7 +191,7 @@ def test_bert_mag_is_built_from_the_local_folder_and_mmsa_is_left_as_it_was(alig
     from MMSA.models import AMIO
     from transformers import AutoModel
 
-    from msabench import pretrained
+    from msabench.data import pretrained
 
     module = importlib.import_module("MMSA.models.singleTask.BERT_MAG")
     before = module.MAG_BertForSequenceClassification, module.MAG_BertModel

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from msabench import protocols, pretrained, runner, submission
+from msabench import protocols, runner, submission
+from msabench.data import pretrained
 from msabench import torch_baseline as tb
 from msabench.errors import MsabenchError
 

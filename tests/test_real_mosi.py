@@ -82,7 +82,7 @@ def test_split_sizes(features, words, tokens):
 
 def test_tokens_are_wordpieces_of_the_transcripts(tokens):
     """WordPiece ids (bert-base-uncased vocabulary): masking acts on BERT tokens, as LNLN's on text_bert."""
-    from msabench import pretrained
+    from msabench.data import pretrained
 
     tok = pretrained.tokenizer("minilm")
     test = tokens["test"]

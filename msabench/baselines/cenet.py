@@ -56,7 +56,7 @@ import torch
 from torch import nn
 
 from msabench.torch_baseline import (BaselineNet, Options, Output, TextEncoder, TorchBaseline, padding_mask,
-                                       _encoder, head, masked_mean, mlp)
+                                       transformer_encoder, head, masked_mean, mlp)
 
 NONVERBAL = {"A": ("audio", "audio_lengths"), "V": ("vision", "vision_lengths")}
 NEG = -1e9  # attention logit of a padding frame
@@ -203,7 +203,7 @@ class Net(BaselineNet):
         self.opts = opts
         h = opts.hidden
         self.text = TextEncoder(info, opts)
-        self.layers = nn.ModuleList(_encoder(h, opts.dropout) for _ in range(opts.ce_layers))
+        self.layers = nn.ModuleList(transformer_encoder(h, opts.dropout) for _ in range(opts.ce_layers))
         self.head = head(h, h, 1, opts.dropout)
         # optional parts last, so the parameters above are initialised alike whatever the switches
         if opts.cross_modal_enhancement:

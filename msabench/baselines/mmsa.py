@@ -100,7 +100,7 @@ class Options:
         """Before any work: the package is here, the model runs here, the data has what it reads."""
         mmsa_package(name)
         if self.model in BERT_MODELS:
-            from msabench import pretrained
+            from msabench.data import pretrained
 
             pretrained.folder(self.text_encoder, f"model {name}: text_encoder={self.text_encoder}")
             if not info.has_text_ids:
@@ -321,7 +321,7 @@ class MMSAModel:
         if self.options.model == "mctn":  # MMSA's 768 is BERT features' width; ours is the data's
             args.output_dim = info.text_feature_dim
         if self.options.model in BERT_MODELS:  # MMSA's encoder from a local folder; the widths follow it
-            from msabench import pretrained
+            from msabench.data import pretrained
 
             width = int(pretrained.config(self.options.text_encoder)["hidden_size"])
             args.update(pretrained=str(pretrained.folder(self.options.text_encoder)), transformers="bert")
@@ -411,9 +411,9 @@ class MMSAModel:
         self.args = self._args(self.compute)
         self.args.train_samples = len(train)  # MMSA's config says MOSI's 1284; Self-MM sizes its label store by it
         if self.options.model in BERT_MODELS:
-            from msabench import pretrained
+            from msabench.data import pretrained
 
-            pretrained._transformers()  # quiet loads: MMSA's encoder calls from_pretrained itself
+            pretrained.transformers_quiet()  # quiet loads: MMSA's encoder calls from_pretrained itself
             for part in (train, valid):
                 pretrained.check_ids(part.text_ids, self.options.text_encoder, f"mmsa:{self.options.model}, {part.name}")
         torch.manual_seed(seed)

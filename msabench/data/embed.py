@@ -29,7 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from msabench import paths, pretrained
+from msabench import paths
+from msabench.data import pretrained
+from msabench.data import table
 from msabench.data.core import SPLITS
 from msabench.data.mmsa import read_pickle
 from msabench.errors import MsabenchError
@@ -95,26 +97,13 @@ def embed_mmsa(src: str | Path, out: str | Path, spec: str = pretrained.MINILM, 
     return shapes
 
 
-ENCODER_KEY = "text_encoder"  # feature tables: "spec|sha256|hidden" of the encoder that made text_states
-
-
 def encoder_record(spec: str) -> str:
     return f"{spec}|{pretrained.identity(spec)}|{pretrained.config(spec).get('hidden_size', '')}"
-
-
-def parse_record(record: str) -> tuple[str, str, int | None]:
-    """-> (spec, weights sha256, width); width None when not recorded."""
-    parts = record.rsplit("|", 2)
-    if len(parts) != 3:
-        raise ValueError(record)
-    return parts[0], parts[1], int(parts[2]) if parts[2] else None
 
 
 def embed_table(src: str | Path, out: str | Path, spec: str = pretrained.MINILM, replace: bool = False,
                 max_tokens: int = 50, batch_size: int = 64, progress: bool = True) -> tuple:
     """Write feature table `src` with token ids and `spec`'s token states to `out` (.npz); their shape."""
-    from msabench.data import table
-
     src, out = paths.input_file(src, "data embed"), paths.output_file(out, "--out")
     if out.exists():
         raise MsabenchError(f"--out {out}: the file exists; data embed writes a new file")
@@ -134,7 +123,7 @@ def embed_table(src: str | Path, out: str | Path, spec: str = pretrained.MINILM,
     encoder = pretrained.load_encoder(spec, f"data embed --encoder {spec}").eval()
     raw.update(text_ids=ids, text_attention=mask,
                text_states=encode_states(ids, mask, encoder, batch_size, progress, label="table"),
-               **{ENCODER_KEY: np.array(encoder_record(spec))})
+               **{table.ENCODER_KEY: np.array(encoder_record(spec))})
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial.npz", dir=out.parent)
     os.close(fd)
@@ -148,8 +137,6 @@ def embed_table(src: str | Path, out: str | Path, spec: str = pretrained.MINILM,
 
 def embed(src: str | Path, out: str | Path, spec: str = pretrained.MINILM, **kw):
     """`msabench data embed`: a feature table (.npz/.parquet) or an MMSA-layout pickle, by its suffix."""
-    from msabench.data import table
-
     if Path(src).suffix in table.SUFFIXES:
         return {"table": embed_table(src, out, spec, **kw)}
     return embed_mmsa(src, out, spec, **kw)

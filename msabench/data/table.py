@@ -45,7 +45,7 @@ How a table becomes a `Dataset` (the choice msabench makes for utterance-level d
 
 Tokenisation for `text="tokens"`: the transcript goes through a BERT tokenizer (the spec's
 `tokenizer`: "minilm", the packaged all-MiniLM-L6-v2 one, i.e. bert-base-uncased's WordPiece
-vocabulary, or a local tokenizer folder; see msabench.pretrained), at most `max_tokens` ids
+vocabulary, or a local tokenizer folder; see msabench.data.pretrained), at most `max_tokens` ids
 with [CLS] first and [SEP] last, then [PAD]=0. Intra-modality masking then acts on real BERT
 tokens, as LNLN's does on MMSA's `text_bert`, and a pretrained encoder reads them as it was
 trained to. The loaded `Dataset` names the tokenizer in `dataset.tokenizer`.
@@ -80,7 +80,7 @@ from pathlib import Path
 
 import numpy as np
 
-from msabench import pretrained
+from msabench.data import pretrained
 from msabench.data.core import CLS_ID, PAD_ID, SEP_ID, SPLITS, UNK_ID, Dataset, Split
 from msabench.errors import MsabenchError
 
@@ -328,11 +328,20 @@ def _check_table(raw: dict, spec: TableSpec, path: Path) -> dict[str, np.ndarray
     return out
 
 
+ENCODER_KEY = "text_encoder"  # feature tables: "spec|sha256|hidden" of the encoder that made text_states
+
+
+def parse_record(record: str) -> tuple[str, str, int | None]:
+    """-> (spec, weights sha256, width) of an ENCODER_KEY record; width None when not recorded."""
+    parts = record.rsplit("|", 2)
+    if len(parts) != 3:
+        raise ValueError(record)
+    return parts[0], parts[1], int(parts[2]) if parts[2] else None
+
+
 def _check_states(raw: dict, n: int, ids: np.ndarray, path: Path) -> dict:
     """The token level of variant `states`: ids, attention and states agree, the width is the encoder's."""
-    from msabench.data import embed
-
-    missing = [k for k in ("text_ids", "text_attention", "text_states", embed.ENCODER_KEY) if k not in raw]
+    missing = [k for k in ("text_ids", "text_attention", "text_states", ENCODER_KEY) if k not in raw]
     if missing:
         raise MsabenchError(f"{path}: key '{missing[0]}' is missing: variant 'states' reads the token states "
                             f"`msabench data embed {path.name} --out NEW.npz` adds")
@@ -345,13 +354,13 @@ def _check_states(raw: dict, n: int, ids: np.ndarray, path: Path) -> dict:
         raise MsabenchError(f"{path}: key 'text_states' must be float [N, L, H] with [N, L] = {list(tok.shape)}, "
                             f"got {states.dtype} {states.shape}")
     try:
-        name, sha, width = embed.parse_record(str(np.asarray(raw[embed.ENCODER_KEY])))
+        name, sha, width = parse_record(str(np.asarray(raw[ENCODER_KEY])))
     except ValueError:
-        raise MsabenchError(f"{path}: key '{embed.ENCODER_KEY}' is not a record of `msabench data embed` "
+        raise MsabenchError(f"{path}: key '{ENCODER_KEY}' is not a record of `msabench data embed` "
                             "(name|sha256|width)") from None
     if width is not None and states.shape[2] != width:
         raise MsabenchError(f"{path}: key 'text_states' has width {states.shape[2]} but its encoder {name} "
-                            f"(key '{embed.ENCODER_KEY}') has width {width}; embed the table again")
+                            f"(key '{ENCODER_KEY}') has width {width}; embed the table again")
     finite = np.isfinite(states).all(axis=(1, 2))
     if not finite.all():
         i = int(np.flatnonzero(~finite)[0])

@@ -43,7 +43,7 @@ def folder(spec: str, what: str = "text encoder") -> Path:
     return path
 
 
-def _transformers():
+def transformers_quiet():
     try:
         import transformers
     except ImportError:
@@ -58,7 +58,7 @@ def tokenizer(spec: str = MINILM):
     """The tokenizer of `spec`, with BERT's special ids checked."""
     path = folder(spec, "tokenizer")
     try:
-        tok = _transformers().AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        tok = transformers_quiet().AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except Exception as e:  # noqa: BLE001 - any loading problem is one line naming the folder
         raise MsabenchError(f"tokenizer {spec}: cannot load it from {path}: {type(e).__name__}: "
                             f"{str(e).splitlines()[0] if str(e) else ''}") from None
@@ -119,7 +119,7 @@ def load_encoder(spec: str, what: str = "text encoder"):
     """The BERT-family encoder of `spec` (transformers AutoModel), loaded from local files only."""
     path = folder(spec, what)
     try:
-        return _transformers().AutoModel.from_pretrained(str(path), local_files_only=True)
+        return transformers_quiet().AutoModel.from_pretrained(str(path), local_files_only=True)
     except Exception as e:  # noqa: BLE001
         raise MsabenchError(f"text encoder {spec}: cannot load weights from {path}: {type(e).__name__}: "
                             f"{str(e).splitlines()[0] if str(e) else ''}") from None
