@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from msabench import paths
+from msabench import paths, protocols
 from msabench.errors import MsabenchError
 
 
@@ -38,122 +38,42 @@ def _data_args(args) -> None:
         paths.input_dir(args.data_dir, "--data-dir")
 
 
-SEED_LIMIT = 2**32  # numpy's seeds are 32-bit
 
 
 def _check_seeds(seeds, flag: str = "--seeds") -> None:
     for s in seeds or ():
-        if not 0 <= s < SEED_LIMIT:
-            raise MsabenchError(f"{flag} must be whole numbers in [0, 2^32) (0 to {SEED_LIMIT - 1}), got {s}")
-
-
-def _load_protocols(names: list[str]) -> list:
-    """--protocol names and files, loaded; two that share a name (results are stored by it) are refused."""
-    from msabench import protocols
-
-    plan, seen = [], {}  # protocol name -> (as given, file)
-    for given in names:
-        path = protocols.source(given)
-        p = protocols.load(given)
-        if p.name in seen:
-            first, first_path = seen[p.name]
-            if first_path.resolve() == path.resolve():
-                continue  # the same file twice: run it once
-
-            def shown(g, f):
-                return str(g) if Path(g) == f else f"{g} ({f})"
-
-            raise MsabenchError(
-                f"--protocol: {shown(first, first_path)} and {shown(given, path)} both define protocol "
-                f"'{p.name}'; results are stored under the protocol's name, so one run takes only one of them "
-                "(give the file another `name`)")
-        seen[p.name] = (given, path)
-        plan.append(p)
-    return plan
-
-
-def _run_seeds(args, plan: list) -> list[str]:
-    """--seeds and --n-seeds checked against every protocol of the plan, before any work; notes to print.
-
-    A protocol takes the seeds it lists and, where its rule defines them (`Protocol.extended_seeds`),
-    the consecutive integers after the last. --seeds: each protocol runs those it takes; a seed that no
-    protocol takes is refused, one that only some take is noted. --n-seeds N: every protocol's first N.
-    """
-    if args.seeds is not None and args.n_seeds is not None:
-        raise MsabenchError(f"--seeds {' '.join(map(str, args.seeds))} and --n-seeds {args.n_seeds}: give one of "
-                            "them (--seeds names the seeds, --n-seeds N runs each protocol's first N seeds under "
-                            "its rule)")
-    if args.n_seeds is not None:
-        if args.n_seeds < 1:
-            raise MsabenchError(f"--n-seeds must be a whole number >= 1, got {args.n_seeds}")
-        for p in plan:
-            p.extended_seeds(args.n_seeds)  # one line naming the protocol file where the rule is not defined
-        return []
-    for s in args.seeds or []:
-        if not any(p.allows_seed(s) for p in plan):
-            raise MsabenchError(f"seed {s} is not one of the seeds of "
-                                + "; nor of ".join(f"{p.name}, {p.seed_rule()}" for p in plan))
-    notes = []
-    for p in plan:
-        skipped = [s for s in dict.fromkeys(args.seeds or []) if not p.allows_seed(s)]
-        if skipped:
-            notes.append(f"note: protocol {p.name} does not take seed(s) {', '.join(map(str, skipped))} (its seeds: "
-                         f"{p.seed_rule()}); they ran under the other protocols only")
-    return notes
+        if not 0 <= s < protocols.SEED_LIMIT:
+            raise MsabenchError(f"{flag} must be whole numbers in [0, 2^32) (0 to {protocols.SEED_LIMIT - 1}), got {s}")
 
 
 def cmd_run(args) -> int:
-    from msabench import executors, report, runner, submission
-    from msabench.data import load
-
-    # every input checked before any work: cheap checks first, then the data and the submissions
-    runner.check_batch_size(args.batch_size)
-    paths.output_dir(args.out, "--out")
-    _data_args(args)
-    _check_seeds(args.seeds)
-    plan = _load_protocols(args.protocol)
-    seed_notes = _run_seeds(args, plan)
+    from msabench import executors, report
     from msabench.isolation import Limits
 
+    _check_seeds(args.seeds)
     limits = Limits(timeout=args.timeout, memory_gb=args.memory, sandbox=args.sandbox)
     executor = executors.make(args.executor, args.address, args.cpus_per_job, args.gpus_per_job,
                               isolate=not args.in_process, limits=limits)
-    models = list(args.model)
-    if args.ablate:
-        models += [v for m in args.model for v in submission.ablations(m)]
-    if not args.in_process and not all(map(submission.is_bundled, models)):
-        from msabench import isolation
-
-        isolation.warm_up()  # the worker starts (imports torch) while the data loads here
-    datasets = {}
-    for p in plan:
-        if (p.dataset, p.variant) not in datasets:
-            ds = load(p.dataset, p.variant, data=args.data, data_dir=args.data_dir, tokenizer=args.tokenizer)
-            if ds.nonfinite_replaced:
-                print(f"note: {ds.nonfinite_replaced} non-finite feature values (-inf/NaN) in {ds.source} "
-                      "were set to 0", file=sys.stderr)
-            datasets[(p.dataset, p.variant)] = ds
-    load_sub = submission.load if args.in_process else submission.probe
-    subs = {m: load_sub(m) for m in models}
-    grid = executors.run_grid(plan, models, datasets, args.out, executor, seeds=args.seeds,
-                              batch_size=args.batch_size, n_seeds=args.n_seeds)
-    if grid.reused:
-        print(f"re-used {len(grid.reused)} finished result(s) in {args.out}", file=sys.stderr)
-    for note in seed_notes:
+    done = executors.run(args.protocol, args.model, seeds=args.seeds, n_seeds=args.n_seeds, out=args.out,
+                         data=args.data, data_dir=args.data_dir, tokenizer=args.tokenizer,
+                         batch_size=args.batch_size, executor=executor, ablate=args.ablate, progress=True,
+                         strict=False)
+    if done.reused:
+        print(f"re-used {len(done.reused)} finished result(s) in {args.out}", file=sys.stderr)
+    for note in done.notes:
         print(note, file=sys.stderr)
-    units = grid.reused + grid.units
-    for p in plan:
-        for m in models:
-            mine = sorted((u for u in units if u.protocol == p.name and u.model == subs[m].name), key=lambda u: u.seed)
+    for p in done.protocols:
+        for name in done.models:
+            mine = done.of(p.name, name)
             if mine:
                 print(report.summary_table(mine, p))
-                print(f"results: {Path(args.out) / p.name / subs[m].name}\n")
-    for i, (_, error) in enumerate(grid.failures, 1):  # one line per failed job
-        failed = len(grid.failures)
-        tail = (f" ({failed} of {grid.jobs} job(s) failed{'; the other results are written' if failed < grid.jobs else ''})"
+                print(f"results: {Path(args.out) / p.name / name}\n")
+    for i, (_, error) in enumerate(done.failures, 1):  # one line per failed job
+        failed = len(done.failures)
+        tail = (f" ({failed} of {done.jobs} job(s) failed{'; the other results are written' if failed < done.jobs else ''})"
                 if i == failed else "")
         print(_clip(f"msabench: error: {error}", MAX_ERROR_LINE - len(tail)) + tail, file=sys.stderr)
-    return 1 if grid.failures else 0
+    return 1 if done.failures else 0
 
 
 def cmd_train(args) -> int:

@@ -33,7 +33,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from msabench import devices, ingestion, isolation, masking, results, runner, submission
+from msabench import devices, ingestion, isolation, masking, paths, results, runner, submission
 from msabench import protocols as protocols_mod
 from msabench.data import Dataset, Split
 from msabench.data import load as load_data
@@ -428,50 +428,157 @@ def make(name: str, address: str | None = None, cpus_per_job: float | None = Non
 
 @dataclass
 class RunReport:
-    """What `run` did: the units it computed or found finished, and where they live."""
+    """What `run` did: the units it computed or found finished, the jobs that failed, notes, where it wrote."""
 
-    protocol: Protocol
-    model: str
+    protocols: list[Protocol]
+    models: list[str]  # the models' result names, in the order given
     out: Path
-    units: list[results.UnitResult] = field(default_factory=list)
-    skipped: list[int] = field(default_factory=list)  # seeds whose finished results were re-used
+    units: list[results.UnitResult] = field(default_factory=list)  # computed and re-used, by protocol, model, seed
+    reused: list[results.UnitResult] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (job, one-line error)
+    jobs: int = 0  # jobs run (finished or failed)
+    notes: list[str] = field(default_factory=list)  # what a user should know (seeds a protocol does not take, ...)
+
+    @property
+    def protocol(self) -> Protocol:
+        return self.protocols[0]
+
+    @property
+    def model(self) -> str:
+        return self.models[0]
+
+    @property
+    def skipped(self) -> list[int]:
+        """Seeds whose finished results were re-used (of the first protocol and model)."""
+        return sorted(u.seed for u in self.reused if u.protocol == self.protocol.name and u.model == self.model)
+
+    def of(self, protocol: str, model: str) -> list[results.UnitResult]:
+        return [u for u in self.units if u.protocol == protocol and u.model == model]
+
+    def frame(self):
+        """One row per unit: protocol, model, seed, whether it was re-used, and every aggregate metric
+        (mean over conditions, and the area where the protocol has one), as a pandas DataFrame."""
+        import pandas as pd
+
+        reused = {id(u) for u in self.reused}
+        rows = []
+        for u in self.units:
+            row = {"protocol": u.protocol, "model": u.model, "seed": u.seed, "reused": id(u) in reused}
+            for agg, values in u.metrics["aggregate"].items():
+                row.update({(m if agg == "mean" else f"{m} ({agg})"): v for m, v in values.items()})
+            rows.append(row)
+        return pd.DataFrame(rows)
 
 
-def run(protocol: str | Protocol, model: str | Path, *, seeds: list[int] | None = None, out: str | Path = "results",
-        data: str | Path | None = None, data_dir: str | Path | None = None, batch_size: int = 64,
-        dataset: Dataset | None = None, progress: bool = False, executor=None,
-        n_seeds: int | None = None) -> RunReport:
-    """Run `model` under `protocol` for its seeds, re-using finished units whose fingerprints match.
 
-    The notebook entry point for one protocol and one model; a failure raises (the CLI's grid
-    records failures and goes on). `seeds`: a subset of the protocol's seeds; `n_seeds`: its first
-    N seeds under its rule (`Protocol.extended_seeds`: more than it lists, where it can extend them).
-    `executor`: default serial, on every CPU of this process.
+
+def load_protocols(given) -> list[Protocol]:
+    """Protocols by name, file or object; the same one twice runs once, two different ones that share a
+    name are refused (results are stored by it)."""
+    plan: dict[str, tuple[Protocol, str, Path | None]] = {}  # name -> (protocol, as given, its file)
+    for g in (given if isinstance(given, (list, tuple)) else [given]):
+        p, path = (g, None) if isinstance(g, Protocol) else (protocols_mod.load(g), protocols_mod.source(str(g)))
+        if p.name in plan:
+            q, first, first_path = plan[p.name]
+            same = (first_path.resolve() == path.resolve() if first_path is not None and path is not None
+                    else q.fingerprint == p.fingerprint)
+            if same:
+                continue
+
+            def shown(x, f):
+                return str(x) if f is None or Path(str(x)) == f else f"{x} ({f})"
+
+            raise MsabenchError(
+                f"--protocol: {shown(first, first_path)} and {shown(g if path else p.name, path)} both define "
+                f"protocol '{p.name}'; results are stored under the protocol's name, so one run takes only one of "
+                "them (give the file another `name`)")
+        plan[p.name] = (p, str(g) if path else p.name, path)
+    return [p for p, _, _ in plan.values()]
+
+
+def check_seeds(plan: list[Protocol], seeds: list[int] | None, n_seeds: int | None) -> list[str]:
+    """Seeds checked against every protocol of the plan, before any work; notes to show.
+
+    A protocol takes the seeds it lists and, where its rule defines them (`Protocol.extended_seeds`),
+    the consecutive integers after the last. `seeds`: each protocol runs those it takes; a seed that no
+    protocol takes is refused, one that only some take is noted. `n_seeds` N: every protocol's first N.
     """
-    protocol = protocol if isinstance(protocol, Protocol) else protocols_mod.load(protocol)
+    for s in seeds or ():
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < protocols_mod.SEED_LIMIT:
+            raise MsabenchError(f"--seeds must be whole numbers in [0, 2^32) (0 to {protocols_mod.SEED_LIMIT - 1}), got {s}")
+    if seeds is not None and n_seeds is not None:
+        raise MsabenchError(f"--seeds {' '.join(map(str, seeds))} and --n-seeds {n_seeds}: give one of them "
+                            "(--seeds names the seeds, --n-seeds N runs each protocol's first N seeds under its rule)")
+    if n_seeds is not None:
+        if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1:
+            raise MsabenchError(f"--n-seeds must be a whole number >= 1, got {n_seeds}")
+        for p in plan:
+            p.extended_seeds(n_seeds)  # one line naming the protocol file where the rule is not defined
+        return []
+    for s in seeds or []:
+        if not any(p.allows_seed(s) for p in plan):
+            raise MsabenchError(f"seed {s} is not one of the seeds of "
+                                + "; nor of ".join(f"{p.name}, {p.seed_rule()}" for p in plan))
+    notes = []
+    for p in plan:
+        skipped = [s for s in dict.fromkeys(seeds or []) if not p.allows_seed(s)]
+        if skipped:
+            notes.append(f"note: protocol {p.name} does not take seed(s) {', '.join(map(str, skipped))} (its seeds: "
+                         f"{p.seed_rule()}); they ran under the other protocols only")
+    return notes
+
+
+def run(protocol, model, *, seeds: list[int] | None = None, n_seeds: int | None = None,
+        out: str | Path = "results", data: str | Path | None = None, data_dir: str | Path | None = None,
+        tokenizer: str | None = None, batch_size: int = 64, dataset: Dataset | None = None, executor=None,
+        ablate: bool = False, progress: bool = False, strict: bool = True) -> RunReport:
+    """Run models under protocols, re-using finished units whose fingerprints match: the one orchestrator
+    (`msabench run` parses its flags and calls this; so can a notebook, `msabench.run(...)`).
+
+    `protocol`: a name, file or `Protocol`, or a list of them; `model`: a bundled model spec or a
+    submission file, or a list. `seeds`: the seeds to run (each protocol takes those it allows);
+    `n_seeds`: each protocol's first N seeds under its rule. `data` / `data_dir`: where the real data
+    is (synthetic data is generated); `dataset`: data already loaded, for every protocol. `executor`:
+    an executor (`make`), default serial on every CPU of this process. `ablate`: also each bundled
+    model's component ablations. `strict`: raise the first failed job's error; else failures are
+    collected in the report and the other jobs complete. Everything is checked before any work.
+    """
+    plan = load_protocols(protocol)
+    notes = check_seeds(plan, seeds, n_seeds)
+    runner.check_batch_size(batch_size)
+    if data and data_dir:
+        raise MsabenchError(f"--data {data} and --data-dir {data_dir}: give one of them (--data names the data "
+                            "itself, --data-dir a folder in MMSA layout to find it in)")
+    if data_dir:
+        paths.input_dir(data_dir, "--data-dir")
+    paths.output_dir(out, "--out")
     executor = executor or SerialExecutor()
     isolate = getattr(executor, "isolate", True)
-    if isolate and not submission.is_bundled(model):
-        isolation.warm_up()  # the worker starts while the data loads here
-    sub = (submission.probe if isolate else submission.load)(model)
-    if seeds is not None and n_seeds is not None:
-        raise MsabenchError("give seeds (a subset of the protocol's seeds) or n_seeds (its first N seeds under its "
-                            "rule), not both")
-    for s in seeds or []:
-        if s not in protocol.seeds:
-            raise MsabenchError(f"seed {s} is not one of protocol {protocol.name}'s seeds {list(protocol.seeds)} "
-                                "(n_seeds=N runs its first N seeds under its rule, more than it lists)")
-    if n_seeds is not None:
-        protocol.extended_seeds(n_seeds)
-    if dataset is None:
-        dataset = load_data(protocol.dataset, protocol.variant, data=data, data_dir=data_dir)
-    if dataset.variant != protocol.variant or (protocol.dataset != "synth-mosi" and dataset.name != protocol.dataset):
-        raise MsabenchError(f"protocol {protocol.name} is for {protocol.dataset} {protocol.variant}, "
-                            f"but the data given is {dataset.name} {dataset.variant} ({dataset.source})")
-    grid = run_grid([protocol], [str(model)], {(protocol.dataset, protocol.variant): dataset}, out,
-                    executor, seeds=seeds, batch_size=batch_size, progress=progress, n_seeds=n_seeds)
-    if grid.failures:
+    models = [str(m) for m in (model if isinstance(model, (list, tuple)) else [model])]
+    if ablate:
+        models += [v for m in models for v in submission.ablations(m)]
+    if isolate and not all(map(submission.is_bundled, models)):
+        isolation.warm_up()  # the worker starts (imports torch) while the data loads here
+    datasets = {}
+    for p in plan:
+        key = (p.dataset, p.variant)
+        if key in datasets:
+            continue
+        ds = dataset or load_data(p.dataset, p.variant, data=data, data_dir=data_dir, tokenizer=tokenizer)
+        if ds.variant != p.variant or (p.dataset != "synth-mosi" and ds.name != p.dataset):
+            raise MsabenchError(f"protocol {p.name} is for {p.dataset} {p.variant}, but the data given is "
+                                f"{ds.name} {ds.variant} ({ds.source})")
+        if ds.nonfinite_replaced and dataset is None:
+            notes.append(f"note: {ds.nonfinite_replaced} non-finite feature values (-inf/NaN) in {ds.source} were "
+                         "set to 0")
+        datasets[key] = ds
+    grid = run_grid(plan, models, datasets, out, executor, seeds=seeds, batch_size=batch_size, progress=progress,
+                    n_seeds=n_seeds)
+    if strict and grid.failures:
         raise MsabenchError(grid.failures[0][1])
-    units = sorted(grid.reused + grid.units, key=lambda u: u.seed)
-    return RunReport(protocol=protocol, model=sub.name, out=Path(out), units=units,
-                     skipped=sorted(u.seed for u in grid.reused))
+    subs = {m: (submission.probe if isolate else submission.load)(m) for m in models}
+    names = list(dict.fromkeys(subs[m].name for m in models))
+    order = {(p.name, n): i for i, (p, n) in enumerate((p, n) for p in plan for n in names)}
+    units = sorted(grid.reused + grid.units, key=lambda u: (order.get((u.protocol, u.model), 0), u.seed))
+    return RunReport(protocols=plan, models=names, out=Path(out), units=units, reused=grid.reused,
+                     failures=[(job.label, error) for job, error in grid.failures], jobs=grid.jobs, notes=notes)

@@ -111,7 +111,7 @@ def test_notebook_run_takes_n_seeds(tmp_path):
     assert [u.seed for u in rep.units] == [1, 2, 3] and rep.skipped == []
     again = executors.run(p, "mean", out=tmp_path, dataset=data, n_seeds=3)
     assert again.skipped == [1, 2, 3]
-    with pytest.raises(MsabenchError, match="not both"):
+    with pytest.raises(MsabenchError, match="give one of them"):
         executors.run(p, "mean", out=tmp_path, dataset=data, seeds=[1], n_seeds=3)
 
 

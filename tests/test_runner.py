@@ -148,8 +148,9 @@ def test_failure_mid_run_keeps_finished_seeds_only(tmp_path, dataset):
 
 
 def test_seeds_must_belong_to_the_protocol(tmp_path, ridge, dataset):
-    with pytest.raises(MsabenchError, match="seed 5 is not one of protocol t-intra's seeds"):
-        executors.run(intra(), ridge, out=tmp_path, dataset=dataset, seeds=[5])
+    """The API and the CLI take the same seeds: those listed, and the consecutive integers after them."""
+    with pytest.raises(MsabenchError, match="seed 0 is not one of the seeds of t-intra"):
+        executors.run(intra(), ridge, out=tmp_path, dataset=dataset, seeds=[0])
 
 
 def test_dataset_must_match_protocol(tmp_path, ridge, unaligned):
@@ -257,3 +258,22 @@ def test_worker_process_and_in_process_give_the_same_bits(tmp_path):
         runs[isolate] = [u.predictions for u in rep.units]
     assert len(runs[True]) == 2 and all(np.array_equal(a, b) for a, b in zip(runs[True], runs[False]))
     assert np.unique(runs[True][0]).size > 10
+
+
+def test_the_notebook_api_runs_a_grid_and_returns_a_frame(tmp_path, ridge, dataset):
+    """msabench.run is the orchestrator the CLI calls: several protocols and models, one report, a DataFrame."""
+    import msabench
+
+    inter = dataclasses.replace(protocols.load("synth-inter"), seeds=(1, 2))
+    rep = msabench.run([intra(), inter, intra()], ["mean", ridge], out=tmp_path, dataset=dataset, seeds=[1])
+    assert [p.name for p in rep.protocols] == ["t-intra", "synth-inter"]  # the same protocol twice runs once
+    frame = rep.frame()
+    assert len(frame) == 4 and set(frame["model"]) == {"mean", rep.models[1]} and not frame["reused"].any()
+    for u in rep.units:
+        row = frame[(frame.protocol == u.protocol) & (frame.model == u.model) & (frame.seed == u.seed)]
+        assert row["Non0_acc_2"].item() == u.metrics["aggregate"]["mean"]["Non0_acc_2"]
+        assert row["MAE (area)"].notna().item() == ("area" in u.metrics["aggregate"])
+    again = msabench.run([intra(), inter], ["mean", ridge], out=tmp_path, dataset=dataset, seeds=[1])
+    assert again.frame()["reused"].all() and again.jobs == 0
+    with pytest.raises(MsabenchError, match="both define protocol 't-intra'"):
+        msabench.run([intra(), intra(rates=(0.0, 0.2))], "mean", out=tmp_path, dataset=dataset)
