@@ -391,17 +391,31 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, _clip(f"msabench: error: {where}{message} (see {self.prog} --help)") + "\n")
 
 
-def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="msabench", description="Benchmark MSA models under missing modalities.")
-    sub = p.add_subparsers(dest="command", required=True)
+# ----------------------------------------------------------------------------- the parser, one function per command
 
-    def data_args(q):
-        q.add_argument("--data", help="MMSA .pkl file, msabench/HF save_to_disk folder, hub:OWNER/NAME, or an "
-                                      "utterance-level feature table (.npz/.parquet, e.g. mosi-utterance.npz)")
-        q.add_argument("--data-dir", help="folder in MMSA layout (DIR/MOSI/Processed/...); default $MSABENCH_DATA")
-        q.add_argument("--tokenizer", help="feature tables read as tokens: a local BERT tokenizer folder instead of "
-                                           "the packaged MiniLM's (minilm)")
 
+def _data_args_to(q) -> None:
+    q.add_argument("--data", help="MMSA .pkl file, msabench/HF save_to_disk folder, hub:OWNER/NAME, or an "
+                                  "utterance-level feature table (.npz/.parquet, e.g. mosi-utterance.npz)")
+    q.add_argument("--data-dir", help="folder in MMSA layout (DIR/MOSI/Processed/...); default $MSABENCH_DATA")
+    q.add_argument("--tokenizer", help="feature tables read as tokens: a local BERT tokenizer folder instead of "
+                                       "the packaged MiniLM's (minilm)")
+
+
+def _label_data_to(q) -> None:
+    q.add_argument("--data", action="append", metavar="FILE",
+                   help="the data file results on user-supplied data were made on: their labels are read from it "
+                        "when not stored with them (repeatable)")
+
+
+def _stats_args_to(q) -> None:
+    q.add_argument("--results", default="results", help="results folder written by msabench run")
+    q.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
+    q.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the resampling (default 0)")
+    _label_data_to(q)
+
+
+def _add_run(sub) -> None:
     r = sub.add_parser("run", help="evaluate models under protocols")
     r.add_argument("--protocol", nargs="+", action="extend", required=True,
                    help="shipped protocol name(s) or TOML file(s) (repeatable)")
@@ -432,30 +446,38 @@ def parser() -> argparse.ArgumentParser:
                         "fresh process per job")
     r.add_argument("--ablate", action="store_true",
                    help="also run each bundled model with each of its components switched off")
-    data_args(r)
+    _data_args_to(r)
     r.set_defaults(func=cmd_run)
 
+
+def _add_train(sub) -> None:
     t = sub.add_parser("train", help="train models (checkpoints are cached; run re-uses them)")
     t.add_argument("--model", nargs="+", required=True, help="bundled model name(s), NAME:key=value options")
     t.add_argument("--dataset", default="synth-mosi", help="synth-mosi, synth-sims, mosi, mosei, sims or mosi-utt")
     t.add_argument("--variant", help="default: the dataset's first variant (aligned_50 for MOSI/MOSEI)")
     t.add_argument("--seeds", nargs="+", type=int, default=[1111, 1112, 1113])
-    data_args(t)
+    _data_args_to(t)
     t.set_defaults(func=cmd_train)
 
+
+def _add_score(sub) -> None:
     s = sub.add_parser("score", help="score a CSV with prediction and label columns")
     s.add_argument("csv")
     s.add_argument("--kind", choices=["mosi", "sims"], default="mosi")
     s.set_defaults(func=cmd_score)
 
+
+def _add_masks(sub) -> None:
     m = sub.add_parser("masks", help="protocol masks")
     msub = m.add_subparsers(dest="masks_command", required=True)
     e = msub.add_parser("export", help="write every mask of a protocol to an .npz file")
     e.add_argument("--protocol", required=True)
     e.add_argument("--out", required=True)
-    data_args(e)
+    _data_args_to(e)
     e.set_defaults(func=cmd_masks_export)
 
+
+def _add_data(sub) -> None:
     d = sub.add_parser("data", help="data files")
     dsub = d.add_subparsers(dest="data_command", required=True)
     c = dsub.add_parser("convert", help="convert an MMSA pickle to a Hugging Face save_to_disk folder")
@@ -484,30 +506,22 @@ def parser() -> argparse.ArgumentParser:
     em.add_argument("--batch-size", type=int, default=64)
     em.set_defaults(func=cmd_data_embed)
 
+
+def _add_leaderboard(sub) -> None:
     lb = sub.add_parser("leaderboard", help="write leaderboard tables from stored results")
     lb.add_argument("--results", default="results")
     lb.add_argument("--out", default="leaderboard")
     lb.add_argument("--command-line", help="the command(s) that produced the results, quoted in the README")
     lb.add_argument("--allow-test-selection", action="store_true",
                     help="show results whose checkpoints were chosen on the test split (selection=test-per-metric), marked")
-    lb.set_defaults(func=cmd_leaderboard)
-
-    def label_data(q):
-        q.add_argument("--data", action="append", metavar="FILE",
-                       help="the data file results on user-supplied data were made on: their labels are read from it "
-                            "when not stored with them (repeatable)")
-
-    def stats_args(q):
-        q.add_argument("--results", default="results", help="results folder written by msabench run")
-        q.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
-        q.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the resampling (default 0)")
-        label_data(q)
-
     lb.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples for the vs-best tests")
     lb.add_argument("--bootstrap-seed", type=int, default=0)
     lb.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
-    label_data(lb)
+    _label_data_to(lb)
+    lb.set_defaults(func=cmd_leaderboard)
 
+
+def _add_compare(sub) -> None:
     cp = sub.add_parser("compare", help="paired significance tests of model A against model B")
     cp.add_argument("a", help="model A (its name in the results folder)")
     cp.add_argument("b", help="model B")
@@ -518,9 +532,11 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument("--alpha", type=float, default=0.05)
     cp.add_argument("--no-pool", action="store_true",
                     help="use the pair's own seeds only, not the retraining variance pooled over the folder's models")
-    stats_args(cp)
+    _stats_args_to(cp)
     cp.set_defaults(func=cmd_compare)
 
+
+def _add_runs(sub) -> None:
     ru = sub.add_parser("runs", help="stored runs against today's code: current, code changed, stale")
     ru.add_argument("--results", default="results", help="results folder written by msabench run")
     ru.add_argument("--rerun", action="store_true",
@@ -530,6 +546,8 @@ def parser() -> argparse.ArgumentParser:
     ru.add_argument("--data", help="the data file runs on user-supplied data were made on (for --rerun)")
     ru.set_defaults(func=cmd_runs)
 
+
+def _add_plan(sub) -> None:
     pl = sub.add_parser("plan", help="how many seeds a comparison needs for a target difference at 80%% power")
     pl.add_argument("models", nargs="*", help="two models (default: the board's median pair)")
     pl.add_argument("--protocol", required=True)
@@ -537,9 +555,11 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("--diff", nargs="+", type=float, default=[0.01, 0.025],
                     help="target differences as fractions (default: 0.01 0.025, i.e. +1 and +2.5 points)")
     pl.add_argument("--alpha", type=float, default=0.05)
-    stats_args(pl)
+    _stats_args_to(pl)
     pl.set_defaults(func=cmd_plan)
 
+
+def _add_verify(sub) -> None:
     v = sub.add_parser("verify", help="check a claimed improvement against stored results or published numbers")
     v.add_argument("--claim", action="append", help='"A > B on PROTOCOL: METRIC +VALUE" (repeatable)')
     v.add_argument("--claims", help="TOML file of [[claim]] tables")
@@ -549,20 +569,36 @@ def parser() -> argparse.ArgumentParser:
                    help="check the claims against the registry of published results (leaderboard/published)")
     v.add_argument("--registry", help="another registry folder (with --published)")
     v.add_argument("--alpha", type=float, default=0.05)
-    stats_args(v)
+    _stats_args_to(v)
     v.set_defaults(func=cmd_verify)
 
+
+def _add_published(sub) -> None:
     pb = sub.add_parser("published", help="list the published results of the registry (as reported, not re-run)")
     pb.add_argument("--protocol", help="only this protocol")
     pb.add_argument("--registry", help="a registry folder (default: the shipped leaderboard/published)")
     pb.set_defaults(func=cmd_published)
 
+
+def _add_protocols(sub) -> None:
     pr = sub.add_parser("protocols", help="list shipped protocols with their fingerprints")
     pr.set_defaults(func=cmd_protocols)
 
+
+def _add_init(sub) -> None:
     i = sub.add_parser("init", help="write the example submission to a new file, to start from")
     i.add_argument("file", nargs="?", default="mymodel.py", help="default: mymodel.py")
     i.set_defaults(func=cmd_init)
+
+
+COMMANDS = (_add_run, _add_train, _add_score, _add_masks, _add_data, _add_leaderboard, _add_compare, _add_runs, _add_plan, _add_verify, _add_published, _add_protocols, _add_init)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="msabench", description="Benchmark MSA models under missing modalities.")
+    sub = p.add_subparsers(dest="command", required=True)
+    for add in COMMANDS:
+        add(sub)
     return p
 
 
