@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from msabench.data import registry
 from msabench.errors import MsabenchError
 
 MOSI_METRICS = (
@@ -211,7 +212,7 @@ def compute(pred, label, kind: str = "mosi") -> dict[str, float]:
     }
 
 
-LABEL_RANGE = {"mosi": (-3.0, 3.0), "sims": (-1.0, 1.0)}  # the datasets' annotation scales
+LABEL_RANGE = registry.LABEL_RANGE  # the datasets' annotation scales, per metric family
 
 
 def score_csv(path, kind: str | None = None) -> dict[str, float]:

@@ -15,7 +15,8 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from msabench import paths
+from msabench import metrics, paths
+from msabench.data import registry
 from msabench.data.core import MODALITIES
 from msabench.errors import MsabenchError
 
@@ -37,29 +38,11 @@ CONVENTIONS = ("hash", "mmsa")
 FILLS = ("unk-zero",)
 AGGREGATIONS = ("mean", "area")
 INTER_SETS = ("T", "A", "V", "TA", "TV", "AV", "TAV")
-DATASETS = {
-    "mosi": ("aligned_50", "unaligned_50"),
-    "mosei": ("aligned_50", "unaligned_50"),
-    "sims": ("unaligned_39",),
-    "synth-mosi": ("aligned_50", "aligned_50_features", "unaligned_50"),  # msabench.data.synth.VARIANTS
-    "synth-sims": ("aligned_50", "aligned_50_features", "unaligned_50"),  # the same, labelled as CH-SIMS
-    "mosi-utt": ("features", "tokens", "words"),  # utterance-level feature table (msabench.data.table)
-    "utt": ("features", "tokens", "words"),  # any user's feature table with a `split` column
-}
-PRIMARY = {
-    "mosi": ("Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score", "Mult_acc_5", "Mult_acc_7", "MAE", "Corr"),
-    "sims": ("Mult_acc_2", "Mult_acc_3", "Mult_acc_5", "F1_score", "MAE", "Corr"),
-}
+DATASETS = {name: d.variant_names for name, d in registry.DATASETS.items()}  # the first is the default
 
 
 def dataset_kind(dataset: str) -> str:
-    from msabench.data.table import REGISTRY
-
-    if dataset in REGISTRY:
-        return REGISTRY[dataset].kind
-    from msabench.data.core import kind_of
-
-    return kind_of(dataset)
+    return registry.kind(dataset)
 
 
 @dataclass(frozen=True)
@@ -271,7 +254,7 @@ def parse(data: dict, where: str) -> Protocol:
     convention = data.get("mask_convention", "hash")
     if convention not in CONVENTIONS:
         fail("mask_convention", f"{convention!r} is not allowed; allowed: {', '.join(CONVENTIONS)}")
-    metric_names = PRIMARY[dataset_kind(dataset)]
+    metric_names = metrics.METRICS[dataset_kind(dataset)]
     primary = data["primary_metric"]
     if primary not in metric_names:
         fail("primary_metric", f"{primary!r} is not a {dataset} metric; allowed: {', '.join(metric_names)}")

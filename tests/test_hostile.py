@@ -105,14 +105,18 @@ CASES = [
      "--data-dir {t}/afile: is a file, not a folder", []),
     ("MMSA's aligned file for an unaligned protocol",
      run_on("mosi-inter", "--model", "mean", "--data", "{t}/aligned_50.pkl"), 2,
-     "aligned_50.pkl: the protocol needs unaligned_50, but this is MMSA's aligned_50 file", []),
+     "aligned_50.pkl: the protocol needs unaligned_50 (unaligned audio and vision), but this data's "
+     "text/audio/vision lengths are all 50: aligned data", []),
+    ("aligned data under any file name for an unaligned protocol",
+     run_on("mosi-inter", "--model", "mean", "--data", "{t}/synth.pkl"), 2,
+     "synth.pkl: the protocol needs unaligned_50 (unaligned audio and vision), but this data's", []),
     ("an unaligned file for an aligned protocol", run_on("{t}/aligned.toml", "--model", "mean", "--data", "{t}/mosi.pkl"),
-     2, "mosi.pkl: the protocol needs aligned_50 (audio and vision aligned to the text), but this file's "
+     2, "mosi.pkl: the protocol needs aligned_50 (audio and vision aligned to the text), but this data's "
         "text/audio/vision lengths are 50/30/40", []),
     ("a file of token ids only for a features protocol",
      run_on("synth-features-intra", "--model", "mean", "--data", "{t}/aligned_50.pkl"), 2,
      "aligned_50.pkl: the protocol needs aligned_50_features, with MMSA's token features (key 'text'), but this "
-     "file has token ids only", []),
+     "data has token ids only", []),
     # flags
     ("--batch-size 0", RUN + ["--model", "mean", "--batch-size", "0"], 2, "--batch-size must be a whole number >= 1, got 0", []),
     ("--batch-size -5", RUN + ["--model", "mean", "--batch-size", "-5"], 2, "got -5", []),
@@ -199,6 +203,7 @@ def hostile(tmp_path_factory):
     (t / "garbage.pkl").write_bytes(bytes(range(256)))  # fixed bytes; fuzzing lives in test_mmsa
     write_pickle(t / "mosi.pkl", small_raw(aligned=False, audio_len=30, vision_len=40))
     write_pickle(t / "aligned_50.pkl", small_raw())
+    write_pickle(t / "synth.pkl", small_raw())  # the same aligned data under a name that says nothing
     write_file(t / "aligned.toml", """
         name = "aligned"
         version = 1

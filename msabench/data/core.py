@@ -14,6 +14,7 @@ from typing import Mapping
 
 import numpy as np
 
+from msabench.data import registry
 from msabench.errors import MsabenchError
 
 MODALITIES = ("T", "A", "V")
@@ -22,12 +23,11 @@ PAD_ID, UNK_ID, CLS_ID, SEP_ID = 0, 100, 101, 102
 SPLITS = ("train", "valid", "test")
 
 
-SIMS_KIND = ("sims", "synth-sims")  # datasets labelled as CH-SIMS: labels in [-1, 1], SIMS metrics
 
 
 def kind_of(name: str) -> str:
-    """The metric family of an MMSA-layout dataset, from its name."""
-    return "sims" if name in SIMS_KIND else "mosi"
+    """The metric family of a dataset, from its name (`registry`)."""
+    return registry.kind(name)
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,7 +155,7 @@ class Dataset:
 
     @property
     def label_range(self) -> tuple[float, float]:
-        return (-1.0, 1.0) if self.kind == "sims" else (-3.0, 3.0)
+        return registry.LABEL_RANGE[self.kind]
 
     @property
     def info(self) -> DatasetInfo:

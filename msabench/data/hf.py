@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from msabench.data import registry
 from msabench.data.core import Dataset, Split
 from msabench.errors import MsabenchError
 
@@ -240,6 +241,10 @@ def _from_hf(dd, *, name: str, variant: str, kind: str, source: str, nonfinite_r
     for split_name, fields in per_split.items():
         extra = {k: fields.pop(f"labels_{k}") for k in EXTRA_LABEL_KEYS if f"labels_{k}" in fields}
         splits[split_name] = Split(name=split_name, extra_labels=extra, **fields)
+    if "train" in splits:  # aligned or not from the arrays, not from what the folder says it is
+        t = splits["train"]
+        registry.check_shapes(name, variant, (t.text_mask.shape[1], t.audio.shape[1], t.vision.shape[1]),
+                              t.text_features is not None, source)
     return Dataset(name=name, variant=variant, kind=kind, splits=splits, source=source,
                    nonfinite_replaced=nonfinite_replaced)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from msabench.data import registry
 from msabench.data.core import SPLITS, Dataset, Split, kind_of
 from msabench.errors import MsabenchError
 
@@ -159,29 +160,11 @@ def from_dict(raw, name: str, variant: str, source: str, text: str = "both") -> 
             raise MsabenchError(f"{source}: split '{s}' is missing (keys present: {', '.join(sorted(map(str, raw)))})")
         splits[s], n = split_from_dict(raw[s], s, f"{source}, split {s}", text=text)
         replaced += n
-    _check_alignment(splits["train"], variant, source)
+    train = splits["train"]
+    registry.check_shapes(name, variant, (train.text_mask.shape[1], train.audio.shape[1], train.vision.shape[1]),
+                          train.text_features is not None, source)
     return Dataset(name=name, variant=variant, kind=kind_of(name), splits=splits,
                    source=source, nonfinite_replaced=replaced)
-
-
-VARIANT_FILES = ("aligned_50", "unaligned_50", "unaligned_39")
-
-
-def _check_alignment(split: Split, variant: str, source: str) -> None:
-    """An aligned file read for an unaligned protocol (or the reverse) would be scored under the wrong name."""
-    lengths = (split.text_mask.shape[1], split.audio.shape[1], split.vision.shape[1])
-    aligned = lengths[0] == lengths[1] == lengths[2]
-    if variant.startswith("aligned") and not aligned:
-        raise MsabenchError(f"{source}: the protocol needs {variant} (audio and vision aligned to the text), but this "
-                            f"file's text/audio/vision lengths are {lengths[0]}/{lengths[1]}/{lengths[2]}: an unaligned "
-                            "file; use a protocol for its variant")
-    if variant.endswith("_features") and split.text_features is None:
-        raise MsabenchError(f"{source}: the protocol needs {variant}, with MMSA's token features (key 'text'), but "
-                            "this file has token ids only; use a protocol for its variant")
-    stem = Path(source).stem  # MMSA names its files after their variant
-    if stem in VARIANT_FILES and stem != variant.removesuffix("_features") and aligned == stem.startswith("aligned"):
-        raise MsabenchError(f"{source}: the protocol needs {variant}, but this is MMSA's {stem} file (text/audio/vision "
-                            f"lengths {lengths[0]}/{lengths[1]}/{lengths[2]}); use a protocol for {stem}")
 
 
 def load(path: str | Path, name: str, variant: str, text: str = "both") -> Dataset:

@@ -115,13 +115,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from msabench.data import registry
 from msabench.data.core import CLS_ID, PAD_ID, SEP_ID, Dataset
 from msabench.errors import MsabenchError
 
 NAME = "synth-mosi"
 SIMS_NAME = "synth-sims"
-DEFAULT_SIZES = (1284, 229, 686)
-SIMS_SIZES = (1368, 456, 457)  # CH-SIMS's train / valid / test
+DEFAULT_SIZES = registry.DATASETS["synth-mosi"].sizes  # MOSI's train / valid / test
+SIMS_SIZES = registry.DATASETS["synth-sims"].sizes  # CH-SIMS's
 LABELS = ("mosi", "sims")  # label layouts: MOSI's [-3, 3], CH-SIMS's [-1, 1] with T/A/V labels
 GENERATED = {NAME: {}, SIMS_NAME: {"labels": "sims", "sizes": SIMS_SIZES}}  # name -> its make_raw arguments
 _SPLITS = ("train", "valid", "test")

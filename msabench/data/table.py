@@ -80,12 +80,12 @@ from pathlib import Path
 
 import numpy as np
 
-from msabench.data import pretrained
+from msabench.data import pretrained, registry
 from msabench.data.core import CLS_ID, PAD_ID, SEP_ID, SPLITS, UNK_ID, Dataset, Split
 from msabench.errors import MsabenchError
 
 SUFFIXES = (".npz", ".parquet")
-TEXT_CHOICES = ("features", "tokens", "words", "states")
+TEXT_CHOICES = registry.DATASETS["mosi-utt"].variant_names  # features, tokens, words, states
 FIRST_WORD_ID = 103
 VOCAB_LIMIT = 30522  # the bundled models' embedding size (bert-base-uncased)
 WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
@@ -119,9 +119,9 @@ class TableSpec:
 # utt: any user's table in this format with a `split` column and labels in [-3, 3]; write a protocol
 # with dataset = "utt" and pass the table with --data.
 REGISTRY = {
-    "mosi-utt": TableSpec(name="mosi-utt", kind="mosi", split_column="split_bclstm", valid_fraction=0.15,
+    "mosi-utt": TableSpec(name="mosi-utt", kind=registry.kind("mosi-utt"), split_column="split_bclstm", valid_fraction=0.15,
                           valid_seed=0, filename="mosi-utterance.npz"),
-    "utt": TableSpec(name="utt", kind="mosi", split_column="split", valid_fraction=0.15, valid_seed=0),
+    "utt": TableSpec(name="utt", kind=registry.kind("utt"), split_column="split", valid_fraction=0.15, valid_seed=0),
 }
 VARIANTS = {name: TEXT_CHOICES for name in REGISTRY}
 OBTAIN = {"mosi-utt": "mosi-utterance.npz holds the bc-LSTM utterance-level CMU-MOSI features (Poria et al., "
