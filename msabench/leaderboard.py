@@ -405,6 +405,36 @@ def published_section(protocol: protocols.Protocol, entries: list) -> str:
         published.table(entries, metrics.METRICS[protocol.metric_kind]), ""])
 
 
+def against_code(grouped: dict[str, list[Entry]], results_dir) -> tuple[dict[str, list[Entry]], list[str]]:
+    """Entries checked against today's models (`runs.check`): stale ones (a bundled model's VERSION or a
+    file's bytes differ) are left out, like results of another protocol version; the rest are ranked, and
+    how many were made by code that has changed since is said, with the command that checks them."""
+    from msabench import runs
+
+    state = {(s.protocol, s.model): s for s in runs.check(results_dir)}
+    kept, stale, changed, old = {}, [], 0, 0
+    for name, entries in grouped.items():
+        for e in entries:
+            s = state.get((name, e.model))
+            if s is not None and s.state == runs.STALE:
+                stale.append(f"{md_escape(e.model)} on {name}")
+                continue
+            changed += len(e.units) if s is not None and s.state == runs.CHANGED else 0
+            old += len(e.units) if s is not None and s.state == runs.OLD else 0
+            kept.setdefault(name, []).append(e)
+    lines = []
+    if stale:
+        lines += ["Left out (stale: the model's declared VERSION, its options or its file differ from today's, so "
+                  "`msabench run` would re-run them): " + "; ".join(stale), ""]
+    total = sum(len(e.units) for entries in kept.values() for e in entries)
+    if changed or old:
+        lines += [f"{changed + old} of {total} results were made by code that differs from today's (a refactor "
+                  "keeps a model's identity; `msabench runs --results RESULTS --rerun` re-runs one seed of each and "
+                  "says whether its predictions moved)" + (f"; {old} predate model identities (`msabench runs "
+                                                          "--upgrade`)" if old else "") + ".", ""]
+    return kept, lines
+
+
 def write(results_dir: str | Path, out_dir: str | Path, command: str = "", settings: Settings = Settings(),
           published_entries: list | None = None, data: tuple[str, ...] = ()) -> Path:
     """Write README.md (+ figures), results.csv and results.json for every protocol found, with the
@@ -429,6 +459,8 @@ def write(results_dir: str | Path, out_dir: str | Path, command: str = "", setti
         parts += ["Left out (made under another version of the protocol file than the shipped one; their "
                   "protocol fingerprint differs): " + "; ".join(f"{name}: {n} result(s)" for name, n in stale.items()),
                   ""]
+    grouped, drift = against_code(grouped, results_dir)
+    parts += drift
     for dataset in dict.fromkeys(p.dataset for name, p in loaded.items() if name in grouped or name in reported):
         parts += [f"## {DATA_TITLES.get(dataset, dataset)}", ""]
         for proto_name in [*grouped, *[n for n in reported if n not in grouped]]:
