@@ -1,12 +1,13 @@
 # Two entry points, each doing all the set-up from a fresh clone:
 #   make run    venv + install + msabench run on the embedded synthetic data
 #   make test   venv + install + the test suite (what CI runs)
+# and, for CI and writers: make docs (the documentation site from docs/, mkdocs build --strict, into site/)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.msabench-installed
 
-.PHONY: run test bench calibration leaderboard
+.PHONY: run test docs bench calibration leaderboard
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +25,11 @@ TEST_WORKERS ?= 2
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope
+
+# The site from docs/ (mkdocs.yml): --strict fails on a broken link or anchor, or a page left out of nav.
+# tests/test_docs.py runs the pages' shell and Python blocks.
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --quiet
 
 bench: $(STAMP)
 	$(PY) benchmarks/harness.py
