@@ -62,7 +62,7 @@ class Options:
     lr: float = 1e-3
     batch_size: int = 64
     patience: int = 6
-    augment: bool = True  # LNLN-style missing augmentation during training
+    augment: bool = True  # joint missing augmentation during training (training.augmentation)
     input_noise: float = 0.0  # std of Gaussian noise on observed input features in training (0: off)
     bert_lr: float = 5e-5  # learning rate of the BERT parameters (text_encoder=bert), as MMSA
     text_input: str = "auto"  # "auto", "ids" or "features": what the text encoder reads

@@ -55,7 +55,7 @@ class Recipe:
     weight_decay: float = 1e-4
     warmup: float = 0.1  # fraction of all steps
     patience: int = 6  # epochs without a better valid MAE before stopping
-    augment: bool = True  # LNLN-style missing augmentation
+    augment: bool = True  # joint missing augmentation (`augmentation`)
     complete_fraction: float = 0.5  # share of training samples left complete
     grad_clip: float = 1.0
     input_noise: float = 0.0  # std of Gaussian noise on observed float input features in training; 0: off
@@ -85,7 +85,9 @@ def tensors(batch: Batch, dtype: torch.dtype = torch.float32, device: str | torc
 
 
 def augmentation(split: Split, seed: int, complete_fraction: float) -> masking.Observed:
-    """LNLN-style corruption of a whole split: r ~ U[0, 1) per sample and modality, some samples complete."""
+    """Missing augmentation of a whole split: r ~ U[0, 1) per sample and modality, and a `complete_fraction` of
+    the samples complete in all three modalities at once. LNLN's released code draws completeness per
+    modality instead; this joint form is msabench's shared recipe, not LNLN's."""
     rng = np.random.default_rng(seed)
     n = len(split)
     rates = rng.uniform(0.0, 1.0, size=(n, len(MODALITIES)))
@@ -158,9 +160,10 @@ TEST_SELECTION_MASK_SEED = 1111  # ... with masks drawn by np.random.seed(1111) 
 class TestSelection:
     """LNLN's checkpoint selection, reproduced to be measured, never to be used for a claim.
 
-    LNLN's code keeps, for EACH metric, the weights of the epoch where that metric was best
-    on the TEST split at r = 0.5 (all modalities; masks from seed 1111, MMSA's draw), and
-    reports each metric from its own checkpoint: a protocol flaw (FIELD.md section 2).
+    LNLN's code keeps the weights of the epoch where a metric was best on the TEST split at
+    r = 0.5 (all modalities; masks from seed 1111, MMSA's draw): a protocol flaw. It takes F1
+    from the Acc-2 checkpoint and Corr from the MAE one; this class picks every metric on its
+    own checkpoint, which overstates the flaw for F1 and Corr (to be aligned with LNLN's code).
     Watching changes nothing in training: the stopping rule and the trajectory are those of
     the valid-selected run (evaluation draws no random numbers), so the two differ only in
     which epoch's weights are kept. Ties keep the earlier epoch.

@@ -46,7 +46,7 @@ Our own choices:
   the hyper-modality tokens, then FFN (a Transformer decoder layer). The self-attention is ours:
   with cross-attention alone the [CLS] token would never read the language tokens.
 - Loss: the shared recipe's L1 on the corrupted view only (no auxiliary losses, as the paper);
-  shared recipe and defaults (LNLN-style augmentation, AdamW lr 1e-3, warm-up + cosine, selection on
+  shared recipe and defaults (joint missing augmentation, AdamW lr 1e-3, warm-up + cosine, selection on
   validation MAE), not the paper's schedule, except `epochs` = 22 (shared default 30): an epoch costs
   about as much as a firf epoch, and 22 epochs keep one seed on default synth-mosi within firf's time.
 - Utterance-level (length-1) inputs: the learnable tokens attend over one position; nothing else

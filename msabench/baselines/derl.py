@@ -1,7 +1,7 @@
 """`derl`: Disentangled Expert Representation Learning (a Mixture of Disentangled Experts).
 
 Re-implementation of DERL, arXiv 2602.01833 (2026), from its abstract only (no code or
-full text is public; see FIELD.md section 5). The abstract says: hybrid experts
+full text was public when it was written). The abstract says: hybrid experts
 disentangle the inputs into orthogonal private and shared spaces; a multi-level
 reconstruction strategy supervises them; the disentangled features act as modality
 experts with distinct roles in an importance-aware fusion. Everything else here is our

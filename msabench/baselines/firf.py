@@ -1,7 +1,7 @@
 """`firf`: Factorization-based Information Reconstruction for incomplete MSA (a re-implementation).
 
-Reference: FIRF, IEEE Signal Processing Letters, vol. 32, pp. 1376-1380, 2025. Only the abstract is public
-(see FIELD.md section 5); no code. A closely related abstract of the same design ("homogeneous /
+Reference: FIRF, IEEE Signal Processing Letters, vol. 32, pp. 1376-1380, 2025. Only the abstract is public;
+no code. A closely related abstract of the same design ("homogeneous /
 heterogeneous / noisy factorization" + "distribution-aligned self-distillation with bidirectional knowledge
 transfer") is FSRF, arXiv:2510.16086 (ICME 2025); nothing below is taken from either paper beyond the
 abstracts.
