@@ -117,13 +117,13 @@ def cmd_train(args) -> int:
 
 
 def cmd_leaderboard(args) -> int:
-    from msabench import leaderboard
+    from msabench import board, leaderboard
 
     paths.input_dir(args.results, "--results")
     paths.output_dir(args.out, "--out")
     _check_resampling(args)
-    settings = leaderboard.Settings(n_resamples=args.resamples, seed=args.bootstrap_seed, figures=not args.no_figures,
-                                    allow_test_selection=args.allow_test_selection)
+    settings = board.Settings(n_resamples=args.resamples, seed=args.bootstrap_seed, figures=not args.no_figures,
+                             allow_test_selection=args.allow_test_selection)
     path = leaderboard.write(args.results, args.out, command=args.command_line or "", settings=settings,
                              data=_label_data(args))
     print(f"wrote {path} (+ results.csv, results.json{'' if args.no_figures else ', figures'})")

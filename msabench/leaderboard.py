@@ -1,13 +1,13 @@
 """Leaderboards from stored results: no re-running, every number recomputed from result files.
 
-Per protocol: models ranked by the primary metric's mean over conditions, each metric as
+Per protocol: models board.ranked by the primary metric's mean over conditions, each metric as
 mean ± std over seeds, the best value of each column in bold, and every model compared
-with the first-ranked one by the paired test of `msabench.stats` (Holm over the
+with the first-board.ranked one by the paired test of `msabench.stats` (Holm over the
 comparisons), so a reader sees which gaps are real: "worse" only when significantly
 worse, "not shown different" otherwise (which is not "equal": the minimum detectable
 difference says how large a gap could hide). Ranking and tests use the same seeds, those
 every model of the section shares; a model with only some of the protocol's seeds (its runs
-not finished) is named under the section, not ranked. Then a per-condition table, a
+not finished) is named under the section, not board.ranked. Then a per-condition table, a
 robustness curve (metric per condition with 95% bands), the mean rank over conditions (descriptive only:
 conditions share one test set and one set of trained models, so they are not the
 independent blocks a Friedman/Nemenyi test needs), and, for bundled models run with
@@ -23,14 +23,12 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from tabulate import tabulate
 
-from msabench import compare, metrics, paths, plots, protocols, results, stats, verdicts
-from msabench.errors import MsabenchError
+from msabench import board, compare, metrics, paths, plots, protocols, results, stats, verdicts
 from msabench.report import seed_stats
 
 DATA_TITLES = {
@@ -43,159 +41,32 @@ DATA_TITLES = {
 }
 
 
-@dataclass(frozen=True)
-class Settings:
-    """How much resampling the significance marks use."""
-
-    n_resamples: int = 10_000
-    curve_resamples: int = 2_000
-    seed: int = 0
-    alpha: float = 0.05
-    figures: bool = True
-    allow_test_selection: bool = False  # show results whose checkpoints were chosen on the test split
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One (protocol, model) with all its seeds."""
-
-    protocol: str
-    model: str
-    units: tuple[results.UnitResult, ...]
-
-    @property
-    def seeds(self) -> list[int]:
-        return [u.seed for u in self.units]
-
-    def on_seeds(self, seeds: list[int]) -> "Entry":
-        """The same entry restricted to `seeds` (ranking and tests must see the same runs)."""
-        return Entry(self.protocol, self.model, tuple(u for u in self.units if u.seed in seeds))
-
-    @property
-    def selects_on_test(self) -> bool:
-        return any(u.manifest.get("selects_on_test") for u in self.units)
-
-    @property
-    def shown(self) -> str:
-        """The model's name as a table cell; test-selected results carry the flaw in their name."""
-        return md_escape(self.model) + (" (checkpoints selected on TEST)" if self.selects_on_test else "")
-
-    def aggregate(self, metric: str, agg: str = "mean") -> tuple[float, float]:
-        return seed_stats([u.metrics["aggregate"][agg][metric] for u in self.units])
-
-    def condition(self, metric: str, cond: str) -> tuple[float, float]:
-        return seed_stats([u.metrics["conditions"][cond][metric] for u in self.units])
-
-
-def collect(results_dir: str | Path, data: tuple[str, ...] = ()) -> dict[str, list[Entry]]:
-    """Entries per protocol from a results folder (`data`: where labels not stored with it are read)."""
-    folders = results.find_units(results_dir)
-    if not folders:
-        raise MsabenchError(f"no finished results under {results_dir}; run `msabench run` first")
-    grouped: dict[tuple[str, str], list[results.UnitResult]] = {}
-    units = [results.read_unit(f, data) for f in folders]  # metrics recomputed from predictions and labels
-    results.check_labels(units, data)
-    for u in units:
-        grouped.setdefault((u.protocol, u.model), []).append(u)
-    out: dict[str, list[Entry]] = {}
-    for (proto, model), units in sorted(grouped.items()):
-        out.setdefault(proto, []).append(Entry(proto, model, tuple(sorted(units, key=lambda u: u.seed))))
-    return out
-
-
-def current_only(grouped: dict[str, list[Entry]], loaded: dict[str, protocols.Protocol]):
-    """Keep the units made under the protocol as shipped now; count the others per protocol."""
-    kept, stale = {}, {}
-    for name, entries in grouped.items():
-        fp = loaded[name].fingerprint
-        for e in entries:
-            units = tuple(u for u in e.units if u.manifest.get("protocol_fingerprint") == fp)
-            if len(units) < len(e.units):
-                stale[name] = stale.get(name, 0) + len(e.units) - len(units)
-            if units:
-                kept.setdefault(name, []).append(replace(e, units=units))
-    return kept, stale
-
-
-def refuse_test_selected(grouped: dict[str, list[Entry]], results_dir) -> None:
-    for name, entries in grouped.items():
-        for e in entries:
-            if e.selects_on_test:
-                raise MsabenchError(
-                    f"{results_dir}: {e.model} on {name} chose its checkpoints on the test split (selection="
-                    "test-per-metric, a protocol flaw reproduced to measure it); the leaderboard refuses it: "
-                    "move it out of the results folder or pass --allow-test-selection")
-
-
 def _fmt(mean: float, std: float, digits: int = 4) -> str:
     if not math.isfinite(mean):
         return "nan"
     return f"{mean:.{digits}f}" if not math.isfinite(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def shown(e: board.Entry) -> str:
+    """The model's name as a table cell; test-selected results carry the flaw in their name."""
+    return md_escape(e.model) + (" (checkpoints selected on TEST)" if e.selects_on_test else "")
+
+
 def md_escape(name: str) -> str:
     return "".join("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>" else ch for ch in name)
-
-
-def ranked(entries: list[Entry], primary: str) -> list[Entry]:
-    """Best first on the primary metric's mean over conditions; undefined values last."""
-    def key(e: Entry):
-        mean = e.aggregate(primary)[0]
-        if not math.isfinite(mean):
-            return (1, 0.0, e.model)
-        return (0, mean if primary in metrics.LOWER_IS_BETTER else -mean, e.model)
-
-    return sorted(entries, key=key)
-
-
-def complete(protocol: protocols.Protocol, entries: list[Entry]) -> tuple[list[Entry], list[Entry]]:
-    """Split entries into those with every seed the protocol names and the rest (runs not finished).
-
-    One entry short of seeds would otherwise shrink the seeds every model shares, and with them
-    every test of the section, to its own. When no entry has all the protocol's seeds (a user ran
-    fewer seeds for every model), nothing is left out and the shared seeds decide, as before.
-    """
-    want = set(protocol.seeds)
-    done = [e for e in entries if want <= set(e.seeds)]
-    if not done:
-        return list(entries), []
-    return done, [e for e in entries if not want <= set(e.seeds)]
 
 
 def _seed_list(seeds) -> str:
     return ", ".join(map(str, seeds))
 
 
-def shared_seeds(entries: list[Entry]) -> list[int]:
-    """The seeds every entry has: the runs a ranking and its tests can both use."""
-    common = set(entries[0].seeds) if entries else set()
-    for e in entries[1:]:
-        common &= set(e.seeds)
-    return sorted(common)
-
-
-def judge(protocol: protocols.Protocol, full: list[Entry], settings: Settings) -> verdicts.Board | None:
-    """The board's verdicts on the primary metric: every model against every other, on the shared seeds."""
-    if len(full) < 2:
-        return None
-    ids = None
-    preds = {}
-    for e in full:
-        ids_e, pred, labels, seeds, _ = compare.stack(list(e.units), ids)
-        if ids is None:
-            ids, first_labels, first_seeds = ids_e, labels, seeds
-        preds[e.model] = pred
-    return verdicts.judge(protocol.name, protocol.metric_kind, protocol.primary_metric, preds, first_labels,
-                          first_seeds, alpha=settings.alpha, n_resamples=settings.n_resamples, seed=settings.seed)
-
-
-def summary(board: verdicts.Board, shown: dict[str, str]) -> str:
+def summary(judged: verdicts.Board, shown: dict[str, str]) -> str:
     """One sentence computed from the verdicts: the set not shown worse than the best, and the rest."""
-    kept = [shown[m] for m in board.kept]
-    worse = [shown[r.model] for r in board.rows if r.verdict == verdicts.WORSE]
-    mdes = [r.mde for r in board.rows if math.isfinite(r.mde)]
-    text = (f"{len(kept)} of {len(board.rows)} models {'is' if len(kept) == 1 else 'are'} not shown worse than the "
-            f"best on {board.metric}: {', '.join(kept)}")
+    kept = [shown[m] for m in judged.kept]
+    worse = [shown[r.model] for r in judged.rows if r.verdict == verdicts.WORSE]
+    mdes = [r.mde for r in judged.rows if math.isfinite(r.mde)]
+    text = (f"{len(kept)} of {len(judged.rows)} models {'is' if len(kept) == 1 else 'are'} not shown worse than the "
+            f"best on {judged.metric}: {', '.join(kept)}")
     text += f"; worse: {', '.join(worse)}" if worse else "; no model is shown worse"
     if mdes:
         text += (f". Median smallest gap to a rival this board detects with 80% power (MDE): "
@@ -203,7 +74,7 @@ def summary(board: verdicts.Board, shown: dict[str, str]) -> str:
     return text + "."
 
 
-def _best_values(entries: list[Entry], names: tuple[str, ...], agg: str = "mean") -> dict[str, float]:
+def _best_values(entries: list[board.Entry], names: tuple[str, ...], agg: str = "mean") -> dict[str, float]:
     best = {}
     for m in names:
         vals = [e.aggregate(m, agg)[0] for e in entries if math.isfinite(e.aggregate(m, agg)[0])]
@@ -212,23 +83,23 @@ def _best_values(entries: list[Entry], names: tuple[str, ...], agg: str = "mean"
     return best
 
 
-def _cell(e: Entry, m: str, best: dict[str, float], agg: str = "mean") -> str:
+def _cell(e: board.Entry, m: str, best: dict[str, float], agg: str = "mean") -> str:
     text = _fmt(*e.aggregate(m, agg))
     return f"**{text}**" if m in best and e.aggregate(m, agg)[0] == best[m] else text
 
 
-def protocol_section(protocol: protocols.Protocol, entries: list[Entry], out_dir: Path | None = None,
-                     settings: Settings = Settings(), boards: dict | None = None) -> str:
+def protocol_section(protocol: protocols.Protocol, entries: list[board.Entry], out_dir: Path | None = None,
+                     settings: board.Settings = board.DEFAULT_SETTINGS, boards: dict | None = None) -> str:
     """The protocol's markdown; its verdicts are also put in `boards` (by protocol name) when given."""
     names = metrics.METRICS[protocol.metric_kind]
     primary = protocol.primary_metric
-    everything, unfinished = complete(protocol, [e for e in entries if not is_ablation(e.model)])
-    seeds = shared_seeds(everything)
-    full = ranked([e.on_seeds(seeds) for e in everything] if seeds else everything, primary)
-    board = judge(protocol, full, settings) if seeds else None
-    vs = {r.model: r for r in board.rows} if board else {}
-    if boards is not None and board is not None:
-        boards[protocol.name] = board
+    everything, unfinished = board.complete(protocol, [e for e in entries if not board.is_ablation(e.model)])
+    seeds = board.shared_seeds(everything)
+    full = board.ranked([e.on_seeds(seeds) for e in everything] if seeds else everything, primary)
+    judged = board.judge(protocol, full, settings) if seeds else None
+    vs = {r.model: r for r in judged.rows} if judged else {}
+    if boards is not None and judged is not None:
+        boards[protocol.name] = judged
     dropped = sorted({f"{md_escape(e.model)} seed {s}" for e in everything for s in e.seeds if s not in seeds})
     scope = (f"on the {len(seeds)} seeds every model shares ({_seed_list(seeds)})" if seeds
              else "on each model's own seeds (no seed is shared by all, so no test is made)")
@@ -239,13 +110,13 @@ def protocol_section(protocol: protocols.Protocol, entries: list[Entry], out_dir
                 + ", ".join(f"{md_escape(e.model)} (seed{'s' * (len(e.seeds) > 1)} {_seed_list(e.seeds)})"
                             for e in unfinished) if unfinished else "")
              + ". Each cell is mean ± std over seeds, the best of each column in bold. The verdict asks whether a "
-             f"model is worse than the best on {primary}, every model tested against every other ({board.method if board else 'no test'}): "
+             f"model is worse than the best on {primary}, every model tested against every other ({judged.method if judged else 'no test'}): "
              "\"worse\" when shown worse than some model; \"not shown worse\" is not \"as good\": MDE is the smallest "
              "gap to its rival the test detects with 80% power. The interval is the difference from the rival (the model "
              "that beats it most clearly) at the level that decides the verdict: below 0 (above 0 for MAE) exactly when "
              f"the verdict is \"worse\". Protocol fingerprint `{protocol.fingerprint[:12]}`.", ""]
-    if board:
-        lines += [summary(board, {e.model: e.shown for e in full}), ""]
+    if judged:
+        lines += [summary(judged, {e.model: shown(e) for e in full}), ""]
     best = _best_values(full, names)
     rows = []
     for rank, e in enumerate(full, 1):
@@ -255,7 +126,7 @@ def protocol_section(protocol: protocols.Protocol, entries: list[Entry], out_dir
         else:
             diff = f"{v.diff:+.4f} [{v.ci[0]:+.4f}, {v.ci[1]:+.4f}] vs {md_escape(v.rival)}"
             level, p, mde, mark = f"{100 * (1 - v.level):.4g}%", compare.format_p(v.p_adj), f"{v.mde:.4f}", v.verdict
-        rows.append([rank, e.shown, len(e.seeds), *[_cell(e, m, best) for m in names], diff, level, p, mde, mark])
+        rows.append([rank, shown(e), len(e.seeds), *[_cell(e, m, best) for m in names], diff, level, p, mde, mark])
     lines.append(tabulate(rows, headers=["#", "model", "seeds", *names, f"Δ {primary} vs rival [interval]", "coverage",
                                          "p (closed test)", "MDE", "verdict"], tablefmt="github", disable_numparse=True))
     if any(e.selects_on_test for e in full):
@@ -264,10 +135,10 @@ def protocol_section(protocol: protocols.Protocol, entries: list[Entry], out_dir
                   "split); they are shown because the leaderboard was asked to (--allow-test-selection)."]
     if "area" in protocol.aggregation:
         best_area = _best_values(full, names, "area")
-        rows = [[e.shown] + [_cell(e, m, best_area, "area") for m in names] for e in full]
+        rows = [[shown(e)] + [_cell(e, m, best_area, "area") for m in names] for e in full]
         lines += ["", "Area over rates (trapezoid, unnormalised):", "",
                   tabulate(rows, headers=["model", *names], tablefmt="github", disable_numparse=True)]
-    rows = [[e.shown] + [_fmt(*e.condition(primary, c.name), digits=3) for c in protocol.conditions]
+    rows = [[shown(e)] + [_fmt(*e.condition(primary, c.name), digits=3) for c in protocol.conditions]
             for e in full]
     lines += ["", f"{primary} per condition:", "",
               tabulate(rows, headers=["model", *[c.name for c in protocol.conditions]], tablefmt="github",
@@ -285,7 +156,7 @@ def protocol_section(protocol: protocols.Protocol, entries: list[Entry], out_dir
     return "\n".join(lines) + "\n"
 
 
-def robustness_figure(protocol: protocols.Protocol, full: list[Entry], out_dir: Path, settings: Settings) -> Path:
+def robustness_figure(protocol: protocols.Protocol, full: list[board.Entry], out_dir: Path, settings: board.Settings) -> Path:
     """The primary metric per condition, one line per model, 95% bands from the same bootstrap."""
     primary = protocol.primary_metric
     series = {}
@@ -302,7 +173,7 @@ def robustness_figure(protocol: protocols.Protocol, full: list[Entry], out_dir: 
                                   [c.name for c in protocol.conditions], series)
 
 
-def rank_section(protocol: protocols.Protocol, full: list[Entry]) -> str:
+def rank_section(protocol: protocols.Protocol, full: list[board.Entry]) -> str:
     """Mean rank over conditions by the primary metric: a description, never a test.
 
     Conditions share one test set and one set of trained models, so they are not the
@@ -320,24 +191,15 @@ def rank_section(protocol: protocols.Protocol, full: list[Entry]) -> str:
     order = sorted(zip(full, ranks), key=lambda er: er[1])
     return (f"Mean rank over the {len(protocol.conditions)} conditions by {primary} (descriptive only: the conditions "
             "share one test set and the same trained models, so they are not independent blocks and no test is "
-            "made): " + ", ".join(f"{e.shown} {r:.2f}" for e, r in order) + ".")
+            "made): " + ", ".join(f"{shown(e)} {r:.2f}" for e, r in order) + ".")
 
 
-def is_ablation(model: str) -> bool:
-    """`prlf[amre=False]`: a component switched off (`--ablate`), shown against its full model; a model
-    with other options (`prlf[text_encoder=minilm]`) is a model of its own, ranked with the rest."""
-    if not model.endswith("]") or "[" not in model:
-        return False
-    options = model[model.index("[") + 1:-1].split(",")
-    return all(o.partition("=")[2] == "False" for o in options)
-
-
-def ablation_table(protocol: protocols.Protocol, entries: list[Entry]) -> str:
+def ablation_table(protocol: protocols.Protocol, entries: list[board.Entry]) -> str:
     primary = protocol.primary_metric
     by_name = {e.model: e for e in entries}
     rows = []
     for e in entries:
-        if not is_ablation(e.model):
+        if not board.is_ablation(e.model):
             continue
         base = by_name.get(e.model.split("[")[0])
         if base is None:
@@ -354,37 +216,6 @@ def ablation_table(protocol: protocols.Protocol, entries: list[Entry]) -> str:
         return ""
     return tabulate(rows, headers=["variant", "seeds", "full model", "variant", "Δ"], tablefmt="github",
                     disable_numparse=True)
-
-
-def records(grouped: dict[str, list[Entry]]) -> list[dict]:
-    out = []
-    for proto, entries in grouped.items():
-        for e in entries:
-            for u in e.units:
-                m = u.manifest
-                for agg, values in u.metrics["aggregate"].items():
-                    out.append({"protocol": proto, "model": e.model, "seed": u.seed, "condition": f"<{agg}>",
-                                **values, **{k: m[k] for k in results.IDENTITY if k != "seed"}})
-                for cond, values in u.metrics["conditions"].items():
-                    out.append({"protocol": proto, "model": e.model, "seed": u.seed, "condition": cond,
-                                **values, **{k: m[k] for k in results.IDENTITY if k != "seed"}})
-    return out
-
-
-RESULTS_VERSION = 2  # results.json: {"version", "results": per-seed rows, "verdicts": per-model rows}
-
-
-def verdict_records(boards: dict[str, verdicts.Board]) -> list[dict]:
-    """One row per (protocol, model): the significance results behind each board's verdicts."""
-    out = []
-    for name, board in boards.items():
-        for r in board.rows:
-            out.append({"protocol": name, "metric": board.metric, "rank": r.rank, "model": r.model, "value": r.value,
-                        "seeds": " ".join(map(str, board.seeds)), "verdict": r.verdict, "rival": r.rival,
-                        "diff": r.diff, "ci_low": r.ci[0], "ci_high": r.ci[1], "coverage": 1.0 - r.level,
-                        "p_closed_test": r.p_adj, "mde": r.mde, "df": r.df, "alpha": board.alpha,
-                        "method": board.method})
-    return out
 
 
 def _write(path: Path, text: str) -> None:
@@ -405,7 +236,7 @@ def published_section(protocol: protocols.Protocol, entries: list) -> str:
         published.table(entries, metrics.METRICS[protocol.metric_kind]), ""])
 
 
-def against_code(grouped: dict[str, list[Entry]], results_dir) -> tuple[dict[str, list[Entry]], list[str]]:
+def against_code(grouped: dict[str, list[board.Entry]], results_dir) -> tuple[dict[str, list[board.Entry]], list[str]]:
     """Entries checked against today's models (`runs.check`): stale ones (a bundled model's VERSION or a
     file's bytes differ) are left out, like results of another protocol version; the rest are ranked, and
     how many were made by code that has changed since is said, with the command that checks them."""
@@ -435,15 +266,15 @@ def against_code(grouped: dict[str, list[Entry]], results_dir) -> tuple[dict[str
     return kept, lines
 
 
-def write(results_dir: str | Path, out_dir: str | Path, command: str = "", settings: Settings = Settings(),
+def write(results_dir: str | Path, out_dir: str | Path, command: str = "", settings: board.Settings = board.DEFAULT_SETTINGS,
           published_entries: list | None = None, data: tuple[str, ...] = ()) -> Path:
     """Write README.md (+ figures), results.csv and results.json for every protocol found, with the
     registry's published numbers (`published_entries`, default: the shipped registry) under each protocol."""
     from msabench import published
 
-    grouped = collect(results_dir, data)
+    grouped = board.collect(results_dir, data)
     if not settings.allow_test_selection:
-        refuse_test_selected(grouped, results_dir)
+        board.refuse_test_selected(grouped, results_dir)
     reported: dict[str, list] = {}
     for e in published.load() if published_entries is None else published_entries:
         reported.setdefault(e.protocol, []).append(e)
@@ -454,8 +285,8 @@ def write(results_dir: str | Path, out_dir: str | Path, command: str = "", setti
              *([f"Produced by: `{command}`", ""] if command else [""])]
     loaded = {name: protocols.load(name) for name in [*grouped, *reported]}
     boards: dict[str, verdicts.Board] = {}
-    grouped, stale = current_only(grouped, loaded)
-    if stale:  # results of another version of a protocol file are never ranked with this version's
+    grouped, stale = board.current_only(grouped, loaded)
+    if stale:  # results of another version of a protocol file are never board.ranked with this version's
         parts += ["Left out (made under another version of the protocol file than the shipped one; their "
                   "protocol fingerprint differs): " + "; ".join(f"{name}: {n} result(s)" for name, n in stale.items()),
                   ""]
@@ -473,20 +304,20 @@ def write(results_dir: str | Path, out_dir: str | Path, command: str = "", setti
                           "No measured results in this leaderboard (the data files are not in the repository).", ""]
             if proto_name in reported:
                 parts.append(published_section(loaded[proto_name], reported[proto_name]))
-    rows = records(grouped)
+    rows = board.records(grouped)
     buf = io.StringIO()
     keys = list(dict.fromkeys(k for r in rows for k in r))
     writer = csv.DictWriter(buf, fieldnames=keys)
     writer.writeheader()
     writer.writerows(rows)
     _write(out / "results.csv", buf.getvalue())
-    judged = verdict_records(boards)
+    judged = board.verdict_records(boards)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(judged[0]) if judged else ["protocol"])
     writer.writeheader()
     writer.writerows(judged)
     _write(out / "verdicts.csv", buf.getvalue())
-    body = {"version": RESULTS_VERSION, "results": [results.jsonable(r) for r in rows],
+    body = {"version": board.RESULTS_VERSION, "results": [results.jsonable(r) for r in rows],
             "verdicts": [results.jsonable(r) for r in judged]}
     _write(out / "results.json", json.dumps(body, indent=1, allow_nan=False))
     _write(out / "README.md", "\n".join(parts))

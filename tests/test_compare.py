@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from msabench import claims, compare, executors, leaderboard, multiplicity, protocols, resampling, stats
+from msabench import board, claims, compare, executors, leaderboard, multiplicity, protocols, resampling, stats
 from msabench.errors import MsabenchError
 
 from conftest import ROOT, small_dataset, write_file
@@ -257,16 +257,16 @@ def test_verify_reported_matches_welch():
 
 
 def test_leaderboard_marks_differences_and_draws_figures(res, tmp_path):
-    settings = leaderboard.Settings(n_resamples=1000, curve_resamples=300)
+    settings = board.Settings(n_resamples=1000, curve_resamples=300)
     path = leaderboard.write(res, tmp_path, settings=settings)
     text = path.read_text()
-    entries = [e for e in leaderboard.collect(res)["synth-intra"] if "[" not in e.model]
-    order = leaderboard.ranked(entries, "Non0_acc_2")
-    board = leaderboard.judge(protocols.load("synth-intra"), order, settings)
-    vs = {r.model: r for r in board.rows}
+    entries = [e for e in board.collect(res)["synth-intra"] if "[" not in e.model]
+    order = board.ranked(entries, "Non0_acc_2")
+    judged = board.judge(protocols.load("synth-intra"), order, settings)
+    vs = {r.model: r for r in judged.rows}
     assert set(vs) == {e.model for e in order}
     # every model against every other, the one-sided p of each pair from the paired test, closed testing over them
-    names = [r.model for r in board.rows]
+    names = [r.model for r in judged.rows]
     by_name = {e.model: e for e in order}
     p_beats = np.full((len(names), len(names)), np.nan)
     for a, i in enumerate(names):
@@ -275,10 +275,10 @@ def test_leaderboard_marks_differences_and_draws_figures(res, tmp_path):
                 continue
             paired = compare.pair_units(list(by_name[j].units), list(by_name[i].units))
             c = stats.paired_bootstrap(paired.a, paired.b, paired.labels, paired.seeds, "mosi", n_resamples=1000,
-                                       priors={"Non0_acc_2": board.pool} if board.pool else None)["Non0_acc_2"]
+                                       priors={"Non0_acc_2": judged.pool} if judged.pool else None)["Non0_acc_2"]
             p_beats[b, a] = c.variance.p_greater(c.diff)
     best = multiplicity.best_set(p_beats, 0.05)
-    for a, r in enumerate(board.rows):
+    for a, r in enumerate(judged.rows):
         assert r.p_adj == pytest.approx(best.p_adj[a], rel=1e-9)
         # the interval decides the verdict, and agrees with the closed test
         assert (r.verdict == "worse") == (r.ci[1] < 0) == (r.p_adj <= 0.05)
@@ -325,7 +325,7 @@ def _fake_units(rng, model, seeds, y, quality):
             manifest={"protocol_fingerprint": p.fingerprint, "dataset_fingerprint": "d", "masks_fingerprint": "m",
                       "submission_sha256": model, "seed": s, "conditions": [c.name for c in p.conditions],
                       "dataset": p.dataset, "split": p.split}))
-    return leaderboard.Entry(p.name, model, tuple(units))
+    return board.Entry(p.name, model, tuple(units))
 
 
 def test_leaderboard_ranks_and_tests_on_the_same_seeds():
@@ -337,10 +337,10 @@ def test_leaderboard_ranks_and_tests_on_the_same_seeds():
     # "lucky" has extra seeds with perfect predictions that lift its all-seed mean above "good"
     lucky = _fake_units(rng, "lucky", [1, 2, 3], y, 1.5)
     extra = _fake_units(rng, "lucky", [4, 5, 6, 7, 8, 9], y, 0.0)
-    lucky = leaderboard.Entry(lucky.protocol, lucky.model, lucky.units + extra.units)
+    lucky = board.Entry(lucky.protocol, lucky.model, lucky.units + extra.units)
     assert lucky.aggregate("Non0_acc_2")[0] > good.aggregate("Non0_acc_2")[0]
     p = protocols.load("synth-inter")
-    text = leaderboard.protocol_section(p, [good, lucky], settings=leaderboard.Settings(n_resamples=500))
+    text = leaderboard.protocol_section(p, [good, lucky], settings=board.Settings(n_resamples=500))
     rows = [line for line in text.splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")]
     assert " good " in rows[0] and " lucky " in rows[1]  # ranked on seeds 1-3, where good is better
     assert rows[1].rstrip(" |").endswith("worse") and "left out: lucky seed 4, lucky seed 5" in text

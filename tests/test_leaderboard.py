@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from msabench import executors, leaderboard, protocols
+from msabench import board, executors, leaderboard, protocols
 from msabench.errors import MsabenchError
 
 from conftest import small_dataset, write_file
@@ -43,9 +43,9 @@ def test_leaderboard_tables_are_recomputed_from_results(results_dir, tmp_path):
         assert written.stat().st_mode & 0o777 == 0o666 & ~umask, written
     assert "### synth-intra" in text and "### synth-inter" in text and "`make leaderboard`" in text
     assert "good\\_model" in text  # markdown-escaped
-    grouped = leaderboard.collect(results_dir)
+    grouped = board.collect(results_dir)
     entries = grouped["synth-intra"]
-    order = [e.model for e in leaderboard.ranked([e for e in entries if "[" not in e.model], "Non0_acc_2")]
+    order = [e.model for e in board.ranked([e for e in entries if "[" not in e.model], "Non0_acc_2")]
     means = [next(e for e in entries if e.model == m).aggregate("Non0_acc_2")[0] for m in order]
     assert means == sorted(means, reverse=True)
     # the mean ± std in the table is the seeds' mean and sample std of the stored aggregates
@@ -62,12 +62,12 @@ def test_leaderboard_tables_are_recomputed_from_results(results_dir, tmp_path):
 def test_ablation_table_pairs_variant_with_full_model(results_dir, tmp_path):
     text = leaderboard.write(results_dir, tmp_path).read_text()
     assert "Ablations" not in text  # options that are not a bare base model pair with nothing
-    grouped = leaderboard.collect(results_dir)
+    grouped = board.collect(results_dir)
     entries = grouped["synth-intra"]
     base = next(e for e in entries if e.model == "text-only[epochs=2]")
     variant = next(e for e in entries if e.model == "text-only[augment=False,epochs=2]")
-    renamed = [leaderboard.Entry(e.protocol, "text-only", e.units) if e is base else e for e in entries]
-    renamed = [leaderboard.Entry(e.protocol, "text-only[augment=False]", e.units) if e is variant else e
+    renamed = [board.Entry(e.protocol, "text-only", e.units) if e is base else e for e in entries]
+    renamed = [board.Entry(e.protocol, "text-only[augment=False]", e.units) if e is variant else e
                for e in renamed]
     table = leaderboard.ablation_table(protocols.load("synth-intra"), renamed)
     delta = np.subtract([u.metrics["aggregate"]["mean"]["Non0_acc_2"] for u in variant.units],
@@ -98,9 +98,9 @@ def test_results_of_another_protocol_version_are_left_out(results_dir, tmp_path)
 
 
 def test_models_with_options_are_ranked_and_ablations_are_not(results_dir, tmp_path):
-    assert leaderboard.is_ablation("prlf[amre=False]") and leaderboard.is_ablation("firf[a=False,b=False]")
-    assert not leaderboard.is_ablation("text-only[text_encoder=minilm]") and not leaderboard.is_ablation("prlf")
-    assert not leaderboard.is_ablation("text-only[augment=False,epochs=2]")  # a switch and a setting: a model
+    assert board.is_ablation("prlf[amre=False]") and board.is_ablation("firf[a=False,b=False]")
+    assert not board.is_ablation("text-only[text_encoder=minilm]") and not board.is_ablation("prlf")
+    assert not board.is_ablation("text-only[augment=False,epochs=2]")  # a switch and a setting: a model
     text = leaderboard.write(results_dir, tmp_path).read_text()
     ranking = next(p for p in text.split("### synth-intra")[1].split("\n\n") if p.startswith("| #"))  # the ranked table
     assert ranking.startswith("| #") and "| text\\-only\\[epochs=2\\] " in ranking
@@ -117,8 +117,8 @@ def test_models_missing_some_of_the_protocols_seeds_are_named_not_ranked(results
     data = small_dataset(sizes=(60, 20, 50))
     for model in ("mean", "text-only:epochs=2"):  # these two now have all of the protocol's seeds
         executors.run(p, model, out=copy, dataset=data, seeds=[s for s in p.seeds if s not in (1111, 1112)])
-    entries = [e for e in leaderboard.collect(copy)["synth-intra"] if not leaderboard.is_ablation(e.model)]
-    done, unfinished = leaderboard.complete(p, entries)
+    entries = [e for e in board.collect(copy)["synth-intra"] if not board.is_ablation(e.model)]
+    done, unfinished = board.complete(p, entries)
     assert {e.model for e in done} == {"mean", "text-only[epochs=2]"}
     assert {e.model for e in unfinished} == {"good_model", "text-only[augment=False,epochs=2]"}
     text = leaderboard.write(copy, tmp_path / "lb").read_text()
@@ -129,4 +129,4 @@ def test_models_missing_some_of_the_protocols_seeds_are_named_not_ranked(results
     assert "not ranked, having only some of the protocol's seeds" in section
     assert "good\\_model (seeds 1111, 1112)" in section
     # with no model complete (the module's results: seeds 1111 and 1112 only), nothing is left out
-    assert leaderboard.complete(p, [e for e in leaderboard.collect(results_dir)["synth-intra"]])[1] == []
+    assert board.complete(p, [e for e in board.collect(results_dir)["synth-intra"]])[1] == []

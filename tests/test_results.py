@@ -5,7 +5,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from msabench import data, executors, leaderboard, protocols, results
+from msabench import board, data, executors, protocols, results
 from msabench.errors import MsabenchError
 
 
@@ -56,7 +56,7 @@ def test_results_without_labels_read_them_from_their_data_file(shared):
         again = results.read_unit(folder, (str(path),))
         assert np.array_equal(again.labels, before.labels) and np.array_equal(again.predictions, before.predictions)
         assert np.array_equal(again.ids, before.ids)
-    entries = leaderboard.collect(out, (str(path),))["mosi-utt-inter"]
+    entries = board.collect(out, (str(path),))["mosi-utt-inter"]
     assert [len(e.units) for e in entries] == [3]
 
 

@@ -138,7 +138,7 @@ def test_a_bundled_model_must_declare_its_version(tmp_path, monkeypatch):
 
 
 def test_the_leaderboard_leaves_out_stale_runs_and_counts_changed_code(folder, tmp_path):
-    from msabench import leaderboard
+    from msabench import board, leaderboard
 
     src, _ = folder
     root = tmp_path / "r"
@@ -147,7 +147,7 @@ def test_the_leaderboard_leaves_out_stale_runs_and_counts_changed_code(folder, t
     _manifest(root, "mean").write_text(json.dumps({**m, "submission_sha256": "1" * 64}, indent=1))
     mine = json.loads(_manifest(root, "mine").read_text())
     _manifest(root, "mine").write_text(json.dumps({**mine, "code_sha256": "2" * 64}, indent=1))
-    readme = leaderboard.write(root, tmp_path / "board", settings=leaderboard.Settings(n_resamples=200,
+    readme = leaderboard.write(root, tmp_path / "board", settings=board.Settings(n_resamples=200,
                                                                                        figures=False)).read_text()
     assert "Left out (stale" in readme and "mean on synth-intra" in readme
     assert "| mean " not in readme and "| mine " in readme

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from msabench import cli, compare, leaderboard, masking, metrics, protocols, results, runner, submission, training
+from msabench import board, cli, compare, leaderboard, masking, metrics, protocols, results, runner, submission, training
 from msabench.baselines import late_fusion
 from msabench.errors import MsabenchError
 
@@ -86,9 +86,9 @@ def test_harness_hands_test_only_to_a_model_that_asks_and_marks_its_results(data
     for u in (unit_shipped, valid_shipped):
         results.write_unit(out, u)
     with pytest.raises(MsabenchError, match="selection=test-per-metric.*--allow-test-selection"):
-        leaderboard.write(out, tmp_path / "lb", settings=leaderboard.Settings(n_resamples=200, figures=False))
+        leaderboard.write(out, tmp_path / "lb", settings=board.Settings(n_resamples=200, figures=False))
     assert not (tmp_path / "lb" / "README.md").exists()
-    leaderboard.write(out, tmp_path / "lb", settings=leaderboard.Settings(n_resamples=200, figures=False,
+    leaderboard.write(out, tmp_path / "lb", settings=board.Settings(n_resamples=200, figures=False,
                                                                           allow_test_selection=True))
     text = (tmp_path / "lb" / "README.md").read_text()
     assert "(checkpoints selected on TEST)" in text and "LNLN's protocol flaw" in text
