@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
 from msabench import paths, protocols
 from msabench.errors import MsabenchError
+from msabench.version import __version__
 
 
 MAX_ERROR_LINE = 1000  # characters of one error line; a 200 KB exception message is cut to this
@@ -596,6 +598,7 @@ COMMANDS = (_add_run, _add_train, _add_score, _add_masks, _add_data, _add_leader
 
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="msabench", description="Benchmark MSA models under missing modalities.")
+    p.add_argument("--version", action="version", version=f"msabench {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     for add in COMMANDS:
         add(sub)
@@ -610,6 +613,8 @@ def main(argv: list[str] | None = None) -> int:
                                          getattr(args, "data_command", None)]))
         p.exit(2, _clip(f"msabench: error: {command}: unrecognized argument(s): {' '.join(extra)} "
                         f"(see msabench {command} --help)") + "\n")
+    before = _finished(args)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return args.func(args)
     except MsabenchError as e:
@@ -619,9 +624,39 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{e.filename}: " if e.filename else ""
         print(_clip(f"msabench: error: {where}{e.strerror or e}"), file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("msabench: interrupted; finished results are kept, re-run to complete the rest", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        print(_interrupted(args, before), file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as an interrupt: what finished is kept and said."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def _finished(args) -> set[Path]:
+    """The finished result folders under a run's --out (empty for other commands)."""
+    from msabench import results
+
+    out = getattr(args, "out", None)
+    if getattr(args, "command", None) != "run" or not out or not Path(out).is_dir():
+        return set()
+    return set(results.find_units(out))
+
+
+def _interrupted(args, before: set[Path]) -> str:
+    if getattr(args, "command", None) != "run":
+        return "msabench: interrupted; finished results are kept, re-run to complete the rest"
+    done = _finished(args) - before
+    return (f"msabench: interrupted; {len(done)} result(s) finished in this run are kept in {args.out}: "
+            + (", ".join(f"{f.parent.parent.name}/{f.parent.name}/{f.name}" for f in sorted(done)[:6])
+               + (" ..." if len(done) > 6 else "") if done else "none")
+            + "; re-run the same command to complete the rest (finished seeds are re-used)")
 
 
 if __name__ == "__main__":

@@ -151,3 +151,10 @@ def test_nonfinite_values_reported_once(tmp_path):
     assert proc.returncode == 0, proc.stderr
     notes = [line for line in proc.stderr.splitlines() if "non-finite" in line]
     assert len(notes) == 1 and "5 non-finite" in notes[0]
+
+
+def test_version_is_the_package_version():
+    from msabench.version import __version__
+
+    proc = subprocess.run([sys.executable, "-m", "msabench", "--version"], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"msabench {__version__}"

@@ -312,7 +312,7 @@ def _alive(pid: int) -> bool:
     return bool(stat) and stat.split()[2] != "Z"
 
 
-@pytest.mark.parametrize("how", ["SIGINT", "SIGKILL"])
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "SIGKILL"])
 def test_interrupted_serial_run_keeps_finished_work_and_leaves_no_worker(tmp_path, how):
     slow = write_file(tmp_path / "slow.py", SLOW)
     out = tmp_path / "out"
@@ -327,9 +327,11 @@ def test_interrupted_serial_run_keeps_finished_work_and_leaves_no_worker(tmp_pat
     assert workers, "the file submission's job runs in a worker process"
     proc.send_signal(getattr(signal, how))
     _, err = proc.communicate(timeout=60)
-    if how == "SIGINT":
-        assert proc.returncode == 130 and err.strip().splitlines() == [
-            "msabench: interrupted; finished results are kept, re-run to complete the rest"], err
+    if how in ("SIGINT", "SIGTERM"):  # one line: what finished and what to do
+        assert proc.returncode == {"SIGINT": 130, "SIGTERM": 143}[how], err
+        assert err.strip().splitlines()[-1] == (
+            f"msabench: interrupted; 1 result(s) finished in this run are kept in {out}: synth-inter/slow/seed-1111; "
+            "re-run the same command to complete the rest (finished seeds are re-used)"), err
     deadline = time.time() + 10  # an orphaned worker notices within a second or two
     while time.time() < deadline and any(_alive(w) for w in workers):
         time.sleep(0.2)
