@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from msabench import compare, metrics, protocols, results, verdicts
+from msabench import compare, metrics, protocols, results, submission, verdicts
 from msabench.errors import MsabenchError
 from msabench.report import seed_stats
 
@@ -175,11 +175,12 @@ RESULTS_VERSION = 2  # results.json: {"version", "results": per-seed rows, "verd
 def verdict_records(boards: dict[str, verdicts.Board]) -> list[dict]:
     """One row per (protocol, model): the significance results behind each board's verdicts."""
     out = []
-    for name, board in boards.items():
-        for r in board.rows:
-            out.append({"protocol": name, "metric": board.metric, "rank": r.rank, "model": r.model, "value": r.value,
-                        "seeds": " ".join(map(str, board.seeds)), "verdict": r.verdict, "rival": r.rival,
+    for name, judged in boards.items():
+        for r in judged.rows:
+            out.append({"protocol": name, "metric": judged.metric, "rank": r.rank, "model": r.model,
+                        "display": submission.display_name(r.model), "value": r.value,
+                        "seeds": " ".join(map(str, judged.seeds)), "verdict": r.verdict, "rival": r.rival,
                         "diff": r.diff, "ci_low": r.ci[0], "ci_high": r.ci[1], "coverage": 1.0 - r.level,
-                        "p_closed_test": r.p_adj, "mde": r.mde, "df": r.df, "alpha": board.alpha,
-                        "method": board.method})
+                        "p_closed_test": r.p_adj, "mde": r.mde, "df": r.df, "alpha": judged.alpha,
+                        "method": judged.method})
     return out

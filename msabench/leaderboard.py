@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from tabulate import tabulate
 
-from msabench import board, compare, metrics, paths, plots, protocols, results, stats, verdicts
+from msabench import board, compare, metrics, paths, plots, protocols, results, stats, submission, verdicts
 from msabench.report import seed_stats
 
 DATA_TITLES = {
@@ -49,11 +49,12 @@ def _fmt(mean: float, std: float, digits: int = 4) -> str:
 
 def shown(e: board.Entry) -> str:
     """The model's name as a table cell; test-selected results carry the flaw in their name."""
-    return md_escape(e.model) + (" (checkpoints selected on TEST)" if e.selects_on_test else "")
+    return md_escape(submission.display_name(e.model)) + (" (checkpoints selected on TEST)" if e.selects_on_test else "")
 
 
 def md_escape(name: str) -> str:
-    return "".join("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>" else ch for ch in name)
+    """A name inside a table cell: only what markdown would read as markup or a cell border is escaped."""
+    return "".join("\\" + ch if ch in "\\`*_[]|<>" else ch for ch in name)
 
 
 def _seed_list(seeds) -> str:
@@ -100,14 +101,14 @@ def protocol_section(protocol: protocols.Protocol, entries: list[board.Entry], o
     vs = {r.model: r for r in judged.rows} if judged else {}
     if boards is not None and judged is not None:
         boards[protocol.name] = judged
-    dropped = sorted({f"{md_escape(e.model)} seed {s}" for e in everything for s in e.seeds if s not in seeds})
+    dropped = sorted({f"{shown(e)} seed {s}" for e in everything for s in e.seeds if s not in seeds})
     scope = (f"on the {len(seeds)} seeds every model shares ({_seed_list(seeds)})" if seeds
              else "on each model's own seeds (no seed is shared by all, so no test is made)")
     lines = [f"### {protocol.name}", "", f"{protocol.description}", "",
              f"Primary metric: {primary} (mean over conditions); ranked and tested {scope}"
              + (f"; left out: {', '.join(dropped)}" if dropped else "")
              + (f"; not ranked, having only some of the protocol's seeds ({_seed_list(protocol.seeds)}): "
-                + ", ".join(f"{md_escape(e.model)} (seed{'s' * (len(e.seeds) > 1)} {_seed_list(e.seeds)})"
+                + ", ".join(f"{shown(e)} (seed{'s' * (len(e.seeds) > 1)} {_seed_list(e.seeds)})"
                             for e in unfinished) if unfinished else "")
              + ". Each cell is mean ± std over seeds, the best of each column in bold. The verdict asks whether a "
              f"model is worse than the best on {primary}, every model tested against every other ({judged.method if judged else 'no test'}): "
@@ -124,7 +125,7 @@ def protocol_section(protocol: protocols.Protocol, entries: list[board.Entry], o
         if v is None or not v.rival:
             diff, level, p, mde, mark = "", "", "", "", "not tested" if len(full) > 1 else ""
         else:
-            diff = f"{v.diff:+.4f} [{v.ci[0]:+.4f}, {v.ci[1]:+.4f}] vs {md_escape(v.rival)}"
+            diff = f"{v.diff:+.4f} [{v.ci[0]:+.4f}, {v.ci[1]:+.4f}] vs {md_escape(submission.display_name(v.rival))}"
             level, p, mde, mark = f"{100 * (1 - v.level):.4g}%", compare.format_p(v.p_adj), f"{v.mde:.4f}", v.verdict
         rows.append([rank, shown(e), len(e.seeds), *[_cell(e, m, best) for m in names], diff, level, p, mde, mark])
     lines.append(tabulate(rows, headers=["#", "model", "seeds", *names, f"Δ {primary} vs rival [interval]", "coverage",
@@ -166,7 +167,7 @@ def robustness_figure(protocol: protocols.Protocol, full: list[board.Entry], out
                                         n_resamples=settings.curve_resamples, seed=settings.seed,
                                         alpha=settings.alpha)
         cs = [c.name for c in protocol.conditions]
-        series[e.model] = ([per[c][0] for c in cs], [per[c][1] for c in cs], [per[c][2] for c in cs])
+        series[submission.display_name(e.model)] = ([per[c][0] for c in cs], [per[c][1] for c in cs], [per[c][2] for c in cs])
     x = None if protocol.kind == "inter" else [c.level for c in protocol.conditions]
     return plots.robustness_curve(Path(out_dir) / f"{protocol.name}-curve.png",
                                   f"{protocol.name}: {primary} (mean over seeds, 95% band)", primary, x,
@@ -210,7 +211,7 @@ def ablation_table(protocol: protocols.Protocol, entries: list[board.Entry]) -> 
         full = [u.metrics["aggregate"]["mean"][primary] for u in base.units if u.seed in shared]
         cut = [u.metrics["aggregate"]["mean"][primary] for u in e.units if u.seed in shared]
         delta = seed_stats(list(np.subtract(cut, full)))
-        rows.append([md_escape(e.model), ",".join(map(str, shared)), _fmt(*seed_stats(full)), _fmt(*seed_stats(cut)),
+        rows.append([shown(e), ",".join(map(str, shared)), _fmt(*seed_stats(full)), _fmt(*seed_stats(cut)),
                      _fmt(*delta)])
     if not rows:
         return ""
@@ -248,7 +249,7 @@ def against_code(grouped: dict[str, list[board.Entry]], results_dir) -> tuple[di
         for e in entries:
             s = state.get((name, e.model))
             if s is not None and s.state == runs.STALE:
-                stale.append(f"{md_escape(e.model)} on {name}")
+                stale.append(f"{shown(e)} on {name}")
                 continue
             changed += len(e.units) if s is not None and s.state == runs.CHANGED else 0
             old += len(e.units) if s is not None and s.state == runs.OLD else 0

@@ -280,6 +280,39 @@ def spec_of(name: str) -> str | None:
         return None
 
 
+ENCODERS_SHOWN = {"minilm": "MiniLM", "bert": "BERT", "scratch": "scratch"}
+
+
+def display_name(name: str) -> str:
+    """A results name as a reader knows the model: the paper's name from its module's DISPLAY, MMSA's
+    models marked as such, a pretrained text encoder after a "+", switched-off components after "w/o"
+    (`prlf[amre=False]` -> "PRLF w/o amre", `mmsa-mult` -> "MulT (MMSA)"). A file submission keeps its name."""
+    spec = spec_of(name)
+    if spec is None:
+        return name
+    base, raw = split_spec(spec)
+    module = _module_of(base)
+    shown = getattr(module, "DISPLAY", base)
+    first = POSITIONAL.get(base)
+    if isinstance(shown, dict):  # one module, several models (mmsa:MODEL)
+        shown = f"{shown.get(raw.get(first, ''), raw.get(first, base))} (MMSA)"
+    extra = []
+    for key, value in sorted(raw.items()):
+        if key == first:
+            continue
+        if key == "text_encoder":
+            extra.append(f"+ {ENCODERS_SHOWN.get(value, value)}")
+        elif value in ("False", "off"):
+            extra.append(f"w/o {key}")
+        else:
+            extra.append(f"[{key}={value}]")
+    return " ".join([shown, *extra])
+
+
+def _module_of(base: str):
+    return sys.modules[f"msabench_submission_{hashlib.sha256(bundled()[base].read_bytes()).hexdigest()[:16]}"]
+
+
 def _model_classes(module) -> list[type]:
     return [obj for obj in vars(module).values()
             if inspect.isclass(obj) and obj.__module__ == module.__name__ and callable(getattr(obj, "predict", None))]

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from msabench import board, claims, compare, executors, leaderboard, multiplicity, protocols, resampling, stats
+from msabench import (board, claims, compare, executors, leaderboard, multiplicity, protocols, resampling, stats,
+                      submission)
 from msabench.errors import MsabenchError
 
 from conftest import ROOT, small_dataset, write_file
@@ -286,7 +287,8 @@ def test_leaderboard_marks_differences_and_draws_figures(res, tmp_path):
     assert vs["mean"].verdict == "worse"  # a constant predictor, far below the rest
     section = text.split("### synth-intra")[1]
     for model, v in vs.items():
-        row = next(line for line in section.splitlines() if line.startswith("|") and f" {model} " in line)
+        shown = submission.display_name(model)  # tables name models as readers know them
+        row = next(line for line in section.splitlines() if line.startswith("|") and f" {shown} " in line)
         assert row.rstrip(" |").endswith(v.verdict)
     assert "not shown worse than the best" in text
     # the best value of each column is in bold

@@ -72,7 +72,7 @@ def test_ablation_table_pairs_variant_with_full_model(results_dir, tmp_path):
     table = leaderboard.ablation_table(protocols.load("synth-intra"), renamed)
     delta = np.subtract([u.metrics["aggregate"]["mean"]["Non0_acc_2"] for u in variant.units],
                         [u.metrics["aggregate"]["mean"]["Non0_acc_2"] for u in base.units])
-    assert "text\\-only\\[augment=False\\]" in table and f"{delta.mean():.4f}" in table
+    assert "| Text only w/o augment " in table and f"{delta.mean():.4f}" in table
 
 
 def test_empty_results(tmp_path):
@@ -103,8 +103,8 @@ def test_models_with_options_are_ranked_and_ablations_are_not(results_dir, tmp_p
     assert not board.is_ablation("text-only[augment=False,epochs=2]")  # a switch and a setting: a model
     text = leaderboard.write(results_dir, tmp_path).read_text()
     ranking = next(p for p in text.split("### synth-intra")[1].split("\n\n") if p.startswith("| #"))  # the ranked table
-    assert ranking.startswith("| #") and "| text\\-only\\[epochs=2\\] " in ranking
-    assert "| mean " in ranking and "| good\\_model " in ranking
+    assert ranking.startswith("| #") and "| Text only \\[epochs=2\\] " in ranking  # display names
+    assert "| Mean (constant) " in ranking and "| good\\_model " in ranking
 
 
 def test_models_missing_some_of_the_protocols_seeds_are_named_not_ranked(results_dir, tmp_path):
@@ -124,7 +124,7 @@ def test_models_missing_some_of_the_protocols_seeds_are_named_not_ranked(results
     text = leaderboard.write(copy, tmp_path / "lb").read_text()
     section = text.split("### synth-intra")[1].split("### ")[0]
     ranking = next(p for p in section.split("\n\n") if p.startswith("| #"))
-    assert "| mean " in ranking and "good\\_model" not in ranking
+    assert "| Mean (constant) " in ranking and "good\\_model" not in ranking
     assert f"on the {len(p.seeds)} seeds every model shares" in section
     assert "not ranked, having only some of the protocol's seeds" in section
     assert "good\\_model (seeds 1111, 1112)" in section

@@ -149,6 +149,6 @@ def test_the_leaderboard_leaves_out_stale_runs_and_counts_changed_code(folder, t
     _manifest(root, "mine").write_text(json.dumps({**mine, "code_sha256": "2" * 64}, indent=1))
     readme = leaderboard.write(root, tmp_path / "board", settings=board.Settings(n_resamples=200,
                                                                                        figures=False)).read_text()
-    assert "Left out (stale" in readme and "mean on synth-intra" in readme
-    assert "| mean " not in readme and "| mine " in readme
+    assert "Left out (stale" in readme and "Mean (constant) on synth-intra" in readme
+    assert "| Mean (constant) " not in readme and "| mine " in readme and "| 1 " in readme
     assert "1 of 1 results were made by code that differs from today's" in readme

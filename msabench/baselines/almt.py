@@ -90,6 +90,7 @@ class ALMTOptions(Options):
 
 OPTIONS = ALMTOptions
 VERSION = 1  # the identity of its results with its name and options: bump when its numbers are meant to change
+DISPLAY = "ALMT"  # its name in tables and figures (the paper's)
 
 
 class Attention(nn.Module):

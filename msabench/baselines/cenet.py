@@ -81,6 +81,7 @@ class CENetOptions(Options):
 
 OPTIONS = CENetOptions
 VERSION = 1  # the identity of its results with its name and options: bump when its numbers are meant to change
+DISPLAY = "CENet"  # its name in tables and figures (the paper's)
 
 
 # ---- feature transformation: the nonverbal vocabulary -------------------------------------------

@@ -81,6 +81,7 @@ class DERLOptions(Options):
 
 OPTIONS = DERLOptions
 VERSION = 1  # the identity of its results with its name and options: bump when its numbers are meant to change
+DISPLAY = "DERL"  # its name in tables and figures (the paper's)
 
 
 def cross_correlation_loss(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

@@ -82,6 +82,7 @@ class FIRFOptions(Options):
 
 OPTIONS = FIRFOptions
 VERSION = 1  # the identity of its results with its name and options: bump when its numbers are meant to change
+DISPLAY = "FIRF"  # its name in tables and figures (the paper's)
 
 
 def cross_correlation_penalty(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:

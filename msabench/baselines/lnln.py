@@ -101,6 +101,7 @@ class LNLNOptions(Options):
 
 OPTIONS = LNLNOptions
 VERSION = 1  # the identity of its results with its name and options: bump when its numbers are meant to change
+DISPLAY = "LNLN"  # its name in tables and figures (the paper's)
 
 
 class _Reverse(torch.autograd.Function):

@@ -7,6 +7,7 @@ Corr is undefined (constant predictions), so any gain over it is signal, not luc
 import numpy as np
 
 VERSION = 1  # the identity of its results with its name and options: bump when its numbers are meant to change
+DISPLAY = "Mean (constant)"  # its name in tables and figures (the paper's)
 
 
 class MeanModel:

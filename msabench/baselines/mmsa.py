@@ -146,6 +146,9 @@ class Options:
 
 OPTIONS = Options
 VERSION = 1  # the identity of its results with its name and options: bump when its numbers are meant to change
+DISPLAY = {"tfn": "TFN", "lmf": "LMF", "lf_dnn": "LF-DNN", "mult": "MulT", "mfn": "MFN", "ef_lstm": "EF-LSTM",
+           "graph_mfn": "Graph-MFN", "mfm": "MFM", "mctn": "MCTN", "self_mm": "Self-MM", "mmim": "MMIM", "misa": "MISA",
+           "bert_mag": "BERT-MAG", "tfr_net": "TFR-Net", "mlf_dnn": "MLF-DNN", "mtfn": "MTFN", "mlmf": "MLMF"}
 
 
 def parse_options(raw: dict[str, str], model: str) -> Options:

@@ -98,6 +98,7 @@ class PRLFOptions(Options):
 
 OPTIONS = PRLFOptions
 VERSION = 1  # the identity of its results with its name and options: bump when its numbers are meant to change
+DISPLAY = "PRLF"  # its name in tables and figures (the paper's)
 
 
 def segment(seq, valid, k: int):

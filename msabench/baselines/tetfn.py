@@ -93,6 +93,7 @@ class TETFNOptions(Options):
 
 OPTIONS = TETFNOptions
 VERSION = 1  # the identity of its results with its name and options: bump when its numbers are meant to change
+DISPLAY = "TETFN"  # its name in tables and figures (the paper's)
 
 
 # ---- ULGM arithmetic ------------------------------------------------------------------------------
