@@ -541,6 +541,7 @@ def _add_compare(sub) -> None:
 def _add_runs(sub) -> None:
     ru = sub.add_parser("runs", help="stored runs against today's code: current, code changed, stale")
     ru.add_argument("--results", default="results", help="results folder written by msabench run")
+    ru.add_argument("--check", action="store_true", help="compare every stored run with today's code (the default)")
     ru.add_argument("--rerun", action="store_true",
                     help="re-run one seed of each (protocol, model) whose code changed and compare predictions")
     ru.add_argument("--upgrade", action="store_true",

@@ -122,6 +122,9 @@ def test_runs_cli(folder, tmp_path):
                           text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert "2 current" in proc.stdout and "bundled mean v1" in proc.stdout
+    check = subprocess.run([sys.executable, "-m", "msabench", "runs", "--check", "--results", str(src)],
+                           capture_output=True, text=True, cwd=ROOT)
+    assert check.returncode == 0 and check.stdout == proc.stdout
     bad = subprocess.run([sys.executable, "-m", "msabench", "runs", "--results", str(tmp_path / "none")],
                          capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "none" in bad.stderr
