@@ -645,9 +645,12 @@ def _finished(args) -> set[Path]:
     from msabench import results
 
     out = getattr(args, "out", None)
-    if getattr(args, "command", None) != "run" or not out or not Path(out).is_dir():
+    if getattr(args, "command", None) != "run" or not out:
         return set()
-    return set(results.find_units(out))
+    try:  # the run itself checks --out and says what is wrong with it; this only counts
+        return set(results.find_units(out)) if Path(out).is_dir() else set()
+    except OSError:
+        return set()
 
 
 def _interrupted(args, before: set[Path]) -> str:
