@@ -3,7 +3,7 @@
 Everything goes through the real API: `stats.paired_bootstrap` (two models, with or without
 a board's pool), `variance.decompose` / `Variance.moderated` / `variance.prior` (every pair of
 a board), and `verdicts.judge` (the leaderboard's verdicts: closed testing over all pairs;
-its pool, off by default, is switched on explicitly where a section says "pool").
+its pool, on by default as on the leaderboard, is set explicitly in every section: "pool" or "no pool").
 
 The generator. MOSI-sized test set: synth-mosi's 686 test labels y (636 non-zero). One
 stratum per seed (the committed runs have 10 masking conditions per seed; only the
