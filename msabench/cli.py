@@ -369,6 +369,23 @@ def cmd_protocols(args) -> int:
     return 0
 
 
+def cmd_datasets(args) -> int:
+    from tabulate import tabulate
+
+    from msabench.data import registry
+
+    rows = []
+    for d in registry.DATASETS.values():
+        for i, v in enumerate(d.variants):
+            sizes = "/".join(map(str, d.sizes)) if d.sizes else "the file's"
+            lengths = "/".join(map(str, v.lengths)) if v.lengths else "-"
+            head = [d.name, d.kind, f"[{d.labels[0]:g}, {d.labels[1]:g}]", sizes] if i == 0 else ["", "", "", ""]
+            rows.append([*head, v.name + (" (default)" if i == 0 else ""), lengths, v.carries])
+    print(tabulate(rows, headers=["dataset", "metrics", "labels", "train/valid/test", "variant", "T/A/V steps",
+                                  "what it carries"], tablefmt="github"))
+    return 0
+
+
 def cmd_init(args) -> int:
     from msabench.protocols import shipped
 
@@ -583,6 +600,11 @@ def _add_published(sub) -> None:
     pb.set_defaults(func=cmd_published)
 
 
+def _add_datasets(sub) -> None:
+    ds = sub.add_parser("datasets", help="the datasets protocols may name: metrics, labels, splits, variants")
+    ds.set_defaults(func=cmd_datasets)
+
+
 def _add_protocols(sub) -> None:
     pr = sub.add_parser("protocols", help="list shipped protocols with their fingerprints")
     pr.set_defaults(func=cmd_protocols)
@@ -594,7 +616,7 @@ def _add_init(sub) -> None:
     i.set_defaults(func=cmd_init)
 
 
-COMMANDS = (_add_run, _add_train, _add_score, _add_masks, _add_data, _add_leaderboard, _add_compare, _add_runs, _add_plan, _add_verify, _add_published, _add_protocols, _add_init)
+COMMANDS = (_add_run, _add_train, _add_score, _add_masks, _add_data, _add_leaderboard, _add_compare, _add_runs, _add_plan, _add_verify, _add_published, _add_datasets, _add_protocols, _add_init)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -59,3 +59,20 @@ def test_aligned_data_is_refused_for_an_unaligned_protocol_whatever_its_name(tmp
     ds = load("mosi", "unaligned_50", data=unaligned)  # the file name no longer decides
     assert ds.variant == "unaligned_50" and ds["train"].audio.shape[1] == 30
     assert np.isfinite(ds["test"].labels).all()
+
+
+def test_datasets_command_prints_the_registry():
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    proc = subprocess.run([sys.executable, "-m", "msabench", "datasets"], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    for d in registry.DATASETS.values():
+        assert f"| {d.name} " in proc.stdout
+        for v in d.variants:
+            assert f" {v.name} " in proc.stdout and v.carries in proc.stdout
+            if v.lengths:
+                assert "/".join(map(str, v.lengths)) in proc.stdout
+    assert "16326/1871/4659" in proc.stdout and "[-1, 1]" in proc.stdout
