@@ -1,16 +1,15 @@
-"""Leaderboards from stored results: no re-running, every number recomputed from result files.
+"""The leaderboard page: markdown, figures, CSV and JSON from the board's data (`board`).
 
-Per protocol: models board.ranked by the primary metric's mean over conditions, each metric as
-mean ± std over seeds, the best value of each column in bold, and every model compared
-with the first-board.ranked one by the paired test of `msabench.stats` (Holm over the
-comparisons), so a reader sees which gaps are real: "worse" only when significantly
-worse, "not shown different" otherwise (which is not "equal": the minimum detectable
-difference says how large a gap could hide). Ranking and tests use the same seeds, those
-every model of the section shares; a model with only some of the protocol's seeds (its runs
-not finished) is named under the section, not board.ranked. Then a per-condition table, a
-robustness curve (metric per condition with 95% bands), the mean rank over conditions (descriptive only:
-conditions share one test set and one set of trained models, so they are not the
-independent blocks a Friedman/Nemenyi test needs), and, for bundled models run with
+Per protocol: models ranked by the primary metric's mean over conditions, each metric as
+mean ± std over seeds, the best value of each column in bold, and the verdicts of
+`verdicts.judge` (every model against every other, closed testing): "worse" only when some
+model is shown better, "not shown worse" otherwise (which is not "as good": the minimum
+detectable difference says how large a gap could hide). Ranking and tests use the same seeds,
+those every model of the section shares; a model with only some of the protocol's seeds (its
+runs not finished) is named under the section, not ranked. Then a per-condition table, a
+robustness curve (metric per condition with 95% bands), the mean rank over conditions
+(descriptive only: conditions share one test set and one set of trained models, so they are
+not the independent blocks a Friedman/Nemenyi test needs), and, for bundled models run with
 components switched off (`prlf:amre=off`), an ablation table. results.csv / results.json
 carry every fingerprint behind each row.
 """
@@ -287,7 +286,7 @@ def write(results_dir: str | Path, out_dir: str | Path, command: str = "", setti
     loaded = {name: protocols.load(name) for name in [*grouped, *reported]}
     boards: dict[str, verdicts.Board] = {}
     grouped, stale = board.current_only(grouped, loaded)
-    if stale:  # results of another version of a protocol file are never board.ranked with this version's
+    if stale:  # results of another version of a protocol file are never ranked with this version's
         parts += ["Left out (made under another version of the protocol file than the shipped one; their "
                   "protocol fingerprint differs): " + "; ".join(f"{name}: {n} result(s)" for name, n in stale.items()),
                   ""]
