@@ -42,17 +42,10 @@ def _data_args(args) -> None:
 
 
 
-def _check_seeds(seeds, flag: str = "--seeds") -> None:
-    for s in seeds or ():
-        if not 0 <= s < protocols.SEED_LIMIT:
-            raise MsabenchError(f"{flag} must be whole numbers in [0, 2^32) (0 to {protocols.SEED_LIMIT - 1}), got {s}")
-
-
 def cmd_run(args) -> int:
     from msabench import executors, report
     from msabench.isolation import Limits
 
-    _check_seeds(args.seeds)
     limits = Limits(timeout=args.timeout, memory_gb=args.memory, sandbox=args.sandbox)
     executor = executors.make(args.executor, args.address, args.cpus_per_job, args.gpus_per_job,
                               isolate=not args.in_process, limits=limits)
@@ -90,7 +83,7 @@ def cmd_train(args) -> int:
             raise MsabenchError(f"train takes bundled models (they cache checkpoints for run); {spec} is not one: "
                                 "a submission file is trained by msabench run")
     _data_args(args)
-    _check_seeds(args.seeds)
+    protocols.check_seed_values(args.seeds)
     if args.dataset not in DATASETS:
         raise MsabenchError(f"unknown dataset {args.dataset!r}; known: {', '.join(DATASETS)}")
     variant = args.variant or DATASETS[args.dataset][0]
@@ -160,7 +153,7 @@ def cmd_compare(args) -> int:
 
     paths.input_dir(args.results, "--results")
     _check_resampling(args)
-    _check_seeds(args.seeds)
+    protocols.check_seed_values(args.seeds)
     paired = compare.pair(args.results, args.protocol, args.a, args.b, seeds=args.seeds, data=_label_data(args))
     if args.conditions:
         paired = paired.only(args.conditions)

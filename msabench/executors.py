@@ -72,6 +72,7 @@ class GridReport:
     reused: list[results.UnitResult] = field(default_factory=list)
     failures: list[tuple[Job, str]] = field(default_factory=list)
     jobs: int = 0  # jobs run (finished or failed)
+    names: dict[str, str] = field(default_factory=dict)  # model spec -> the name its results take
 
 
 def execute(job: Job, inputs: Dataset, test: Split | None = None, in_process: bool = False
@@ -363,7 +364,7 @@ def run_grid(protocols: list[Protocol], models: list[str], datasets: dict, out: 
             sub.check(dataset.info, executor.gpus_per_job())
     jobs, reused = plan(protocols, models, datasets, out, seeds, batch_size, executor.threads, isolate,
                         getattr(executor, "limits", NO_LIMITS), n_seeds)
-    report = GridReport(reused=reused, jobs=len(jobs))
+    report = GridReport(reused=reused, jobs=len(jobs), names={m: sub.name for m, sub in subs.items()})
     if not jobs:
         return report
     keys = {j.dataset_key for j in jobs}
@@ -503,9 +504,7 @@ def check_seeds(plan: list[Protocol], seeds: list[int] | None, n_seeds: int | No
     the consecutive integers after the last. `seeds`: each protocol runs those it takes; a seed that no
     protocol takes is refused, one that only some take is noted. `n_seeds` N: every protocol's first N.
     """
-    for s in seeds or ():
-        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < protocols_mod.SEED_LIMIT:
-            raise MsabenchError(f"--seeds must be whole numbers in [0, 2^32) (0 to {protocols_mod.SEED_LIMIT - 1}), got {s}")
+    protocols_mod.check_seed_values(seeds)
     if seeds is not None and n_seeds is not None:
         raise MsabenchError(f"--seeds {' '.join(map(str, seeds))} and --n-seeds {n_seeds}: give one of them "
                             "(--seeds names the seeds, --n-seeds N runs each protocol's first N seeds under its rule)")
@@ -576,8 +575,7 @@ def run(protocol, model, *, seeds: list[int] | None = None, n_seeds: int | None 
                     n_seeds=n_seeds)
     if strict and grid.failures:
         raise MsabenchError(grid.failures[0][1])
-    subs = {m: (submission.probe if isolate else submission.load)(m) for m in models}
-    names = list(dict.fromkeys(subs[m].name for m in models))
+    names = list(dict.fromkeys(grid.names[m] for m in models))
     order = {(p.name, n): i for i, (p, n) in enumerate((p, n) for p in plan for n in names)}
     units = sorted(grid.reused + grid.units, key=lambda u: (order.get((u.protocol, u.model), 0), u.seed))
     return RunReport(protocols=plan, models=names, out=Path(out), units=units, reused=grid.reused,

@@ -236,22 +236,21 @@ def published_section(protocol: protocols.Protocol, entries: list) -> str:
         published.table(entries, metrics.METRICS[protocol.metric_kind]), ""])
 
 
-def against_code(grouped: dict[str, list[board.Entry]], results_dir) -> tuple[dict[str, list[board.Entry]], list[str]]:
-    """Entries checked against today's models (`runs.check`): stale ones (a bundled model's VERSION or a
+def against_code(grouped: dict[str, list[board.Entry]]) -> tuple[dict[str, list[board.Entry]], list[str]]:
+    """Entries checked against today's models (`runs.status`): stale ones (a bundled model's VERSION or a
     file's bytes differ) are left out, like results of another protocol version; the rest are ranked, and
     how many were made by code that has changed since is said, with the command that checks them."""
     from msabench import runs
 
-    state = {(s.protocol, s.model): s for s in runs.check(results_dir)}
     kept, stale, changed, old = {}, [], 0, 0
     for name, entries in grouped.items():
         for e in entries:
-            s = state.get((name, e.model))
-            if s is not None and s.state == runs.STALE:
+            state = runs.status(name, e.model, [u.manifest for u in e.units]).state
+            if state == runs.STALE:
                 stale.append(f"{shown(e)} on {name}")
                 continue
-            changed += len(e.units) if s is not None and s.state == runs.CHANGED else 0
-            old += len(e.units) if s is not None and s.state == runs.OLD else 0
+            changed += len(e.units) if state == runs.CHANGED else 0
+            old += len(e.units) if state == runs.OLD else 0
             kept.setdefault(name, []).append(e)
     lines = []
     if stale:
@@ -290,7 +289,7 @@ def write(results_dir: str | Path, out_dir: str | Path, command: str = "", setti
         parts += ["Left out (made under another version of the protocol file than the shipped one; their "
                   "protocol fingerprint differs): " + "; ".join(f"{name}: {n} result(s)" for name, n in stale.items()),
                   ""]
-    grouped, drift = against_code(grouped, results_dir)
+    grouped, drift = against_code(grouped)
     parts += drift
     for dataset in dict.fromkeys(p.dataset for name, p in loaded.items() if name in grouped or name in reported):
         parts += [f"## {DATA_TITLES.get(dataset, dataset)}", ""]

@@ -79,10 +79,8 @@ class Plan:
 def mde_at(k: int, retraining: float, items: float, alpha: float, power: float,
            pool: variance.Prior | None = None) -> float:
     """The detectable difference with k seeds, the variances as estimated (pooled: the board's prior)."""
-    v = variance.Variance(retraining / k, items, float(k - 1))
-    if pool is not None:
-        v = variance.Variance(retraining / k, items, pool.df + k - 1, pool.label,
-                              (float(k - 1), pool.df, pool.centre_df, pool.ratio))
+    v = (variance.Variance(retraining / k, items, float(k - 1)) if pool is None
+         else pool.variance(retraining / k, items, float(k - 1)))
     return v.mde(alpha, power)
 
 
@@ -120,10 +118,8 @@ def plan(results_dir: str | Path, protocol: str, *, metric: str | None = None, t
                                     f"{results_dir}; models there: {', '.join(board.preds)}")
     groups = resampling.seed_groups(board.seeds, board.labels.shape[0])
     counts = resampling.resample_counts(board.labels.shape[1], n_resamples, seed)
-    point = {m: resampling.seed_means(resampling.stratum_metrics(p, board.labels, board.kind)[metric], groups)
-             for m, p in board.preds.items()}
-    boot = {m: resampling.seed_means(resampling.stratum_metrics(p, board.labels, board.kind, counts)[metric], groups)
-            for m, p in board.preds.items()}
+    point = resampling.seed_values(board.preds, board.labels, board.kind, metric, groups)
+    boot = resampling.seed_values(board.preds, board.labels, board.kind, metric, groups, counts)
     pairs = [models] if models else [(a, b) for i, a in enumerate(board.preds) for b in list(board.preds)[i + 1:]]
     k = len(groups)
     retraining, items = [], []

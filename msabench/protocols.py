@@ -41,6 +41,13 @@ INTER_SETS = ("T", "A", "V", "TA", "TV", "AV", "TAV")
 DATASETS = {name: d.variant_names for name, d in registry.DATASETS.items()}  # the first is the default
 
 
+def check_seed_values(seeds) -> None:
+    """--seeds numpy can take: whole numbers in [0, 2^32)."""
+    for s in seeds or ():
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < SEED_LIMIT:
+            raise MsabenchError(f"--seeds must be whole numbers in [0, 2^32) (0 to {SEED_LIMIT - 1}), got {s}")
+
+
 def dataset_kind(dataset: str) -> str:
     return registry.kind(dataset)
 

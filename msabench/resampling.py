@@ -337,3 +337,9 @@ def stratum_metrics(pred, labels, kind: str, counts=None) -> dict[str, np.ndarra
 def seed_means(values: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
     """[..., S] -> [..., k]: mean over the strata of each seed."""
     return np.stack([values[..., g].mean(axis=-1) for g in groups], axis=-1)
+
+
+def seed_values(preds: dict, labels: np.ndarray, kind: str, metric: str, groups: list[np.ndarray],
+                counts=None) -> dict:
+    """{model: [k]} (or [R, k] with `counts`): each model's `metric` per seed, mean over its strata."""
+    return {m: seed_means(stratum_metrics(p, labels, kind, counts)[metric], groups) for m, p in preds.items()}

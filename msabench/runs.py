@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,10 +47,9 @@ class Status:
 
 def _today(model: str, manifest: dict) -> tuple[str, str, str] | None:
     """(identity, code, how it was found) of what would make `model` today; None if nothing would."""
-    spec = submission.spec_of(model)
-    if spec is not None:
-        sub = submission.load(spec)
-        return sub.sha256, sub.code, f"bundled {spec} v{sub.version}"
+    sub = submission.find_bundled(model)
+    if sub is not None:
+        return sub.sha256, sub.code, f"bundled {sub.spec} v{sub.version}"
     path = Path(manifest.get("submission_path", ""))
     if path.is_file():
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -83,16 +82,21 @@ def check(results_dir: str | Path, *, rerun: bool = False, data: str | None = No
         groups.setdefault((manifest["protocol"], manifest["model"]), []).append((folder, manifest))
     out = []
     for (protocol, model), units in sorted(groups.items()):
-        today = _today(model, units[0][1])
-        states = [_state(m, today) for _, m in units]
-        worst = max(states, key=lambda s: [CURRENT, CHANGED, OLD, STALE, UNKNOWN].index(s[0]))
-        seeds = tuple(sorted(m["seed"] for _, m in units))
-        note = ""
-        if rerun and worst[0] == CHANGED:
+        st = status(protocol, model, [m for _, m in units])
+        if rerun and st.state == CHANGED:
             folder, manifest = min(units, key=lambda u: u[1]["seed"])
-            note = _rerun(folder, manifest, submission.spec_of(model) or manifest["submission_path"], data)
-        out.append(Status(protocol, model, seeds, worst[0], worst[1], note))
+            st = replace(st, rerun=_rerun(folder, manifest, submission.spec_of(model) or manifest["submission_path"],
+                                          data))
+        out.append(st)
     return out
+
+
+def status(protocol: str, model: str, manifests: list[dict]) -> Status:
+    """One (protocol, model) against today's code, from its units' manifests: the worst of their states."""
+    today = _today(model, manifests[0])
+    states = [_state(m, today) for m in manifests]
+    worst = max(states, key=lambda s: [CURRENT, CHANGED, OLD, STALE, UNKNOWN].index(s[0]))
+    return Status(protocol, model, tuple(sorted(m["seed"] for m in manifests)), *worst)
 
 
 def _rerun(folder: Path, manifest: dict, spec: str, data: str | None) -> str:
@@ -130,9 +134,8 @@ def upgrade(results_dir: str | Path) -> list[str]:
         if manifest is None or "code_sha256" in manifest:
             continue
         results.check_manifest(folder, manifest)
-        spec = submission.spec_of(manifest["model"])
-        if spec is not None:
-            sub = submission.load(spec)
+        sub = submission.find_bundled(manifest["model"])
+        if sub is not None:
             new = {**manifest, "submission_sha256": sub.sha256, "code_sha256": manifest["submission_sha256"],
                    "model_version": sub.version}
         elif not Path(manifest.get("submission_path", "")).suffix == ".py":

@@ -19,6 +19,7 @@ import inspect
 import re
 import sys
 import traceback
+from functools import lru_cache
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -49,6 +50,8 @@ class Submission:
     options: Any = None  # bundled models: the parsed options
     code_sha256: str = ""  # the code that runs (bundled: `code_digest`); "" for a file: its sha256
     version: int | None = None  # a bundled model's declared VERSION
+    spec: str = ""  # a bundled model's spec (`prlf:amre=off`)
+    display: str = ""  # its name as readers know it (`display_name`); "" for a file: its name
 
     @property
     def code(self) -> str:
@@ -214,13 +217,14 @@ def load(spec: str | Path, shown: Path | None = None) -> Submission:
         raise MsabenchError(f"{where}: importing the submission failed: {describe(e, Path(where))}") from None
     factory = _factory(module, where)
     name = base if base in models else _declared_name(module, where)
-    options, code, version = None, "", None
+    options, code, version, display = None, "", None, ""
     if base in models:
         factory, name, digest, options, code, version = _bundled(module, base, raw_options, factory, source)
+        display = _display(module, base, raw_options)
     path = shown or path
     return Submission(name=name, path=path, sha256=digest, factory=factory,
                       options_cls=getattr(module, "OPTIONS", None) if base in models else None, options=options,
-                      code_sha256=code, version=version)
+                      code_sha256=code, version=version, spec=spec if base in models else "", display=display)
 
 
 def identity(base: str, version: int, options) -> str:
@@ -259,15 +263,16 @@ def _bundled(module, base: str, raw_options: dict, factory, source: bytes):
             code_digest(Path(module.__file__), options), version)
 
 
-def spec_of(name: str) -> str | None:
-    """The bundled model spec a results name was made from (`prlf[amre=False]` -> `prlf:amre=False`,
-    `mmsa-lf_dnn` -> `mmsa:lf_dnn`); None for a name no bundled model makes."""
+@lru_cache(maxsize=None)
+def find_bundled(name: str) -> Submission | None:
+    """The bundled model, loaded, whose results are stored under `name` (`prlf[amre=False]` is
+    `prlf:amre=False`, `mmsa-lf_dnn` is `mmsa:lf_dnn`); None for a name no bundled model makes.
+    Cached: a bundled model's code does not change while the process runs."""
     m = re.fullmatch(r"([^\[\]]+)(?:\[(.*)\])?", name)
     if m is None:
         return None
     head, shown = m.group(1), m.group(2)
-    models = bundled()
-    if head in models:
+    if head in bundled():
         spec = head + (f":{shown}" if shown else "")
     else:
         base, _, first = head.partition("-")
@@ -275,9 +280,16 @@ def spec_of(name: str) -> str | None:
             return None
         spec = f"{base}:{first}" + (f",{shown}" if shown else "")
     try:
-        return spec if load(spec).name == name else None
+        sub = load(spec)
     except MsabenchError:
         return None
+    return sub if sub.name == name else None
+
+
+def spec_of(name: str) -> str | None:
+    """The bundled model spec a results name was made from; None for a name no bundled model makes."""
+    sub = find_bundled(name)
+    return None if sub is None else sub.spec
 
 
 ENCODERS_SHOWN = {"minilm": "MiniLM", "bert": "BERT", "scratch": "scratch"}
@@ -287,11 +299,11 @@ def display_name(name: str) -> str:
     """A results name as a reader knows the model: the paper's name from its module's DISPLAY, MMSA's
     models marked as such, a pretrained text encoder after a "+", switched-off components after "w/o"
     (`prlf[amre=False]` -> "PRLF w/o amre", `mmsa-mult` -> "MulT (MMSA)"). A file submission keeps its name."""
-    spec = spec_of(name)
-    if spec is None:
-        return name
-    base, raw = split_spec(spec)
-    module = _module_of(base)
+    sub = find_bundled(name)
+    return name if sub is None else sub.display
+
+
+def _display(module, base: str, raw: dict[str, str]) -> str:
     shown = getattr(module, "DISPLAY", base)
     first = POSITIONAL.get(base)
     if isinstance(shown, dict):  # one module, several models (mmsa:MODEL)
@@ -307,10 +319,6 @@ def display_name(name: str) -> str:
         else:
             extra.append(f"[{key}={value}]")
     return " ".join([shown, *extra])
-
-
-def _module_of(base: str):
-    return sys.modules[f"msabench_submission_{hashlib.sha256(bundled()[base].read_bytes()).hexdigest()[:16]}"]
 
 
 def _model_classes(module) -> list[type]:

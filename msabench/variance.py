@@ -343,8 +343,7 @@ class Variance:
         own_nu = 0.0 if math.isinf(self.nu) else self.nu
         own = self.seeds * k if own_nu > 0 else 0.0  # variance of one seed's difference
         s2 = (prior.df * prior.s2 + own_nu * own) / (prior.df + own_nu)
-        return Variance(s2 / k, self.items, prior.df + own_nu, prior.label,
-                        (own_nu, prior.df, prior.centre_df, prior.ratio))
+        return prior.variance(s2 / k, self.items, own_nu)
 
 
 def decompose(seed_vals: Sequence[np.ndarray], boot_seed: Sequence[np.ndarray]) -> Variance:
@@ -399,6 +398,11 @@ class Prior:
     centre_df: float = INF  # how well s2 itself is known
     ratio: float = 1.0  # the noisiest pair the test is calibrated for, as a multiple of s2
     outliers: tuple[str, ...] = ()  # models whose own variance the pool does not describe
+
+    def variance(self, seeds: float, items: float, own_nu: float) -> "Variance":
+        """A pooled retraining term `seeds` (moderated by this prior, from `own_nu` df of the pair's own)
+        with its test calibrated by `calibrate_pooled`."""
+        return Variance(seeds, items, self.df + own_nu, self.label, (own_nu, self.df, self.centre_df, self.ratio))
 
     @property
     def label(self) -> str:

@@ -85,9 +85,9 @@ def judge(protocol: str, kind: str, metric: str, preds: dict[str, np.ndarray], l
     groups = resampling.seed_groups(seeds, labels.shape[0])
     seed_list = tuple(int(np.asarray(seeds)[g[0]]) for g in groups)
     k = len(groups)
-    point = {m: resampling.seed_means(resampling.stratum_metrics(preds[m], labels, kind)[metric], groups) for m in names}
+    point = resampling.seed_values(preds, labels, kind, metric, groups)
     counts = resampling.resample_counts(labels.shape[1], n_resamples, seed)
-    boot = {m: resampling.seed_means(resampling.stratum_metrics(preds[m], labels, kind, counts)[metric], groups) for m in names}
+    boot = resampling.seed_values(preds, labels, kind, metric, groups, counts)
     value = {m: float(point[m].mean()) for m in names}
     prior = variance.prior(point) if pool else None
     lower = metric in metrics.LOWER_IS_BETTER
