@@ -61,7 +61,7 @@ def collect(results_dir: str | Path, data: tuple[str, ...] = ()) -> dict[str, li
     """Entries per protocol from a results folder (`data`: where labels not stored with it are read)."""
     folders = results.find_units(results_dir)
     if not folders:
-        raise MsabenchError(f"no finished results under {results_dir}; run `msabench run` first")
+        raise MsabenchError(f"no finished results under {results.where(results_dir)}; run `msabench run` first")
     grouped: dict[tuple[str, str], list[results.UnitResult]] = {}
     units = [results.read_unit(f, data) for f in folders]  # metrics recomputed from predictions and labels
     results.check_labels(units, data)
@@ -92,7 +92,7 @@ def refuse_test_selected(grouped: dict[str, list[Entry]], results_dir) -> None:
         for e in entries:
             if e.selects_on_test:
                 raise MsabenchError(
-                    f"{results_dir}: {e.model} on {name} chose its checkpoints on the test split (selection="
+                    f"{results.where(results_dir)}: {e.model} on {name} chose its checkpoints on the test split (selection="
                     "test-per-metric, a protocol flaw reproduced to measure it); the leaderboard refuses it: "
                     "move it out of the results folder or pass --allow-test-selection")
 

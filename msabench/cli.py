@@ -114,14 +114,17 @@ def cmd_train(args) -> int:
 def cmd_leaderboard(args) -> int:
     from msabench import board, leaderboard
 
-    paths.input_dir(args.results, "--results")
+    where = _results(args)
     paths.output_dir(args.out, "--out")
     _check_resampling(args)
     settings = board.Settings(n_resamples=args.resamples, seed=args.bootstrap_seed, figures=not args.no_figures,
                              allow_test_selection=args.allow_test_selection)
-    path = leaderboard.write(args.results, args.out, command=args.command_line or "", settings=settings,
-                             data=_label_data(args))
-    print(f"wrote {path} (+ results.csv, results.json{'' if args.no_figures else ', figures'})")
+    path = leaderboard.write(where, args.out, command=args.command_line or "", settings=settings,
+                             data=_label_data(args), html=args.html)
+    from msabench import plots
+
+    extra = ("" if args.no_figures or not plots.available() else ", figures") + (", index.html" if args.html else "")
+    print(f"wrote {path} (+ results.csv, results.json{extra})")
     return 0
 
 
@@ -151,13 +154,13 @@ def _check_resampling(args) -> None:
 def cmd_compare(args) -> int:
     from msabench import compare
 
-    paths.input_dir(args.results, "--results")
+    where = _results(args)
     _check_resampling(args)
     protocols.check_seed_values(args.seeds)
-    paired = compare.pair(args.results, args.protocol, args.a, args.b, seeds=args.seeds, data=_label_data(args))
+    paired = compare.pair(where, args.protocol, args.a, args.b, seeds=args.seeds, data=_label_data(args))
     if args.conditions:
         paired = paired.only(args.conditions)
-    priors = {} if args.no_pool else compare.board_prior(args.results, args.protocol, _label_data(args),
+    priors = {} if args.no_pool else compare.board_prior(where, args.protocol, _label_data(args),
                                                           args.metrics)
     report = compare.compare(paired, n_resamples=args.resamples, seed=args.bootstrap_seed, alpha=args.alpha,
                              metric_names=args.metrics, priors=priors)
@@ -189,7 +192,7 @@ def cmd_runs(args) -> int:
 def cmd_plan(args) -> int:
     from msabench import plan
 
-    paths.input_dir(args.results, "--results")
+    where = _results(args)
     _check_resampling(args)
     if len(args.models) not in (0, 2):
         raise MsabenchError(f"plan takes two models or none (the board's median pair), got {len(args.models)}")
@@ -198,7 +201,7 @@ def cmd_plan(args) -> int:
             raise MsabenchError(f"--diff takes differences as fractions of the metric (0.025 = 2.5 points), got {t}")
     if not 0 < args.alpha < 1:
         raise MsabenchError(f"--alpha must be in (0, 1), got {args.alpha}")
-    result = plan.plan(args.results, args.protocol, metric=args.metric, targets=tuple(args.diff),
+    result = plan.plan(where, args.protocol, metric=args.metric, targets=tuple(args.diff),
                        models=tuple(args.models) if args.models else None, alpha=args.alpha,
                        n_resamples=args.resamples, seed=args.bootstrap_seed, data=_label_data(args))
     print(result.table())
@@ -227,9 +230,10 @@ def cmd_verify(args) -> int:
     todo = [claims.parse(text, reported) for text in args.claim or []]
     if args.claims:
         todo += claims.load_file(args.claims)
+    where = None
     if any(c.reported is None for c in todo):  # claims checked against stored results need them
-        paths.input_dir(args.results, "--results")
-    verdicts = claims.verify(todo, args.results, n_resamples=args.resamples, seed=args.bootstrap_seed,
+        where = _results(args)
+    verdicts = claims.verify(todo, where, n_resamples=args.resamples, seed=args.bootstrap_seed,
                              alpha=args.alpha, data=_label_data(args))  # one Holm correction over every claim
     print(claims.table(verdicts))
     return 0
@@ -420,8 +424,21 @@ def _label_data_to(q) -> None:
                         "when not stored with them (repeatable)")
 
 
+def _results(args):
+    """--results: one folder, or several read as one (a user's runs with leaderboard/runs), each checked."""
+    for folder in args.results:
+        paths.input_dir(folder, "--results")
+    return args.results[0] if len(args.results) == 1 else tuple(args.results)
+
+
+def _results_to(q) -> None:
+    q.add_argument("--results", nargs="+", default=["results"], metavar="DIR",
+                   help="results folder(s) written by msabench run; several are read as one (e.g. yours and "
+                        "leaderboard/runs), a unit in two of them must be the same run")
+
+
 def _stats_args_to(q) -> None:
-    q.add_argument("--results", default="results", help="results folder written by msabench run")
+    _results_to(q)
     q.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
     q.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the resampling (default 0)")
     _label_data_to(q)
@@ -521,14 +538,16 @@ def _add_data(sub) -> None:
 
 def _add_leaderboard(sub) -> None:
     lb = sub.add_parser("leaderboard", help="write leaderboard tables from stored results")
-    lb.add_argument("--results", default="results")
+    _results_to(lb)
     lb.add_argument("--out", default="leaderboard")
     lb.add_argument("--command-line", help="the command(s) that produced the results, quoted in the README")
     lb.add_argument("--allow-test-selection", action="store_true",
                     help="show results whose checkpoints were chosen on the test split (selection=test-per-metric), marked")
     lb.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples for the vs-best tests")
     lb.add_argument("--bootstrap-seed", type=int, default=0)
-    lb.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    lb.add_argument("--no-figures", action="store_true", help="skip the figures (PNG, SVG, PDF)")
+    lb.add_argument("--html", action="store_true",
+                    help="also write index.html: the board as one static page (sortable tables, curves to toggle)")
     _label_data_to(lb)
     lb.set_defaults(func=cmd_leaderboard)
 

@@ -67,20 +67,22 @@ class Paired:
                       self.selected_on_test)
 
 
-def units_of(results_dir: str | Path, protocol: str, model: str, data: tuple[str, ...] = ()) -> list[results.UnitResult]:
-    """Every stored seed of (protocol, model); one clear line when there are none. `data`: where to read
-    labels that are not stored with the results (results.read_unit)."""
-    root = Path(results_dir)
-    if not root.is_dir():
-        raise MsabenchError(f"results folder {root} does not exist; run `msabench run --out {root}` first")
+def units_of(results_dir, protocol: str, model: str, data: tuple[str, ...] = ()) -> list[results.UnitResult]:
+    """Every stored seed of (protocol, model) in one results folder or several; one clear line when there
+    are none. `data`: where to read labels that are not stored with the results (results.read_unit)."""
+    for folder in results.folders(results_dir):
+        if not folder.is_dir():
+            raise MsabenchError(f"results folder {folder} does not exist; run `msabench run --out {folder}` first")
+    root = results_dir if isinstance(results_dir, (str, Path)) else tuple(results_dir)
     folders = results.find_units(root, protocol, model)
     if not folders:
         here = sorted({f.parent.name for f in results.find_units(root, protocol)})
         if not here:
             found = sorted({f.parent.parent.name for f in results.find_units(root)})
-            raise MsabenchError(f"no results for protocol {protocol} under {root}; protocols there: "
+            raise MsabenchError(f"no results for protocol {protocol} under {results.where(root)}; protocols there: "
                                 f"{', '.join(found) or 'none'}")
-        raise MsabenchError(f"no results for model {model} on {protocol} under {root}; models there: {', '.join(here)}")
+        raise MsabenchError(f"no results for model {model} on {protocol} under {results.where(root)}; models there: "
+                            f"{', '.join(here)}")
     return [results.read_unit(f, data) for f in folders]
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from msabench import devices, ingestion, isolation, masking, paths, results, runner, submission
 from msabench import protocols as protocols_mod
-from msabench.data import Dataset, Split
+from msabench.data import Dataset, Split, registry
 from msabench.data import load as load_data
 from msabench.errors import MsabenchError
 from msabench.isolation import NO_LIMITS, Limits
@@ -342,6 +342,37 @@ def check_grid(protocols: list[Protocol], models: list[str], datasets: dict, iso
     return subs
 
 
+def check_text(protocols: list[Protocol], subs: dict[str, submission.Submission], datasets: dict) -> list[str]:
+    """Clean-context text under token drops: refused for bundled models unless declared, a warning for files.
+
+    Where a protocol drops single text tokens and the data's token features were computed with the
+    whole transcript in context (MMSA's BERT `text`: `registry.text_in_context`), a kept token's
+    vector still carries the dropped words; results made on them are not comparable with those of
+    models that encode the corrupted ids. Returns the warnings (one per file submission and protocol).
+    """
+    notes = []
+    for p in protocols:
+        if not (p.drops_text_tokens and registry.text_in_context(p.dataset, p.variant)):
+            continue
+        info = datasets[(p.dataset, p.variant)].info
+        if not info.text_feature_dim:
+            continue
+        for sub in subs.values():
+            read = sub.text_read(info)
+            if read == "features":
+                opt = "text_encoder=clean_features" if sub.spec.startswith("mmsa:") else "text_input=clean_features"
+                raise MsabenchError(
+                    f"model {sub.name} on {p.name}: it would read {p.dataset} {p.variant}'s precomputed token features, "
+                    f"computed from the clean transcript, where the protocol drops text tokens (a kept token's vector "
+                    f"still carries the dropped words); encode the corrupted ids instead (text_encoder=minilm, or "
+                    f"text_encoder=bert,bert_path=DIR) or pass {opt} to run on them anyway, labelled as such")
+            if read == "unknown":
+                notes.append(f"warning: {sub.name} on {p.name}: batch.text_features are {p.dataset} {p.variant}'s token "
+                             f"features computed from the clean transcript (zeroed where a token is dropped, but a kept "
+                             f"token's vector still carries the dropped words); batch.text_ids carry the corrupted ids")
+    return notes
+
+
 def run_grid(protocols: list[Protocol], models: list[str], datasets: dict, out: str | Path, executor,
              seeds: list[int] | None = None, batch_size: int = 64, progress: bool = True,
              n_seeds: int | None = None) -> GridReport:
@@ -362,6 +393,8 @@ def run_grid(protocols: list[Protocol], models: list[str], datasets: dict, out: 
     for sub in subs.values():  # options that cannot work on this data or hardware: one line before any work
         for dataset in datasets.values():
             sub.check(dataset.info, executor.gpus_per_job())
+    for note in check_text(protocols, subs, datasets):
+        print(f"msabench: {note}", file=sys.stderr)
     jobs, reused = plan(protocols, models, datasets, out, seeds, batch_size, executor.threads, isolate,
                         getattr(executor, "limits", NO_LIMITS), n_seeds)
     report = GridReport(reused=reused, jobs=len(jobs), names={m: sub.name for m, sub in subs.items()})

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from msabench import compare, metrics, protocols, resampling, variance
+from msabench import compare, metrics, protocols, resampling, results, variance
 from msabench.errors import MsabenchError
 
 MAX_SEEDS = 100
@@ -106,7 +106,7 @@ def plan(results_dir: str | Path, protocol: str, *, metric: str | None = None, t
     board = compare.stacked(results_dir, protocol, data, min_models=2)
     if board is None:
         raise MsabenchError(f"plan needs at least 2 models with at least 2 shared seeds on {protocol} under "
-                            f"{results_dir}")
+                            f"{results.where(results_dir)}")
     metric = metric or protocols.load(protocol).primary_metric
     if metric not in metrics.METRICS[board.kind]:
         raise MsabenchError(f"metric {metric!r} does not exist for {protocol} ({board.kind} metrics: "
@@ -115,7 +115,7 @@ def plan(results_dir: str | Path, protocol: str, *, metric: str | None = None, t
         for m in models:
             if m not in board.preds:
                 raise MsabenchError(f"no results for model {m} on {protocol} with seeds {board.seed_list} under "
-                                    f"{results_dir}; models there: {', '.join(board.preds)}")
+                                    f"{results.where(results_dir)}; models there: {', '.join(board.preds)}")
     groups = resampling.seed_groups(board.seeds, board.labels.shape[0])
     counts = resampling.resample_counts(board.labels.shape[1], n_resamples, seed)
     point = resampling.seed_values(board.preds, board.labels, board.kind, metric, groups)

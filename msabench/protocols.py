@@ -105,6 +105,12 @@ class Protocol:
         return self.mask_seeds[self.seeds.index(seed)]
 
     @property
+    def drops_text_tokens(self) -> bool:
+        """Some condition drops single text tokens (not the whole modality): precomputed token features
+        that carry context would keep the dropped words in their neighbours (`registry.text_in_context`)."""
+        return self.kind == "intra" and any(c.rates[0] > 0 for c in self.conditions)
+
+    @property
     def _where(self) -> str:
         return self.source or f"protocol {self.name}"
 

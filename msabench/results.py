@@ -352,8 +352,44 @@ def labels_from_data(folder: Path, manifest: dict, data: tuple[str, ...]) -> dic
                         f"fingerprint {want[:12]}): {'; '.join(tried)}")
 
 
-def find_units(out: str | Path, protocol: str | None = None, model: str | None = None) -> list[Path]:
-    """Finished unit folders under `out` (temporary folders are never matched)."""
+def folders(out) -> list[Path]:
+    """One results folder or several, as a list."""
+    return [Path(out)] if isinstance(out, (str, Path)) else [Path(f) for f in out]
+
+
+def where(out) -> str:
+    """Results folders as a message names them."""
+    return " + ".join(map(str, folders(out)))
+
+
+def find_units(out, protocol: str | None = None, model: str | None = None) -> list[Path]:
+    """Finished unit folders under `out`, a results folder or several (temporary folders are never matched).
+
+    Several folders (a user's runs next to the committed board's, `leaderboard/runs`) read as one: a
+    unit (protocol, model, seed) found in more than one of them must be the same run, byte for byte
+    (its manifest and predictions), and is read once; two different runs of one unit are refused.
+    """
     # names are escaped: `firf[noise_part=False]` is a model name, not a glob character class
     pattern = f"{glob.escape(protocol) if protocol else '*'}/{glob.escape(model) if model else '*'}/seed-*/manifest.json"
-    return sorted(p.parent for p in Path(out).glob(pattern))
+    if isinstance(out, (str, Path)):
+        return sorted(p.parent for p in Path(out).glob(pattern))
+    seen: dict[tuple[str, ...], Path] = {}
+    for folder in out:
+        for unit in sorted(p.parent for p in Path(folder).glob(pattern)):
+            key = unit.parts[-3:]
+            if key not in seen:
+                seen[key] = unit
+            elif _digest(unit) != _digest(seen[key]):
+                raise MsabenchError(f"{'/'.join(key)} is in both {folder} and {seen[key].parents[2]} with different "
+                                    "runs; pass one of the folders, or move one run away")
+    return sorted(seen.values(), key=lambda u: u.parts[-3:])
+
+
+
+def _digest(unit: Path) -> str:
+    """What makes two copies of a unit the same run: its identity and its predictions' bytes."""
+    manifest = json.loads((unit / "manifest.json").read_text())
+    h = hashlib.sha256(json.dumps({k: manifest.get(k) for k in IDENTITY}, sort_keys=True).encode())
+    pred = unit / "predictions.parquet"
+    h.update(pred.read_bytes() if pred.is_file() else b"")
+    return h.hexdigest()

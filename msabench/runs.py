@@ -47,7 +47,10 @@ class Status:
 
 def _today(model: str, manifest: dict) -> tuple[str, str, str] | None:
     """(identity, code, how it was found) of what would make `model` today; None if nothing would."""
-    sub = submission.find_bundled(model)
+    try:
+        sub = submission.find_bundled(model)
+    except submission.NotInstalled as e:
+        return "", "", f"not installed: {e}"
     if sub is not None:
         return sub.sha256, sub.code, f"bundled {sub.spec} v{sub.version}"
     path = Path(manifest.get("submission_path", ""))
@@ -63,6 +66,8 @@ def _state(manifest: dict, today: tuple[str, str, str] | None) -> tuple[str, str
     if today is None:
         return UNKNOWN, f"no bundled model makes this name and {manifest.get('submission_path')} is not there"
     identity, code, how = today
+    if how.startswith("not installed"):
+        return UNKNOWN, f"which code would make it today is not known here ({how})"
     if manifest["submission_sha256"] != identity:
         why = "VERSION or options differ" if how.startswith("bundled") else "the file was edited"
         return STALE, f"{how}: {why}; msabench run re-runs it"

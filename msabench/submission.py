@@ -13,12 +13,14 @@ class; the file name without `.py`.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import inspect
 import re
 import sys
 import traceback
+import types
 from functools import lru_cache
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,13 @@ from msabench.data.core import DatasetInfo
 from msabench.errors import MsabenchError
 
 BASELINE_DIR = Path(__file__).resolve().parent / "baselines"
+RUN_EXTRA = ("pip install 'msabench[run]' (torch and matplotlib; for the CPU build of torch first: pip install torch "
+             "--index-url https://download.pytorch.org/whl/cpu)")
+
+
+class NotInstalled(MsabenchError):
+    """A bundled model whose packages (torch, ...) this install lacks: reading and comparing stored results
+    does not need them (`display_name`, `runs.status` fall back), running the model does."""
 
 
 def bundled() -> dict[str, Path]:
@@ -72,6 +81,18 @@ class Submission:
             check_options(self.options, info, gpus, self.name)
         elif callable(getattr(self.options, "check", None)):  # other bundled families check themselves
             self.options.check(info, gpus, self.name)
+
+    def text_read(self, info: DatasetInfo) -> str:
+        """What this model reads as text on `info`: 'ids', 'features', 'clean_features' (features it was told
+        carry the clean transcript's context), 'none' (no text), or 'unknown' (a file: it gets both)."""
+        if self.version is None:
+            return "unknown"
+        from msabench.torch_baseline import Options, text_read
+
+        if isinstance(self.options, Options):
+            return text_read(info, self.options)
+        reader = getattr(self.options, "text_read", None)
+        return reader(info) if callable(reader) else "none"
 
     def build(self, info: DatasetInfo):
         """Build a fresh model; checks it has predict (and a callable fit if any)."""
@@ -212,6 +233,11 @@ def load(spec: str | Path, shown: Path | None = None) -> Submission:
         else:
             module.__file__ = str(shown)
             exec(compile(source, str(shown), "exec"), module.__dict__)  # noqa: S102 - the submission, as its own file
+    except ModuleNotFoundError as e:
+        sys.modules.pop(module_name, None)
+        if base in models:
+            raise NotInstalled(f"model {base} needs the package {e.name!r}, not installed here: {RUN_EXTRA}") from None
+        raise MsabenchError(f"{where}: importing the submission failed: {describe(e, Path(where))}") from None
     except (Exception, SystemExit) as e:
         sys.modules.pop(module_name, None)
         raise MsabenchError(f"{where}: importing the submission failed: {describe(e, Path(where))}") from None
@@ -219,7 +245,10 @@ def load(spec: str | Path, shown: Path | None = None) -> Submission:
     name = base if base in models else _declared_name(module, where)
     options, code, version, display = None, "", None, ""
     if base in models:
-        factory, name, digest, options, code, version = _bundled(module, base, raw_options, factory, source)
+        try:
+            factory, name, digest, options, code, version = _bundled(module, base, raw_options, factory, source)
+        except ModuleNotFoundError as e:  # the shared torch code, imported for its options
+            raise NotInstalled(f"model {base} needs the package {e.name!r}, not installed here: {RUN_EXTRA}") from None
         display = _display(module, base, raw_options)
     path = shown or path
     return Submission(name=name, path=path, sha256=digest, factory=factory,
@@ -263,24 +292,34 @@ def _bundled(module, base: str, raw_options: dict, factory, source: bytes):
             code_digest(Path(module.__file__), options), version)
 
 
-@lru_cache(maxsize=None)
-def find_bundled(name: str) -> Submission | None:
-    """The bundled model, loaded, whose results are stored under `name` (`prlf[amre=False]` is
-    `prlf:amre=False`, `mmsa-lf_dnn` is `mmsa:lf_dnn`); None for a name no bundled model makes.
-    Cached: a bundled model's code does not change while the process runs."""
+def _spec_of_name(name: str) -> str | None:
+    """The spec a results name was made from, by its form alone (`prlf[amre=False]` -> `prlf:amre=False`,
+    `mmsa-lf_dnn` -> `mmsa:lf_dnn`); None when no bundled model could make it."""
     m = re.fullmatch(r"([^\[\]]+)(?:\[(.*)\])?", name)
     if m is None:
         return None
     head, shown = m.group(1), m.group(2)
     if head in bundled():
-        spec = head + (f":{shown}" if shown else "")
-    else:
-        base, _, first = head.partition("-")
-        if base not in POSITIONAL or not first:
-            return None
-        spec = f"{base}:{first}" + (f",{shown}" if shown else "")
+        return head + (f":{shown}" if shown else "")
+    base, _, first = head.partition("-")
+    if base not in POSITIONAL or not first:
+        return None
+    return f"{base}:{first}" + (f",{shown}" if shown else "")
+
+
+@lru_cache(maxsize=None)
+def find_bundled(name: str) -> Submission | None:
+    """The bundled model, loaded, whose results are stored under `name` (`prlf[amre=False]` is
+    `prlf:amre=False`, `mmsa-lf_dnn` is `mmsa:lf_dnn`); None for a name no bundled model makes;
+    NotInstalled when its packages are not. Cached: a bundled model's code does not change while
+    the process runs."""
+    spec = _spec_of_name(name)
+    if spec is None:
+        return None
     try:
         sub = load(spec)
+    except NotInstalled:
+        raise
     except MsabenchError:
         return None
     return sub if sub.name == name else None
@@ -299,8 +338,25 @@ def display_name(name: str) -> str:
     """A results name as a reader knows the model: the paper's name from its module's DISPLAY, MMSA's
     models marked as such, a pretrained text encoder after a "+", switched-off components after "w/o"
     (`prlf[amre=False]` -> "PRLF w/o amre", `mmsa-mult` -> "MulT (MMSA)"). A file submission keeps its name."""
-    sub = find_bundled(name)
+    try:
+        sub = find_bundled(name)
+    except NotInstalled:  # read from its module's source, no import: no torch needed to show a board
+        spec = _spec_of_name(name)
+        base, raw = split_spec(spec)
+        return _display(_declared_literals(bundled()[base]), base, raw)
     return name if sub is None else sub.display
+
+
+def _declared_literals(path: Path) -> types.SimpleNamespace:
+    """A module's top-level constants (DISPLAY, VERSION: literals) read from its source without running it."""
+    found = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                found[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+    return types.SimpleNamespace(**found)
 
 
 def _display(module, base: str, raw: dict[str, str]) -> str:

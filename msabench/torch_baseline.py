@@ -65,7 +65,9 @@ class Options:
     augment: bool = True  # joint missing augmentation during training (training.augmentation)
     input_noise: float = 0.0  # std of Gaussian noise on observed input features in training (0: off)
     bert_lr: float = 5e-5  # learning rate of the BERT parameters (text_encoder=bert), as MMSA
-    text_input: str = "auto"  # "auto", "ids" or "features": what the text encoder reads
+    # "auto", "ids", "features" or "clean_features": what the text encoder reads. Token features that carry
+    # context (MMSA's BERT `text`) under a protocol that drops text tokens: only as "clean_features" (labelled)
+    text_input: str = "auto"
     device: str = "auto"  # "auto", "cpu", "cuda" or "cuda:N"
     precision: str = "auto"  # "auto", "fp32" or "bf16"
     threads: int = 0  # CPU threads; 0: the CPUs the job is given; 1: the exact single-thread mode
@@ -90,7 +92,8 @@ _RANGES = {  # option -> (test, the valid range as shown to the user)
     "input_noise": (lambda v: v >= 0, ">= 0"),
     "text_encoder": (lambda v: v in ("scratch", "bert", "minilm"), "'scratch', 'bert' or 'minilm'"),
     "text_train": (lambda v: v in ("auto", "finetune", "frozen"), "'auto', 'finetune' or 'frozen'"),
-    "text_input": (lambda v: v in ("auto", "ids", "features"), "'auto', 'ids' or 'features'"),
+    "text_input": (lambda v: v in ("auto", "ids", "features", "clean_features"),
+                   "'auto', 'ids', 'features' or 'clean_features'"),
     "selection": (lambda v: v in ("valid", "test-per-metric"), "'valid' or 'test-per-metric'"),
 }
 
@@ -150,7 +153,7 @@ def check_options(opts: Options, info: DatasetInfo, gpus: int | None, model: str
 
 def text_input(info: DatasetInfo, opts: Options, model: str = "model") -> str:
     """'ids' or 'features': `auto` prefers precomputed features unless a BERT encoder needs ids."""
-    want = opts.text_input
+    want = "features" if opts.text_input == "clean_features" else opts.text_input
     if want == "auto":
         want = "ids" if encoder_spec(opts) is not None or not info.text_feature_dim else "features"
     if encoder_spec(opts) is not None and want != "ids":
@@ -163,6 +166,13 @@ def text_input(info: DatasetInfo, opts: Options, model: str = "model") -> str:
         raise MsabenchError(f"model {model}: text_input=features, but {info.name} {info.variant} has no token "
                             "features (MMSA key 'text')")
     return want
+
+
+def text_read(info: DatasetInfo, opts: Options) -> str:
+    """What the model reads as text on `info`: 'ids', 'features', or 'clean_features' (features it was
+    told may carry the clean transcript's context: `executors` lets only these run under token drops)."""
+    got = text_input(info, opts)
+    return "clean_features" if got == "features" and opts.text_input == "clean_features" else got
 
 
 class Output(NamedTuple):

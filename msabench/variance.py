@@ -404,6 +404,21 @@ class Prior:
         with its test calibrated by `calibrate_pooled`."""
         return Variance(seeds, items, self.df + own_nu, self.label, (own_nu, self.df, self.centre_df, self.ratio))
 
+    def helps(self, level: float) -> bool:
+        """Whether pooling narrows the board's intervals at two-sided `level`, as a geometric mean over
+        the pairs the prior describes (retraining share 1, the centre taken as known).
+
+        A pair whose own estimate is x times the centre (x ~ F(nu, df)) has an interval of width
+        critical * sqrt(x) from its own seeds and critical' * sqrt(scale (df + nu x) / (df + nu)) pooled:
+        quiet pairs are pulled up towards the centre and scaled for the noisiest ones, which only
+        enough prior degrees of freedom repay.
+        """
+        own = Variance(1.0, 0.0, self.nu).critical(level)
+        pooled = self.variance(1.0, 0.0, self.nu)
+        x = sps.f.ppf((np.arange(400) + 0.5) / 400, self.nu, self.df)
+        shrink = 0.5 * float(np.mean(np.log((self.df + self.nu * x) / ((self.df + self.nu) * x))))
+        return math.log(pooled.critical(level)) + shrink < math.log(own)
+
     @property
     def label(self) -> str:
         out = f"; not pooled: {', '.join(self.outliers)}" if self.outliers else ""
@@ -427,7 +442,7 @@ def _log_f_quantiles(nu: float, d0: float, q: np.ndarray) -> np.ndarray:
     return np.log(sps.f.ppf(q, nu, d0)) if math.isfinite(d0) else np.log(sps.chi2.ppf(q, nu) / nu)
 
 
-def prior(values: dict[str, Sequence[float]], min_models: int = MIN_MODELS) -> Prior | None:
+def prior(values: dict[str, Sequence[float]], min_models: int = MIN_MODELS, alpha: float = 0.05) -> Prior | None:
     """The board's prior for the retraining variance of a pair's seed-by-seed difference.
 
     `values`: per model, its seed-level metric values on the same seeds in the same order.
@@ -441,7 +456,11 @@ def prior(values: dict[str, Sequence[float]], min_models: int = MIN_MODELS) -> P
     at (models - 1)(k - 1): the pool cannot know more than the board's seeds hold. The scale
     of a pair's variance is the pairs' (log-)average, on the same F law. A model above the
     prior's 99% predictive bound is an outlier: pairs with it keep their own estimate
-    (`Prior.outliers`). None with fewer than `min_models` models or 2 seeds.
+    (`Prior.outliers`). None with fewer than `min_models` models or 2 seeds, and None when pooling
+    would widen the board's intervals on average (`Prior.helps`) at the level of closed testing's
+    first step, 2 * `alpha` / (models - 1) two-sided: with d0 near 1 the calibration for the noisiest
+    pairs costs more than the pool's degrees of freedom give. The choice reads the models' variances
+    only, never their differences, so each test keeps its level.
     """
     names = [m for m, v in values.items() if np.all(np.isfinite(np.asarray(v, dtype=np.float64)))]
     if len(names) < min_models:
@@ -481,5 +500,6 @@ def prior(values: dict[str, Sequence[float]], min_models: int = MIN_MODELS) -> P
     outliers = tuple(m for m, v in zip(names, own) if v > bound)
     pair_centre = float(np.median(np.log(pairs))) - float(_log_f_quantiles(nu, d0, np.array([0.5]))[0])
     ratio = d0 / float(sps.chi2.ppf(POOL_QUANTILE, d0))
-    return Prior(math.exp(pair_centre), d0, len(names), int(pairs.size), nu,
-                 _centre_df(nu, d0, int(varying.sum())), ratio, outliers)
+    pooled = Prior(math.exp(pair_centre), d0, len(names), int(pairs.size), nu,
+                   _centre_df(nu, d0, int(varying.sum())), ratio, outliers)
+    return pooled if pooled.helps(min(1.0, 2.0 * alpha / (len(names) - 1))) else None

@@ -89,7 +89,7 @@ def judge(protocol: str, kind: str, metric: str, preds: dict[str, np.ndarray], l
     counts = resampling.resample_counts(labels.shape[1], n_resamples, seed)
     boot = resampling.seed_values(preds, labels, kind, metric, groups, counts)
     value = {m: float(point[m].mean()) for m in names}
-    prior = variance.prior(point) if pool else None
+    prior = variance.prior(point, alpha=alpha) if pool else None
     lower = metric in metrics.LOWER_IS_BETTER
     order = sorted(names, key=lambda m: (not math.isfinite(value[m]), value[m] if lower else -value[m], m))
     m_ = len(order)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from msabench import (board, claims, compare, executors, leaderboard, multiplicity, protocols, resampling, stats,
+from msabench import (board, claims, compare, executors, leaderboard, multiplicity, protocols, resampling, results, stats,
                       submission)
 from msabench.errors import MsabenchError
 
@@ -439,3 +439,27 @@ def test_plan_cli(res):
                    "fractions", "2.5")
     one_line_error(msabench("plan", "strong", "nobody", "--protocol", "synth-intra", "--results", res),
                    "no results for model nobody")
+
+
+def test_several_results_folders_read_as_one(res, tmp_path):
+    """A user's runs next to a board's: `--results mine board` compares across them; a unit in both must
+    be the same run."""
+    import shutil
+
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    shutil.copytree(res / "synth-intra" / "strong", mine / "synth-intra" / "strong")
+    shutil.copytree(res / "synth-intra", theirs / "synth-intra", ignore=shutil.ignore_patterns("strong"))
+    one = compare.compare(compare.pair(res, "synth-intra", "strong", "weak"), n_resamples=500)
+    two = compare.compare(compare.pair((mine, theirs), "synth-intra", "strong", "weak"), n_resamples=500)
+    assert one.table() == two.table()
+    proc = msabench("compare", "strong", "weak", "--protocol", "synth-intra", "--results", mine, theirs,
+                    "--resamples", "500")
+    assert proc.returncode == 0, proc.stderr
+    assert "strong" in proc.stdout
+    shutil.copytree(res / "synth-intra" / "strong", theirs / "synth-intra" / "strong")  # the same run twice: fine
+    assert len(results.find_units((mine, theirs), "synth-intra", "strong")) == len(SEEDS)
+    pred = theirs / "synth-intra" / "strong" / f"seed-{SEEDS[0]}" / "predictions.parquet"
+    pred.write_bytes(pred.read_bytes()[:-1] + b"x")  # another run of the same unit
+    proc = msabench("compare", "strong", "weak", "--protocol", "synth-intra", "--results", mine, theirs)
+    assert proc.returncode != 0
+    assert len(proc.stderr.strip().splitlines()) == 1 and "different runs" in proc.stderr, proc.stderr

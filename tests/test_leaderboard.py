@@ -72,7 +72,7 @@ def test_ablation_table_pairs_variant_with_full_model(results_dir, tmp_path):
     table = leaderboard.ablation_table(protocols.load("synth-intra"), renamed)
     delta = np.subtract([u.metrics["aggregate"]["mean"]["Non0_acc_2"] for u in variant.units],
                         [u.metrics["aggregate"]["mean"]["Non0_acc_2"] for u in base.units])
-    assert "| Text only w/o augment " in table and f"{delta.mean():.4f}" in table
+    assert "| Text only w/o augment " in table and f"{100 * delta.mean():+.2f}"[1:] in table  # points
 
 
 def test_empty_results(tmp_path):

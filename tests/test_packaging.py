@@ -74,3 +74,61 @@ def test_installed_package_runs_outside_the_checkout(installed):
              "--out", "res", cwd=cwd, env=env)
     assert "mymodel on synth-inter" in run.stdout and "mean on synth-inter" in run.stdout
     assert (cwd / "res" / "synth-inter" / "mymodel" / "seed-1111" / "predictions.parquet").is_file()
+
+
+BLOCK = '''"""Makes this venv a core install: torch, matplotlib and the other extras cannot be imported."""
+import sys
+
+
+class _Absent:
+    EXTRAS = ("torch", "matplotlib", "transformers", "ray", "mmsa", "datasets")
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in self.EXTRAS:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _Absent())
+'''
+
+
+def test_the_core_install_reads_compares_verifies_and_renders_without_torch(installed, tmp_path):
+    """The wheel asks for torch and matplotlib only with [run]; without them (imports made impossible),
+    stored results are compared, claims verified and a board written (HTML too, figures left out)."""
+    import email
+
+    meta = email.message_from_string(zipfile.ZipFile(installed["wheel"]).read(
+        next(n for n in zipfile.ZipFile(installed["wheel"]).namelist() if n.endswith(".dist-info/METADATA"))).decode())
+    requires = meta.get_all("Requires-Dist")
+    core = [r for r in requires if "extra ==" not in r]
+    assert core and not [r for r in core if r.split()[0].split(">")[0].split("=")[0] in ("torch", "matplotlib")], core
+    assert any(r.startswith("torch") and 'extra == "run"' in r for r in requires), requires
+    (installed["site"] / "_core_only.py").write_text(BLOCK)
+    (installed["site"] / "zz_core_only.pth").write_text("import _core_only\n")
+    try:
+        env, cwd, bin_ = installed["env"], installed["cwd"], installed["bin"]
+        proc = subprocess.run([installed["python"], "-c", "import torch"], capture_output=True, text=True, env=env,
+                              cwd=cwd)
+        assert proc.returncode != 0 and "torch" in proc.stderr
+        results = tmp_path / "runs"
+        for model in ("derl", "prlf", "lnln", "mean"):
+            shutil.copytree(ROOT / "leaderboard" / "runs" / "synth-intra" / model, results / "synth-intra" / model)
+        out = sh(bin_ / "msabench", "compare", "derl", "prlf", "--protocol", "synth-intra", "--results", results,
+                 "--resamples", "300", cwd=cwd, env=env).stdout
+        assert "Non0_acc_2" in out and "derl vs prlf" in out
+        out = sh(bin_ / "msabench", "verify", "--claim", "derl > prlf on synth-intra: Non0 Acc-2 +2.47%", "--results",
+                 results, "--resamples", "300", cwd=cwd, env=env).stdout
+        assert "derl > prlf" in out
+        sh(bin_ / "msabench", "leaderboard", "--results", results, "--out", tmp_path / "board", "--html",
+           "--resamples", "300", cwd=cwd, env=env)
+        board = (tmp_path / "board" / "README.md").read_text()
+        assert "No figures: matplotlib is not installed" in board and "LNLN" in board and "DERL" in board
+        assert "could not be checked against today's models" in board  # the identity check needs the models
+        assert (tmp_path / "board" / "index.html").is_file() and not list((tmp_path / "board").glob("*.png"))
+        run = subprocess.run([bin_ / "msabench", "run", "--protocol", "synth-intra", "--model", "lnln", "--out",
+                              tmp_path / "res"], capture_output=True, text=True, cwd=cwd, env=env)
+        assert run.returncode != 0 and "pip install 'msabench[run]'" in run.stderr, run.stderr
+        assert len(run.stderr.strip().splitlines()) == 1
+    finally:
+        (installed["site"] / "zz_core_only.pth").unlink()

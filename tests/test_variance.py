@@ -161,3 +161,24 @@ def test_pooled_calibration_holds_at_its_worst_pair_and_not_beyond():
     for lam in (0.3, 0.8, 0.99):
         assert size(ratio, lam) <= level + 3 * math.sqrt(level * 0.95 / n)
     assert size(4 * ratio, 0.99) > level + 5 * math.sqrt(level * 0.95 / n)  # beyond it: too liberal
+
+
+def test_pool_is_declined_where_it_would_widen_the_boards_intervals():
+    """With a prior of 1 df (the models' seed variances disagree wildly) the calibration for the noisiest
+    pairs widens the typical interval more than the pool's degrees of freedom narrow it; with more it pays."""
+    from msabench.variance import Prior, Variance
+
+    def width(pr, x):  # interval widths of pairs whose own estimate is x times the centre
+        pooled = pr.variance(1.0, 0.0, pr.nu).critical(0.0125) * np.sqrt((pr.df + pr.nu * x) / (pr.df + pr.nu))
+        return pooled, Variance(1.0, 0.0, pr.nu).critical(0.0125) * np.sqrt(x)
+
+    rng = np.random.default_rng(7)
+    for df, expect in ((1.0, False), (2.0, True), (8.0, True)):
+        ratio = df / float(sps.chi2.ppf(0.1, df))
+        pr = Prior(1.0, df, 9, 36, 2.0, 7.0, ratio)
+        x = (df / rng.chisquare(df, 200_000)) * rng.chisquare(2.0, 200_000) / 2.0  # true spread x own noise
+        pooled, own = width(pr, x)
+        assert pr.helps(0.0125) is expect
+        assert (float(np.mean(np.log(pooled / own))) < 0) is expect  # Monte Carlo agrees with the quadrature
+    wild = prior(_board(rng, np.geomspace(0.002, 0.06, 9), 3))  # 1:30 spread, as MMSA's models on SIMS
+    assert wild is None or wild.df >= 2

@@ -84,6 +84,7 @@ BERT_MODELS = ("self_mm", "mmim", "misa", "bert_mag", "tfr_net")
 UNIMODAL_MODELS = ("mlf_dnn", "mtfn", "mlmf")  # token features, and T/A/V labels in training (SIMS)
 MODELS = FEATURE_MODELS + BERT_MODELS + UNIMODAL_MODELS
 LENGTHS_IN_CALL = ("self_mm", "mmim")  # called as model(text, (audio, lengths), (vision, lengths))
+CLEAN = "clean_features"  # text_encoder for feature models: the data's token features, context and all
 UNK = 100  # bert-base-uncased's [UNK], MMSA's missing token (and msabench's)
 INSTALL = "pip install 'msabench[mmsa]' (the MMSA package, mmsa==2.2.1)"
 
@@ -93,12 +94,24 @@ class Options:
     model: str = ""  # an MMSA model name, e.g. lf_dnn
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # CPU threads; 0: the job's
-    text_encoder: str = "minilm"  # BERT models: minilm (the packaged MiniLM) or a local BERT-family folder
+    # BERT models: minilm (the packaged MiniLM) or a local BERT-family folder. Feature models read the data's
+    # token features; `clean_features` says so explicitly, which lets them run where text tokens are dropped
+    # although the features carry the clean transcript's context (`text_read`)
+    text_encoder: str = "minilm"
     missing_rate: float = 0.5  # tfr_net: the drop rate of its training corruption (MMSA's missing_rate)
+
+    def text_read(self, info) -> str:
+        """'ids' (BERT models), 'features', or 'clean_features' (feature models told so)."""
+        if self.model in BERT_MODELS:
+            return "ids"
+        return "clean_features" if self.text_encoder == CLEAN else "features"
 
     def check(self, info, gpus: int | None, name: str) -> None:
         """Before any work: the package is here, the model runs here, the data has what it reads."""
         mmsa_package(name)
+        if self.text_encoder == CLEAN and self.model in BERT_MODELS:
+            raise MsabenchError(f"model {name}: text_encoder={CLEAN} is for MMSA's feature models; {self.model} "
+                                "encodes token ids with its BERT (text_encoder=minilm or a folder)")
         if self.model in BERT_MODELS:
             from msabench.data import pretrained
 
@@ -157,7 +170,7 @@ def parse_options(raw: dict[str, str], model: str) -> Options:
     for key in raw:
         if key not in known:
             raise MsabenchError(f"model {model} has no option {key!r}; options: model (an MMSA model), device, threads, "
-                                "text_encoder (BERT models: minilm or a folder), missing_rate (tfr_net)")
+                                "text_encoder (BERT models: minilm or a folder; feature models: clean_features), missing_rate (tfr_net)")
     name = raw.get("model", "").strip().lower()
     if name not in MODELS:
         raise MsabenchError(f"model {model}: {name or 'no MMSA model'!r} is not an MMSA model msabench runs; "

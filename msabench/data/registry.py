@@ -24,6 +24,10 @@ class Variant:
     aligned: bool | None = None  # audio and vision aligned to the text (one length); None: not sequences
     lengths: tuple[int, int, int] | None = None  # text / audio / vision steps of MMSA's file (None: any)
     text_features: bool = False  # MMSA's 768-d token features (key `text`) are required
+    # Its token features were computed with the whole clean transcript in context (BERT states): a kept
+    # token's vector still carries the words a protocol drops, so zeroing dropped positions is milder
+    # than dropping them (`text_in_context`).
+    in_context: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,12 +55,13 @@ class DatasetFacts:
 
 _IDS = "BERT token ids ([N, 3, L]: ids, mask, segments)"
 ALIGNED_50 = Variant("aligned_50", f"{_IDS}, 768-d token features, audio and vision aligned to the words (50 steps)",
-                     aligned=True, lengths=(50, 50, 50))
+                     aligned=True, lengths=(50, 50, 50), in_context=True)
 _TABLE = (
     Variant("features", "utterance-level vectors: text, audio and vision one vector each"),
     Variant("tokens", "WordPiece ids of the transcript (packaged MiniLM vocabulary); audio and vision vectors"),
     Variant("words", "word ids of the transcript; audio and vision vectors"),
-    Variant("states", "MiniLM token states added by `msabench data embed` (key text_states); audio and vision"),
+    Variant("states", "MiniLM token states added by `msabench data embed` (key text_states); audio and vision",
+            in_context=True),
 )
 _SYNTH = (
     Variant("aligned_50", f"{_IDS}, audio 5-d and vision 20-d aligned to the words (50 steps)", aligned=True,
@@ -71,16 +76,16 @@ DATASETS: dict[str, DatasetFacts] = {d.name: d for d in (
     DatasetFacts("mosi", "mosi", (1284, 229, 686), (
         ALIGNED_50,
         Variant("unaligned_50", f"{_IDS}, 768-d token features, audio 375 x 5, vision 500 x 20", aligned=False,
-                lengths=(50, 375, 500)),
+                lengths=(50, 375, 500), in_context=True),
     ), "CMU-MOSI, MMSA's processed pickles (MOSI/Processed/*.pkl)"),
     DatasetFacts("mosei", "mosi", (16326, 1871, 4659), (
         ALIGNED_50,
         Variant("unaligned_50", f"{_IDS}, 768-d token features, audio 500 x 74, vision 500 x 35", aligned=False,
-                lengths=(50, 500, 500)),
+                lengths=(50, 500, 500), in_context=True),
     ), "CMU-MOSEI, MMSA's processed pickles (MOSEI/Processed/*.pkl)"),
     DatasetFacts("sims", "sims", (1368, 456, 457), (
         Variant("unaligned_39", f"{_IDS} (bert-base-chinese), 768-d token features, audio 400 x 33, vision 55 x 709",
-                aligned=False, lengths=(39, 400, 55)),
+                aligned=False, lengths=(39, 400, 55), in_context=True),
     ), "CH-SIMS, MMSA's processed pickle (SIMS/Processed/unaligned_39.pkl), with T/A/V labels"),
     DatasetFacts("synth-mosi", "mosi", (1284, 229, 686), _SYNTH,
                  "generated in-process in the shape of MMSA's MOSI files (msabench.data.synth)"),
@@ -101,6 +106,14 @@ def facts(name: str) -> DatasetFacts:
 def kind(name: str) -> str:
     """The metric family of `name` (a user's MMSA-layout data under another name reads as MOSI)."""
     return DATASETS[name].kind if name in DATASETS else "mosi"
+
+
+def text_in_context(name: str, variant: str) -> bool:
+    """Whether `variant`'s token features carry context (MMSA's BERT `text`, msabench's MiniLM states).
+    The synthetic data's are each token's own vector plus noise (`msabench.data.synth`, step 6), so
+    zeroing one removes its word; a layout msabench does not know is assumed to carry context."""
+    known = name in DATASETS and variant in DATASETS[name].variant_names
+    return DATASETS[name].variant(variant).in_context if known else True
 
 
 def check_shapes(name: str, variant: str, lengths: tuple[int, int, int], has_text_features: bool,
