@@ -7,8 +7,9 @@ Two ways to give a model pretrained text, with the same frozen encoder (the pack
 - clean states: MiniLM states of the clean transcript (`msabench data embed`, variant `states`) with
   the dropped positions zeroed (`text_input=clean_features`), as every model reading MMSA's `text`
   gets: the kept tokens' states still carry the dropped words.
-At r = 0 both read the same states. Printed per r: the primary metric, mean over seeds, under each,
-and their difference (clean - re-encoded) with its spread over seeds.
+Each trains with the augmentation it is tested with, so at r = 0 the two differ by their training
+only. Printed per r: the primary metric, mean over seeds, under each, and their difference (clean -
+re-encoded) with its spread over seeds.
 
 Usage: python benchmarks/text_context.py [--models late-fusion,text-only] [--data FILE] [--out DIR]
 (about 25 minutes on 2 cores for both models and 3 seeds; finished units are re-used).

@@ -61,7 +61,7 @@ def cmd_run(args) -> int:
         for name in done.models:
             mine = done.of(p.name, name)
             if mine:
-                print(report.summary_table(mine, p))
+                print(report.summary_table(mine, p, width=None if args.wide else report.WIDTH))
                 print(f"results: {Path(args.out) / p.name / name}\n")
     for i, (_, error) in enumerate(done.failures, 1):  # one line per failed job
         failed = len(done.failures)
@@ -164,7 +164,7 @@ def cmd_compare(args) -> int:
                                                           args.metrics)
     report = compare.compare(paired, n_resamples=args.resamples, seed=args.bootstrap_seed, alpha=args.alpha,
                              metric_names=args.metrics, priors=priors)
-    print(report.table())
+    print(report.table(wide=args.wide))
     if paired.note():
         print(paired.note())
     return 0
@@ -457,6 +457,7 @@ def _add_run(sub) -> None:
                    help="run each protocol's first N seeds: its own, then the consecutive integers after the last "
                         "(not with --seeds)")
     r.add_argument("--out", default="results", help="results folder (default: results)")
+    r.add_argument("--wide", action="store_true", help="print every metric (default: those that fit 100 columns)")
     r.add_argument("--batch-size", type=int, default=64)
     r.add_argument("--executor", choices=["serial", "ray"], default="serial")
     r.add_argument("--address", help="Ray cluster to join (auto or HOST:PORT); default: start a local one")
@@ -563,6 +564,7 @@ def _add_compare(sub) -> None:
     cp.add_argument("--alpha", type=float, default=0.05)
     cp.add_argument("--no-pool", action="store_true",
                     help="use the pair's own seeds only, not the retraining variance pooled over the folder's models")
+    cp.add_argument("--wide", action="store_true", help="also coverage, raw p and McNemar / sign-flip p per row")
     _stats_args_to(cp)
     cp.set_defaults(func=cmd_compare)
 

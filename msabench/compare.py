@@ -291,7 +291,9 @@ class Report:
                 return r
         raise MsabenchError(f"no metric {metric!r} in this comparison; metrics: {', '.join(r.metric for r in self.rows)}")
 
-    def table(self, fmt: str = "github") -> str:
+    def table(self, fmt: str = "github", wide: bool = False) -> str:
+        """Every metric's row; `wide` adds the coverage and the item-level McNemar / sign-flip p (the
+        narrow table fits 100 columns for short model names)."""
         a, b = self.model_a, self.model_b
         k = len(self.seeds)
         retraining = (f"the retraining variance {self.pool}" if self.pool else
@@ -304,26 +306,33 @@ class Report:
         rows = []
         for r in self.rows:
             c = r.result
-            rows.append([r.metric, _ms(*c.seed_a), _ms(*c.seed_b), f"{_num(c.diff)} [{_num(r.ci[0])}, "
-                         f"{_num(r.ci[1])}]", _coverage(r.level), format_p(c.p), format_p(r.p_holm),
-                         f"{format_p(r.test_p)} ({r.test})" if r.test else "", r.verdict])
-        return head + "\n" + tabulate(
-            rows, headers=["metric", f"{a} (seeds)", f"{b} (seeds)", f"Δ {a}−{b} [interval]", "coverage", "p",
-                           "p Holm", "McNemar / sign-flip p", "verdict"], tablefmt=fmt, disable_numparse=True)
+            d = 4 if wide else 3  # 3 decimals (0.1 point) keep the narrow table within 100 columns
+            row = [r.metric, _ms(*c.seed_a, d), _ms(*c.seed_b, d),
+                   f"{_num(c.diff, d)} [{_num(r.ci[0], d)}, {_num(r.ci[1], d)}]",
+                   _coverage(r.level), format_p(c.p), format_p(r.p_holm),
+                   f"{format_p(r.test_p)} ({r.test})" if r.test else "", r.verdict]
+            rows.append(row if wide else [*row[:4], row[6], "n.s." if row[8] == "not significant" else row[8]])
+        headers = ["metric", a, b, f"Δ {a}−{b} [interval]", "coverage", "p", "p Holm", "McNemar / sign-flip p", "verdict"]
+        if not wide:
+            headers = [headers[0], a, b, "Δ [interval]", headers[6], headers[8]]
+            levels = sorted({_coverage(r.level) for r in self.rows})
+            head += (f"; Δ = {a} − {b}, interval coverage {', '.join(levels)}; n.s.: not significant (--wide: 4 decimals, coverage, raw p "
+                     "and McNemar / sign-flip p per row)")
+        return head + "\n" + tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True)
 
 
 def _coverage(level: float) -> str:
     return "" if not math.isfinite(level) else f"{100 * (1 - level):.4g}%"
 
 
-def _num(x: float) -> str:
-    return "nan" if not math.isfinite(x) else f"{x:+.4f}"
+def _num(x: float, digits: int = 4) -> str:
+    return "nan" if not math.isfinite(x) else f"{x:+.{digits}f}"
 
 
-def _ms(mean: float, std: float) -> str:
+def _ms(mean: float, std: float, digits: int = 4) -> str:
     if not math.isfinite(mean):
         return "nan"
-    return f"{mean:.4f}" if not math.isfinite(std) else f"{mean:.4f} ± {std:.4f}"
+    return f"{mean:.{digits}f}" if not math.isfinite(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def format_p(p: float) -> str:

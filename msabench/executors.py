@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from msabench import devices, ingestion, isolation, masking, paths, results, runner, submission
+from msabench import progress as progress_mod
 from msabench import protocols as protocols_mod
 from msabench.data import Dataset, Split, registry
 from msabench.data import load as load_data
@@ -87,7 +88,8 @@ def execute(job: Job, inputs: Dataset, test: Split | None = None, in_process: bo
         host = ingestion.Local(submission.load(job.model))
         try:
             with devices.threads(job.threads):
-                return runner.ingest(host, inputs, list(job.protocols), job.seed, job.batch_size, test=test)
+                return runner.ingest(host, inputs, list(job.protocols), job.seed, job.batch_size, test=test,
+                                     label=job.name)
         finally:
             host.close()
     path = Path(job.model).resolve()
@@ -95,7 +97,7 @@ def execute(job: Job, inputs: Dataset, test: Split | None = None, in_process: bo
     host = ingestion.Remote(sub, job.source, job.limits, f"{path}, seed {job.seed}", inputs["train"], inputs["valid"],
                             job.threads, key=job.data_fingerprint or None)
     try:
-        return runner.ingest(host, inputs, list(job.protocols), job.seed, job.batch_size)
+        return runner.ingest(host, inputs, list(job.protocols), job.seed, job.batch_size, label=job.name)
     finally:
         host.close()
 
@@ -405,11 +407,6 @@ def run_grid(protocols: list[Protocol], models: list[str], datasets: dict, out: 
     inputs = {key: datasets[key].for_models(evaluated[key]) for key in keys}
     tests = {key: datasets[key]["test"] for key in keys if any(j.fit_test for j in jobs if j.dataset_key == key)}
     executor.open(jobs)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(jobs), unit="job", desc="grid", file=sys.stderr, disable=None)
 
     def done(job: Job, preds, error: str | None) -> None:
         if error is None:
@@ -419,21 +416,29 @@ def run_grid(protocols: list[Protocol], models: list[str], datasets: dict, out: 
             except (MsabenchError, ValueError, TypeError, AttributeError) as e:
                 error = f"{job.label}: its predictions could not be scored: {e}"
         if error is not None:
-            report.failures.append((job, error))
+            report.failures.append((job, error))  # said once, at the end (`msabench run`: one line per failure)
         else:
-            for unit in units:
+            for unit, p in zip(units, job.protocols, strict=True):
                 results.write_unit(out, unit)
                 report.units.append(unit)
-        if bar is not None:
-            bar.update(1)
+                progress_mod.finished(summary(unit, p))
+        progress_mod.advance()
 
     try:
-        executor.run(jobs, inputs, tests, done)
+        with progress_mod.bar(len(jobs), "grid", show=progress):
+            executor.run(jobs, inputs, tests, done)
     finally:
-        if bar is not None:
-            bar.close()
         executor.close()
     return report
+
+
+def summary(unit: results.UnitResult, protocol: Protocol) -> str:
+    """One line for a finished unit: its primary metric over conditions and what it cost."""
+    m = unit.manifest
+    primary = protocol.primary_metric
+    value = unit.metrics["aggregate"]["mean"].get(primary, math.nan)
+    return (f"done: {unit.model} seed {unit.seed} on {unit.protocol}: {primary} {value:.4f} (mean over conditions); "
+            f"fit {m.get('fit_seconds', 0):.0f} s, predict {m.get('predict_seconds', 0):.0f} s")
 
 
 def make(name: str, address: str | None = None, cpus_per_job: float | None = None,

@@ -45,6 +45,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from msabench import progress
 from msabench.errors import MsabenchError
 
 _ROOT = str(Path(__file__).resolve().parent.parent)  # the folder msabench is imported from
@@ -177,9 +178,10 @@ class Worker:
         try:
             # a session of its own: the worker and whatever it starts form one process group
             self.proc = subprocess.Popen(cmd, pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
+                                         stderr=subprocess.PIPE, start_new_session=True)
         finally:
             theirs.close()
+        self.relay = progress.relay(self.proc.stderr)  # its log lines print above the grid's bar
 
     def stop(self) -> None:
         self.end_children()  # first, while they are still the worker's descendants
@@ -189,6 +191,7 @@ class Worker:
         except subprocess.TimeoutExpired:
             pass
         self.kill()
+        self.relay.join(timeout=5)  # its last lines printed before the caller's
 
     def kill(self) -> None:
         self.end_children(all_of_them=True)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from msabench.version import __version__
-from msabench import devices, ingestion, masking, metrics
+from msabench import devices, ingestion, masking, metrics, progress
 from msabench import results as results_mod
 from msabench import submission as submission_mod
 from msabench.data import Dataset, Split
@@ -65,7 +65,7 @@ CHUNK_BYTES = 64 << 20  # corrupt this much input at a time, then cut batches ou
 
 
 def predict_conditions(model, split: Split, protocol: Protocol, observed: dict, seed: int, batch_size: int,
-                       where: str) -> np.ndarray:
+                       where: str, label: str = "") -> np.ndarray:
     """Predictions [C, N] for every condition; batches never change what a sample sees.
 
     `model` is a built model, or a model host (ingestion.Local / ingestion.Remote)."""
@@ -75,6 +75,8 @@ def predict_conditions(model, split: Split, protocol: Protocol, observed: dict, 
     per_chunk = batch_size * max(1, int(CHUNK_BYTES // max(row_bytes * batch_size, 1)))
     out = np.empty((len(protocol.conditions), n), dtype=np.float64)
     for ci, cond in enumerate(protocol.conditions):
+        progress.doing(f"{label or where} seed {seed}: predict {protocol.name} {cond.name} "
+                       f"({ci + 1}/{len(protocol.conditions)})")
         doing = f"predict(batch, mask) on {protocol.name}, condition {cond.name}, seed {seed}"
         for chunk_start in range(0, n, per_chunk):
             chunk_rows = slice(chunk_start, min(chunk_start + per_chunk, n))
@@ -89,7 +91,7 @@ def predict_conditions(model, split: Split, protocol: Protocol, observed: dict, 
 
 
 def ingest(host, inputs: Dataset, protocols: list[Protocol], seed: int, batch_size: int = 64,
-           masks: dict | None = None, test: Split | None = None) -> list[Predictions]:
+           masks: dict | None = None, test: Split | None = None, label: str = "") -> list[Predictions]:
     """Build and fit the model once for `seed`, then predict every condition of each protocol.
 
     `host`: ingestion.Local or ingestion.Remote. `inputs`: the dataset as models see it (its
@@ -101,6 +103,7 @@ def ingest(host, inputs: Dataset, protocols: list[Protocol], seed: int, batch_si
     host.build(inputs.info, seed)
     t0 = time.perf_counter()
     if host.can_fit:
+        progress.doing(f"{label or host.where} seed {seed}: fit")
         host.fit(inputs["train"], inputs["valid"], seed, test if host.selects_on_test else None)
     fit_s = time.perf_counter() - t0
     compute = host.compute()
@@ -111,7 +114,7 @@ def ingest(host, inputs: Dataset, protocols: list[Protocol], seed: int, batch_si
         observed = observed if observed is not None else masking.observed(protocol, split, seed)
         host.reseed(seed)
         t1 = time.perf_counter()
-        values = predict_conditions(host, split, protocol, observed, seed, batch_size, host.where)
+        values = predict_conditions(host, split, protocol, observed, seed, batch_size, host.where, label)
         out.append(Predictions(protocol=protocol.name, seed=seed, values=values, fit_seconds=fit_s,
                                predict_seconds=time.perf_counter() - t1, selects_on_test=host.selects_on_test,
                                compute={**compute, "gpu_peak_mb": devices.peak_memory_mb()}))

@@ -32,7 +32,6 @@ import hashlib
 import math
 import os
 import random
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -41,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from msabench import devices, masking, metrics
+from msabench import devices, masking, metrics, progress
 from msabench.data.core import MODALITIES, Split, hash_array
 from msabench.errors import MsabenchError
 from msabench.interface import Batch
@@ -330,6 +329,6 @@ def load_checkpoint(path: Path, expect: dict) -> dict:
 
 def log_to_stderr(prefix: str):
     def log(msg: str) -> None:
-        print(f"{prefix}{msg}", file=sys.stderr, flush=True)
+        progress.line(f"{prefix}{msg}")  # above the grid's bar when this process has one
 
     return log
