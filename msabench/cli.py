@@ -275,6 +275,24 @@ def cmd_score(args) -> int:
     return 0
 
 
+def cmd_board_pull(args) -> int:
+    from msabench import pull
+
+    n = pull.pull(args.source, args.out, args.index)
+    print(f"pulled {n} files of the board's runs into {args.out}, each matching the index's sha256")
+    print(f"compare against them: msabench compare MINE MODEL --protocol P --results results {args.out}")
+    return 0
+
+
+def cmd_board_index(args) -> int:
+    from msabench import pull
+
+    paths.input_dir(args.runs, "--runs")
+    out = pull.write_index(args.runs, args.out or pull.default_index())
+    print(f"wrote {out}: {len(pull.read_index(out))} files of {args.runs}")
+    return 0
+
+
 def cmd_masks_export(args) -> int:
     import numpy as np
 
@@ -507,6 +525,21 @@ def _add_masks(sub) -> None:
     e.set_defaults(func=cmd_masks_export)
 
 
+def _add_board(sub) -> None:
+    b = sub.add_parser("board", help="the committed board's runs: fetch them verified, or index them")
+    bsub = b.add_subparsers(dest="board_command", required=True)
+    p = bsub.add_parser("pull", help="fetch the board's runs, each file checked against the shipped sha256 index")
+    p.add_argument("--from", dest="source", required=True,
+                   help="where the runs are: a folder (a checkout's leaderboard/runs) or its http(s) address")
+    p.add_argument("--out", default="board-runs", help="a new folder for them (default: board-runs)")
+    p.add_argument("--index", help="another index file (default: the one inside this msabench)")
+    p.set_defaults(func=cmd_board_pull)
+    i = bsub.add_parser("index", help="write the sha256 index of a runs folder (make leaderboard does)")
+    i.add_argument("--runs", default="leaderboard/runs")
+    i.add_argument("--out", help="default: leaderboard/index/runs.sha256 (shipped in the package)")
+    i.set_defaults(func=cmd_board_index)
+
+
 def _add_data(sub) -> None:
     d = sub.add_parser("data", help="data files")
     dsub = d.add_subparsers(dest="data_command", required=True)
@@ -630,7 +663,7 @@ def _add_init(sub) -> None:
     i.set_defaults(func=cmd_init)
 
 
-COMMANDS = (_add_run, _add_train, _add_score, _add_masks, _add_data, _add_leaderboard, _add_compare, _add_runs, _add_plan, _add_verify, _add_published, _add_datasets, _add_protocols, _add_init)
+COMMANDS = (_add_run, _add_train, _add_score, _add_masks, _add_data, _add_leaderboard, _add_board, _add_compare, _add_runs, _add_plan, _add_verify, _add_published, _add_datasets, _add_protocols, _add_init)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -27,9 +27,10 @@ def installed(tmp_path_factory):
     source = tmp / "source"  # built from a copy: a build writes build/ and *.egg-info next to pyproject.toml
     common = shutil.ignore_patterns(".*", "build", "dist", "results", "*.egg-info", "__pycache__", "benchmarks")
 
-    def ignore(folder, names):  # of leaderboard/, only the published-results registry is packaged
+    def ignore(folder, names):  # of leaderboard/, only the published-results registry and the runs' index are packaged
         skip = common(folder, names)
-        return skip | ({n for n in names if n != "published"} if Path(folder).name == "leaderboard" else set())
+        return skip | ({n for n in names if n not in ("published", "index")} if Path(folder).name == "leaderboard"
+                       else set())
 
     shutil.copytree(ROOT, source, ignore=ignore)
     sh(sys.executable, "-m", "pip", "wheel", source, "--no-deps", "--no-build-isolation", "-q", "-w", tmp / "dist",
@@ -55,6 +56,7 @@ def test_wheel_holds_the_protocols_and_the_example(installed):
     shipped = sorted(Path(n).name for n in names if n.startswith("msabench/shipped/protocols/"))
     assert shipped == sorted(p.name for p in (ROOT / "protocols").glob("*.toml"))
     assert "msabench/shipped/submissions/example.py" in names
+    assert "msabench/shipped/index/runs.sha256" in names  # what `msabench board pull` checks the runs against
     registry = sorted(Path(n).name for n in names if n.startswith("msabench/shipped/published/"))
     assert registry == sorted(p.name for p in (ROOT / "leaderboard" / "published").glob("*.toml")) and registry
 
