@@ -11,6 +11,7 @@ to compare against (`msabench compare mine lnln --results results DIR`).
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import tempfile
 import urllib.error
@@ -34,14 +35,27 @@ def digest(data: bytes) -> str:
 
 
 def make_index(runs_dir: str | Path) -> dict[str, str]:
-    """{relative path: sha256} of every file under `runs_dir` (hidden files and temporary folders left out)."""
+    """{relative path: sha256} of every file under `runs_dir` that the board shares: hidden files and
+    temporary folders left out, and the labels of user-supplied data (they are the data's, not the
+    board's: committed without them and read back with --data)."""
     root = Path(runs_dir)
     out = {}
     for f in sorted(root.rglob("*")):
         rel = f.relative_to(root).as_posix()
-        if f.is_file() and not any(part.startswith(".") for part in rel.split("/")):
-            out[rel] = digest(f.read_bytes())
+        if not f.is_file() or any(part.startswith(".") for part in rel.split("/")):
+            continue
+        if f.name == "labels.parquet" and not _generated(f.parent):
+            continue
+        out[rel] = digest(f.read_bytes())
     return out
+
+
+def _generated(unit: Path) -> bool:
+    """Whether the unit was made on data msabench generates (its labels are then part of the run)."""
+    try:
+        return str(json.loads((unit / "manifest.json").read_text()).get("dataset_source", "")).startswith("generated")
+    except (OSError, ValueError):
+        return False
 
 
 def render(index: dict[str, str]) -> str:

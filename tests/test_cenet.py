@@ -14,14 +14,14 @@ from msabench.errors import MsabenchError
 
 from conftest import inter_protocol, intra_protocol, small_dataset
 
-FAST = "epochs=8,hidden=32,lr=3e-3"
+FAST = "epochs=8,hidden=32,lr=3e-3,patience=8"
 SEED = 7
 SWITCHES = ("cross_modal_enhancement", "feature_transformation")
 
 
 @pytest.fixture(scope="module")
 def data():
-    return small_dataset(sizes=(120, 40, 60))
+    return small_dataset(sizes=(300, 60, 60))  # 120 training samples: the release's sharp CE attention (x 8) overfits in 8 epochs
 
 
 @pytest.fixture(scope="module")
@@ -226,3 +226,16 @@ def test_fits_on_length_one_sequences(text):
     assert model.net.nonverbal["A"].centroids.abs().sum() > 0  # fitted on the 1-frame training utterances
     unit = runner.run_unit(submission.load("cenet:epochs=2,hidden=16"), ds, p, 1)
     assert np.isfinite(unit.predictions).all() and np.std(unit.predictions) > 0
+
+
+def test_ce_attention_logits_are_scaled_as_the_authors_release():
+    """softmax(Q K^T * 8) (the release's SelfAttention), not Q K^T / sqrt(hidden)."""
+    ce = cenet.CrossModalEnhancement(16, 0.0).eval()
+    torch.manual_seed(2)
+    text, tokens = torch.randn(1, 3, 16), torch.randn(1, 4, 16)
+    valid = torch.ones(1, 4, dtype=torch.bool)
+    _, maps = ce.contexts(text, {"A": (tokens, valid), "V": (tokens, valid)})
+    want = torch.softmax(ce.q["A"](text) @ ce.k["A"](tokens).transpose(1, 2) * 8.0, dim=-1)
+    assert torch.allclose(maps["A"], want, atol=1e-6)
+    assert not torch.allclose(maps["A"], torch.softmax(ce.q["A"](text) @ ce.k["A"](tokens).transpose(1, 2) / 4.0,
+                                                       dim=-1), atol=1e-3)
