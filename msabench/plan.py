@@ -72,7 +72,7 @@ class Plan:
         if k is not None:
             return str(k)
         if target < self.floor:
-            return f"never: the test set alone detects {self.floor:.4f}"
+            return f"never (the test set alone: {self.floor:.4f})"  # the smallest gap any seed count detects
         return f"> {MAX_SEEDS}"
 
 
