@@ -161,7 +161,7 @@ def cmd_compare(args) -> int:
     if args.conditions:
         paired = paired.only(args.conditions)
     priors = {} if args.no_pool else compare.board_prior(where, args.protocol, _label_data(args),
-                                                          args.metrics)
+                                                          args.metrics, args.alpha)
     report = compare.compare(paired, n_resamples=args.resamples, seed=args.bootstrap_seed, alpha=args.alpha,
                              metric_names=args.metrics, priors=priors)
     print(report.table(wide=args.wide))
@@ -288,7 +288,7 @@ def cmd_board_index(args) -> int:
     from msabench import pull
 
     paths.input_dir(args.runs, "--runs")
-    out = pull.write_index(args.runs, args.out or pull.default_index())
+    out = pull.write_index(args.runs, paths.output_file(args.out or pull.default_index(), "--out"))
     print(f"wrote {out}: {len(pull.read_index(out))} files of {args.runs}")
     return 0
 

@@ -219,9 +219,10 @@ def stacked(results_dir: str | Path, protocol: str, data: tuple[str, ...] = (),
 
 
 def board_prior(results_dir: str | Path, protocol: str, data: tuple[str, ...] = (),
-                metric_names: list[str] | None = None) -> dict[str, variance.Prior]:
+                metric_names: list[str] | None = None, alpha: float = ALPHA) -> dict[str, variance.Prior]:
     """The pooled retraining variance per metric of the models stored for `protocol` under
-    `results_dir` (`variance.prior`) on the seeds `stacked` finds; {} when there are too few."""
+    `results_dir` (`variance.prior`, whether to pool judged at `alpha`) on the seeds `stacked` finds;
+    {} when there are too few."""
     board = stacked(results_dir, protocol, data)
     if board is None:
         return {}
@@ -231,7 +232,7 @@ def board_prior(results_dir: str | Path, protocol: str, data: tuple[str, ...] = 
               for model, pred in board.preds.items()}
     out = {}
     for m in [m for m in metric_names or metrics.METRICS[board.kind] if m in metrics.METRICS[board.kind]]:
-        pr = variance.prior({model: v[m] for model, v in values.items()})
+        pr = variance.prior({model: v[m] for model, v in values.items()}, alpha=alpha)
         if pr is not None:
             out[m] = pr
     return out
@@ -303,10 +304,10 @@ class Report:
                 f"{retraining}, kappa-calibrated; Holm over {len(self.rows)} metrics; alpha {self.alpha}; each "
                 "interval at the level Holm decides its metric at (it excludes 0 exactly when p Holm <= alpha); "
                 "McNemar / sign-flip see test items only (the models as trained)")
+        d = 4 if wide else 3  # 3 decimals (0.1 point) keep the narrow table within 100 columns
         rows = []
         for r in self.rows:
             c = r.result
-            d = 4 if wide else 3  # 3 decimals (0.1 point) keep the narrow table within 100 columns
             row = [r.metric, _ms(*c.seed_a, d), _ms(*c.seed_b, d),
                    f"{_num(c.diff, d)} [{_num(r.ci[0], d)}, {_num(r.ci[1], d)}]",
                    _coverage(r.level), format_p(c.p), format_p(r.p_holm),

@@ -362,12 +362,10 @@ def check_text(protocols: list[Protocol], subs: dict[str, submission.Submission]
         for sub in subs.values():
             read = sub.text_read(info)
             if read == "features":
-                opt = "text_encoder=clean_features" if sub.spec.startswith("mmsa:") else "text_input=clean_features"
                 raise MsabenchError(
                     f"model {sub.name} on {p.name}: it would read {p.dataset} {p.variant}'s precomputed token features, "
                     f"computed from the clean transcript, where the protocol drops text tokens (a kept token's vector "
-                    f"still carries the dropped words); encode the corrupted ids instead (text_encoder=minilm, or "
-                    f"text_encoder=bert,bert_path=DIR) or pass {opt} to run on them anyway, labelled as such")
+                    f"still carries the dropped words); {sub.options.clean_text_advice()}")
             if read == "unknown":
                 notes.append(f"warning: {sub.name} on {p.name}: batch.text_features are {p.dataset} {p.variant}'s token "
                              f"features computed from the clean transcript (zeroed where a token is dropped, but a kept "

@@ -237,7 +237,7 @@ def page_section(protocol: protocols.Protocol, judged: verdicts.Board | None, fu
                      "p": v.p_adj if tested else None, "mde": v.mde if tested else None})
     return {"name": protocol.name, "dataset": protocol.dataset,
             "dataset_title": DATA_TITLES.get(protocol.dataset, protocol.dataset),
-            "description": protocol.description, "metric": primary, "percent": claims.scale(primary) == 100.0,
+            "description": protocol.description, "metric": primary, "percent": pct(primary),
             "summary": summary_text, "method": judged.method if judged else "", "rows": rows,
             "conditions": [c.name for c in protocol.conditions],
             "x": None if protocol.kind == "inter" else [c.level for c in protocol.conditions],

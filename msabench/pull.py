@@ -85,8 +85,12 @@ def read_index(path: str | Path) -> dict[str, str]:
     return out
 
 
+def _is_url(source: str) -> bool:
+    return urllib.parse.urlparse(source).scheme in ("http", "https")
+
+
 def _fetch(source: str, rel: str) -> bytes:
-    if urllib.parse.urlparse(source).scheme in ("http", "https"):
+    if _is_url(source):
         url = source.rstrip("/") + "/" + urllib.parse.quote(rel)
         try:
             with urllib.request.urlopen(url, timeout=60) as r:  # noqa: S310 - http(s) only, checked above
@@ -107,8 +111,9 @@ def pull(source: str, out: str | Path, index: str | Path | None = None) -> int:
     out = Path(out)
     if out.exists():
         raise MsabenchError(f"--out {out}: exists; board pull writes a new folder")
-    if urllib.parse.urlparse(source).scheme not in ("http", "https") and not Path(source).is_dir():
+    if not _is_url(source) and not Path(source).is_dir():
         raise MsabenchError(f"--from {source}: no such folder (or an http(s) address)")
+    paths.output_dir(out.parent, "--out")  # a folder it can be made in, said in one line before any work
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

@@ -385,7 +385,6 @@ def find_units(out, protocol: str | None = None, model: str | None = None) -> li
     return sorted(seen.values(), key=lambda u: u.parts[-3:])
 
 
-
 def _digest(unit: Path) -> str:
     """What makes two copies of a unit the same run: its identity and its predictions' bytes."""
     manifest = json.loads((unit / "manifest.json").read_text())

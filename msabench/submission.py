@@ -41,6 +41,10 @@ class NotInstalled(MsabenchError):
     """A bundled model whose packages (torch, ...) this install lacks: reading and comparing stored results
     does not need them (`display_name`, `runs.status` fall back), running the model does."""
 
+    @classmethod
+    def of(cls, base: str, e: ModuleNotFoundError) -> "NotInstalled":
+        return cls(f"model {base} needs the package {e.name!r}, not installed here: {RUN_EXTRA}")
+
 
 def bundled() -> dict[str, Path]:
     """Bundled model names -> their files (every public module in msabench/baselines/)."""
@@ -87,10 +91,6 @@ class Submission:
         carry the clean transcript's context), 'none' (no text), or 'unknown' (a file: it gets both)."""
         if self.version is None:
             return "unknown"
-        from msabench.torch_baseline import Options, text_read
-
-        if isinstance(self.options, Options):
-            return text_read(info, self.options)
         reader = getattr(self.options, "text_read", None)
         return reader(info) if callable(reader) else "none"
 
@@ -236,7 +236,7 @@ def load(spec: str | Path, shown: Path | None = None) -> Submission:
     except ModuleNotFoundError as e:
         sys.modules.pop(module_name, None)
         if base in models:
-            raise NotInstalled(f"model {base} needs the package {e.name!r}, not installed here: {RUN_EXTRA}") from None
+            raise NotInstalled.of(base, e) from None
         raise MsabenchError(f"{where}: importing the submission failed: {describe(e, Path(where))}") from None
     except (Exception, SystemExit) as e:
         sys.modules.pop(module_name, None)
@@ -248,7 +248,7 @@ def load(spec: str | Path, shown: Path | None = None) -> Submission:
         try:
             factory, name, digest, options, code, version = _bundled(module, base, raw_options, factory, source)
         except ModuleNotFoundError as e:  # the shared torch code, imported for its options
-            raise NotInstalled(f"model {base} needs the package {e.name!r}, not installed here: {RUN_EXTRA}") from None
+            raise NotInstalled.of(base, e) from None
         display = _display(module, base, raw_options)
     path = shown or path
     return Submission(name=name, path=path, sha256=digest, factory=factory,

@@ -77,6 +77,15 @@ class Options:
     selection: str = "valid"
     selection_metric: str = ""  # with selection=test-per-metric: the metric whose test-best epoch is kept
 
+    def text_read(self, info: DatasetInfo) -> str:
+        """What the model reads as text on `info` (`text_read`)."""
+        return text_read(info, self)
+
+    def clean_text_advice(self) -> str:
+        """What to do instead of reading clean-context token features where text tokens are dropped."""
+        return ("encode the corrupted ids instead (text_encoder=minilm, or text_encoder=bert,bert_path=DIR) or pass "
+                "text_input=clean_features to run on them anyway, labelled as such")
+
 
 # Where a model computes and where its weights come from: not part of what the weights ARE
 # (the resolved placement is fingerprinted instead).

@@ -81,6 +81,17 @@ def test_pull_over_http(small, tmp_path):
         server.shutdown()
 
 
+def test_an_out_that_cannot_be_made_is_one_line_before_any_work(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for args in (["board", "pull", "--from", RUNS, "--out", blocker / "board"],
+                 ["board", "index", "--runs", RUNS, "--out", blocker / "runs.sha256"]):
+        proc = cli(*args)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert "is a file" in proc.stderr
+    assert blocker.read_text() == "x"
+
+
 def test_a_malformed_index_names_its_line(tmp_path):
     bad = tmp_path / "runs.sha256"
     bad.write_text("0" * 64 + "  ok/file\nnot a line\n")

@@ -106,6 +106,11 @@ class Options:
             return "ids"
         return "clean_features" if self.text_encoder == CLEAN else "features"
 
+    def clean_text_advice(self) -> str:
+        """What to do instead of reading clean-context token features where text tokens are dropped."""
+        return (f"MMSA's {self.model} reads nothing else; one of MMSA's models that encode the ids "
+                f"({', '.join(BERT_MODELS)}) does, or pass text_encoder={CLEAN} to run on them anyway, labelled as such")
+
     def check(self, info, gpus: int | None, name: str) -> None:
         """Before any work: the package is here, the model runs here, the data has what it reads."""
         mmsa_package(name)
