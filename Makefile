@@ -130,6 +130,7 @@ leaderboard: lb-mean lb-text-only lb-late-fusion ablate-prlf ablate-derl ablate-
 		$(addprefix sims-,$(FEATURE_REFERENCE_MODELS)) $(addprefix mmsa-sims-,$(MMSA_SIMS_MODELS)) \
 		$(if $(MOSI_UTT),$(addprefix real-,$(REAL_MODELS)) $(addprefix minilm-,$(MINILM_MODELS)) \
 		$(addprefix mmsa-,$(MMSA_MODELS)))
+	$(MSABENCH) runs --pack --results $(LB_RESULTS)
 	$(MSABENCH) board index --runs $(LB_RESULTS) --out leaderboard/index/runs.sha256
 	$(MSABENCH) leaderboard --html --results $(LB_RESULTS) --out leaderboard $(if $(MOSI_UTT),--data $(MOSI_UTT)) \
 		--command-line "make -j2 leaderboard$(if $(MOSI_UTT), MOSI_UTT=$(MOSI_UTT))"

@@ -415,15 +415,31 @@ def verify_reported(claim: Claim, alpha: float = compare.ALPHA) -> Verdict:
     return verify([claim], None, alpha=alpha)[0]
 
 
-def table(verdicts: list[Verdict], fmt: str = "github") -> str:
+def table(verdicts: list[Verdict], fmt: str = "github", wide: bool = False) -> str:
+    """The verdicts as printed. By default a table that fits 100 columns (the measured difference
+    with its CI and level, p Holm and the verdict; rows numbered #1, #2, ...), then one line per row
+    with the claim as written, the claimed value in paper units, where it was checked from, the note,
+    and the full verdict where the table shortened it ("refuted (claimed value outside the CI)" is
+    "refuted" in the table). `wide`: one table with every column (claim, from, claimed and note
+    included), wider than a terminal."""
     from tabulate import tabulate
 
-    rows = []
-    for v in verdicts:
+    full, short, notes = [], [], []
+    for i, v in enumerate(verdicts, 1):
         unit = "pp" if scale(v.claim.metric) == 100.0 else ""
         tested = not all(math.isnan(x) for x in (*v.ci, v.p))  # published means without SDs: no test made
-        rows.append([v.claim.text, v.source, f"{v.claim.value:+.3g}{unit}", f"{v.measured:+.3g}{unit}",
-                     f"[{v.ci[0]:+.3g}, {v.ci[1]:+.3g}] ({100 * (1 - v.level):.4g}%)" if tested else "-",
-                     compare.format_p(v.p) if tested else "-", v.verdict, v.note])
-    return tabulate(rows, headers=["claim", "from", "claimed", "measured", "CI (Holm level)", "p Holm", "verdict",
-                                   "note"], tablefmt=fmt, disable_numparse=True)
+        ci = f"[{v.ci[0]:+.3g}, {v.ci[1]:+.3g}] ({100 * (1 - v.level):.4g}%)" if tested else "-"
+        p = compare.format_p(v.p) if tested else "-"
+        claimed, measured = f"{v.claim.value:+.3g}{unit}", f"{v.measured:+.3g}{unit}"
+        full.append([v.claim.text, v.source, claimed, measured, ci, p, v.verdict, v.note])
+        word = v.verdict.split(" (")[0]  # the parenthesis goes to the row's line
+        short.append([str(i), measured if not tested else f"{measured} {ci}", p, word])
+        source = "reported numbers" if v.source == "reported" else v.source
+        notes.append(f"#{i} {v.claim.text} (claimed {claimed}; from {source})"
+                     + "".join(f"; {x}" for x in (v.verdict if word != v.verdict else "", v.note) if x))
+    if wide:
+        return tabulate(full, headers=["claim", "from", "claimed", "measured", "CI (Holm level)", "p Holm", "verdict",
+                                       "note"], tablefmt=fmt, disable_numparse=True)
+    text = tabulate(short, headers=["#", "measured [CI] (Holm level)", "p Holm", "verdict"], tablefmt=fmt,
+                    disable_numparse=True)
+    return "\n".join([text, *notes, "(--wide: the claims, sources and notes as columns of one table)"])

@@ -152,7 +152,7 @@ def _check_resampling(args) -> None:
 
 
 def cmd_compare(args) -> int:
-    from msabench import compare
+    from msabench import claims, compare
 
     where = _results(args)
     _check_resampling(args)
@@ -164,7 +164,7 @@ def cmd_compare(args) -> int:
                                                           args.metrics, args.alpha)
     report = compare.compare(paired, n_resamples=args.resamples, seed=args.bootstrap_seed, alpha=args.alpha,
                              metric_names=args.metrics, priors=priors)
-    print(report.table(wide=args.wide))
+    print(report.table(claims.scale, wide=args.wide))  # paper units: accuracies and F1 in percent
     if paired.note():
         print(paired.note())
     return 0
@@ -177,6 +177,9 @@ def cmd_runs(args) -> int:
     if args.upgrade:
         for line in runs.upgrade(args.results):
             print(f"upgraded {line}" if not line.startswith("left") else line)
+    if args.pack:
+        for model_dir, seeds in runs.pack(args.results):
+            print(f"packed {model_dir}/{runs.results.PACK}: seeds {', '.join(map(str, seeds))}")
     if args.data and not Path(args.data).exists():
         raise MsabenchError(f"--data {args.data}: no such file or folder")
     statuses = runs.check(args.results, rerun=args.rerun, data=args.data)
@@ -235,7 +238,7 @@ def cmd_verify(args) -> int:
         where = _results(args)
     verdicts = claims.verify(todo, where, n_resamples=args.resamples, seed=args.bootstrap_seed,
                              alpha=args.alpha, data=_label_data(args))  # one Holm correction over every claim
-    print(claims.table(verdicts))
+    print(claims.table(verdicts, wide=args.wide))
     return 0
 
 
@@ -247,7 +250,7 @@ def _verify_published(args) -> int:
                             "nor --claims")
     _check_resampling(args)
     entries = published.load(paths.input_dir(args.registry, "--registry") if args.registry else None)
-    print(claims.table(published.verify(args.claim, entries, alpha=args.alpha)))
+    print(claims.table(published.verify(args.claim, entries, alpha=args.alpha), wide=args.wide))
     return 0
 
 
@@ -597,7 +600,8 @@ def _add_compare(sub) -> None:
     cp.add_argument("--alpha", type=float, default=0.05)
     cp.add_argument("--no-pool", action="store_true",
                     help="use the pair's own seeds only, not the retraining variance pooled over the folder's models")
-    cp.add_argument("--wide", action="store_true", help="also coverage, raw p and McNemar / sign-flip p per row")
+    cp.add_argument("--wide", action="store_true",
+                    help="also MAE and Corr to 4 decimals, coverage, raw p and McNemar / sign-flip p per row")
     _stats_args_to(cp)
     cp.set_defaults(func=cmd_compare)
 
@@ -610,6 +614,9 @@ def _add_runs(sub) -> None:
                     help="re-run one seed of each (protocol, model) whose code changed and compare predictions")
     ru.add_argument("--upgrade", action="store_true",
                     help="rewrite manifests made before model identities to today's key (their old digest kept)")
+    ru.add_argument("--pack", action="store_true",
+                    help="fold each model's seed folders into one zstd Parquet (PROTOCOL/MODEL/runs.parquet); "
+                         "labels kept for generated data only")
     ru.add_argument("--data", help="the data file runs on user-supplied data were made on (for --rerun)")
     ru.set_defaults(func=cmd_runs)
 
@@ -636,6 +643,9 @@ def _add_verify(sub) -> None:
                    help="check the claims against the registry of published results (leaderboard/published)")
     v.add_argument("--registry", help="another registry folder (with --published)")
     v.add_argument("--alpha", type=float, default=0.05)
+    v.add_argument("--wide", action="store_true",
+                   help="one table with every column: claim, source, claimed value and note (default: a table that "
+                        "fits 100 columns, the claims and notes on a line per row under it)")
     _stats_args_to(v)
     v.set_defaults(func=cmd_verify)
 

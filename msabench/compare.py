@@ -14,6 +14,7 @@ shown for reference.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -292,24 +293,28 @@ class Report:
                 return r
         raise MsabenchError(f"no metric {metric!r} in this comparison; metrics: {', '.join(r.metric for r in self.rows)}")
 
-    def table(self, fmt: str = "github", wide: bool = False) -> str:
-        """Every metric's row; `wide` adds the coverage and the item-level McNemar / sign-flip p (the
-        narrow table fits 100 columns for short model names)."""
+    def table(self, scale: Callable[[str], float], fmt: str = "github", wide: bool = False) -> str:
+        """Every metric's row in paper units: `scale(metric)` is paper units per metric unit (pass
+        `claims.scale`: accuracies and F1 in percent, their Δ and interval in points, MAE and Corr as
+        they are; compare cannot import claims, which imports compare). `wide` adds the coverage and
+        the item-level McNemar / sign-flip p (the narrow table fits 100 columns for short model names).
+        Only the printed table is scaled: the Report's numbers stay fractions."""
         a, b = self.model_a, self.model_b
         k = len(self.seeds)
         retraining = (f"the retraining variance {self.pool}" if self.pool else
                       f"the retraining variance of the seed-by-seed differences ({k - 1} df)")
         head = (f"{a} vs {b} on {self.protocol}: {self.n_items} items x {len(self.conditions)} condition(s) x "
-                f"{k} seed(s) {list(self.seeds)}; paired test: item bootstrap ({self.n_resamples} resamples) plus "
-                f"{retraining}, kappa-calibrated; Holm over {len(self.rows)} metrics; alpha {self.alpha}; each "
-                "interval at the level Holm decides its metric at (it excludes 0 exactly when p Holm <= alpha); "
-                "McNemar / sign-flip see test items only (the models as trained)")
-        d = 4 if wide else 3  # 3 decimals (0.1 point) keep the narrow table within 100 columns
+                f"{k} seed(s) {list(self.seeds)}; {_units([r.metric for r in self.rows], scale)}; paired test: item "
+                f"bootstrap ({self.n_resamples} resamples) plus {retraining}, kappa-calibrated; Holm over "
+                f"{len(self.rows)} metrics; alpha {self.alpha}; each interval at the level Holm decides its metric at "
+                "(it excludes 0 exactly when p Holm <= alpha); McNemar / sign-flip see test items only (the models "
+                "as trained)")
         rows = []
         for r in self.rows:
-            c = r.result
-            row = [r.metric, _ms(*c.seed_a, d), _ms(*c.seed_b, d),
-                   f"{_num(c.diff, d)} [{_num(r.ci[0], d)}, {_num(r.ci[1], d)}]",
+            c, u = r.result, scale(r.metric)
+            d = 2 if u != 1.0 else 4 if wide else 3  # percent: 2 decimals, as papers print; own units: 3 fit 100 columns
+            row = [r.metric, _ms(u * c.seed_a[0], u * c.seed_a[1], d), _ms(u * c.seed_b[0], u * c.seed_b[1], d),
+                   f"{_num(u * c.diff, d)} [{_num(u * r.ci[0], d)}, {_num(u * r.ci[1], d)}]",
                    _coverage(r.level), format_p(c.p), format_p(r.p_holm),
                    f"{format_p(r.test_p)} ({r.test})" if r.test else "", r.verdict]
             rows.append(row if wide else [*row[:4], row[6], "n.s." if row[8] == "not significant" else row[8]])
@@ -317,9 +322,22 @@ class Report:
         if not wide:
             headers = [headers[0], a, b, "Δ [interval]", headers[6], headers[8]]
             levels = sorted({_coverage(r.level) for r in self.rows})
-            head += (f"; Δ = {a} − {b}, interval coverage {', '.join(levels)}; n.s.: not significant (--wide: 4 decimals, coverage, raw p "
-                     "and McNemar / sign-flip p per row)")
+            more = "MAE and Corr to 4 decimals, " if any(scale(r.metric) == 1.0 for r in self.rows) else ""
+            head += (f"; Δ = {a} − {b}, interval coverage {', '.join(levels)}; n.s.: not significant (--wide: "
+                     f"{more}coverage, raw p and McNemar / sign-flip p per row)")
         return head + "\n" + tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True)
+
+
+def _units(names: list[str], scale: Callable[[str], float]) -> str:
+    """The table's units in words, for the metrics it shows."""
+    pct = [m for m in names if scale(m) != 1.0]
+    own = [m for m in names if scale(m) == 1.0]
+    words = []
+    if pct:
+        words.append("accuracies and F1 in percent, their Δ and intervals in points")
+    if own:
+        words.append(f"{' and '.join(own)} in {'its' if len(own) == 1 else 'their'} own units")
+    return "; ".join(words)
 
 
 def _coverage(level: float) -> str:

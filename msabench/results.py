@@ -13,6 +13,16 @@ Results without labels.parquet read their labels from the data file they were ma
 checked by the dataset fingerprint. Results written before labels.parquet existed carry a `label`
 column in predictions.parquet and read as before.
 
+A (protocol, model) folder can be packed (`pack`, `msabench runs --pack`): every seed in one zstd
+Parquet, so a committed board grows by one file per model, not four per seed:
+
+    OUT/PROTOCOL/MODEL/runs.parquet   seed, condition, id, prediction, label (the label only for data
+                                      msabench generates); each seed's manifest in the file's metadata
+
+A packed unit reads exactly as its folder did (it is still named OUT/PROTOCOL/MODEL/seed-SEED); a
+seed folder written beside a pack (a later run) is read instead of the pack's copy until the next
+pack folds it in. metrics.json is not packed: it was never read back.
+
 Labels are checked where results are read (`check_labels`): every unit of one dataset split
 must hold the same labels, and those of the data itself where msabench can read it (`--data`,
 or the embedded synthetic sets, which it regenerates); an edited labels file is refused.
@@ -38,11 +48,16 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from msabench import paths
 from msabench.errors import MsabenchError
 
 RESULT_SCHEMA = "msabench-result-1"
+PACK = "runs.parquet"
+PACK_SCHEMA = "msabench-pack-1"
+_PACK_KEY = b"msabench"
 IDENTITY = ("protocol_fingerprint", "dataset_fingerprint", "submission_sha256", "masks_fingerprint", "seed")
 
 
@@ -145,6 +160,10 @@ def labels_hash(ids: np.ndarray, labels: np.ndarray) -> str:
 
 
 def read_manifest(folder: Path) -> dict | None:
+    """A unit's manifest, from its folder or from its model's pack; None when there is none readable."""
+    folder = Path(folder)
+    if not (folder / "manifest.json").exists() and _in_pack(folder):
+        return _pack(folder.parent / PACK)[1][_seed_of(folder)]
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
     except (OSError, ValueError, RecursionError):
@@ -181,7 +200,7 @@ def is_current(folder: Path, identity: dict) -> bool:
     manifest = read_manifest(folder)
     if manifest is None or manifest.get("schema") != RESULT_SCHEMA:
         return False
-    if not (folder / "predictions.parquet").exists():
+    if not (folder / "predictions.parquet").exists() and not _in_pack(folder):
         return False
     return all(manifest.get(k) == identity[k] for k in IDENTITY)
 
@@ -200,8 +219,7 @@ def read_unit(folder: str | Path, data: tuple[str, ...] = (), labels_by_id: dict
         raise MsabenchError(f"{folder}: no readable manifest.json; not a finished msabench result")
     check_manifest(folder, manifest)
     try:
-        table = pq.read_table(folder / "predictions.parquet")
-        stored = pq.read_table(folder / "labels.parquet") if (folder / "labels.parquet").exists() else None
+        table, stored = _stored(folder)
         ids = table.column("id").to_numpy(zero_copy_only=False).astype(str)
         predictions = np.asarray(table.column("prediction").to_numpy(), dtype=np.float64)
         conditions = table.column("condition").to_numpy(zero_copy_only=False).astype(str)
@@ -225,6 +243,27 @@ def read_unit(folder: str | Path, data: tuple[str, ...] = (), labels_by_id: dict
                       predictions=predictions, labels=labels, conditions=conditions, metrics={}, manifest=manifest,
                       folder=folder)
     return replace(unit, metrics=rescore(unit, protocol))
+
+
+def _stored(folder: Path) -> tuple[pa.Table, pa.Table | None]:
+    """(predictions, labels or None) of a unit, from its folder or its model's pack."""
+    if (folder / "manifest.json").exists() or not _in_pack(folder):
+        table = pq.read_table(folder / "predictions.parquet")
+        stored = pq.read_table(folder / "labels.parquet") if (folder / "labels.parquet").exists() else None
+        return table, stored
+    rows = _pack(folder.parent / PACK)[0]
+    rows = rows.filter(pc.equal(rows.column("seed"), _seed_of(folder)))
+    if "label" in rows.column_names and rows.column("label").null_count == 0:
+        first = pc.equal(rows.column("condition"), rows.column("condition")[0])
+        labels = rows.filter(first).select(["id", "label"])
+        return rows.drop_columns(["label"]), labels
+    return rows.drop_columns([c for c in ("label",) if c in rows.column_names]), None
+
+
+def has_labels(folder: Path) -> bool:
+    """Whether a unit's labels are stored with it (else they are read from the data, --data)."""
+    table, stored = _stored(Path(folder))
+    return stored is not None or "label" in table.column_names
 
 
 def rescore(unit: UnitResult, protocol=None) -> dict:
@@ -369,13 +408,11 @@ def find_units(out, protocol: str | None = None, model: str | None = None) -> li
     unit (protocol, model, seed) found in more than one of them must be the same run, byte for byte
     (its manifest and predictions), and is read once; two different runs of one unit are refused.
     """
-    # names are escaped: `firf[noise_part=False]` is a model name, not a glob character class
-    pattern = f"{glob.escape(protocol) if protocol else '*'}/{glob.escape(model) if model else '*'}/seed-*/manifest.json"
     if isinstance(out, (str, Path)):
-        return sorted(p.parent for p in Path(out).glob(pattern))
+        return _units_in(Path(out), protocol, model)
     seen: dict[tuple[str, ...], Path] = {}
     for folder in out:
-        for unit in sorted(p.parent for p in Path(folder).glob(pattern)):
+        for unit in _units_in(Path(folder), protocol, model):
             key = unit.parts[-3:]
             if key not in seen:
                 seen[key] = unit
@@ -385,10 +422,171 @@ def find_units(out, protocol: str | None = None, model: str | None = None) -> li
     return sorted(seen.values(), key=lambda u: u.parts[-3:])
 
 
+def _units_in(root: Path, protocol: str | None, model: str | None) -> list[Path]:
+    """Unit folders under one results folder: finished seed folders and the seeds of packs."""
+    # names are escaped: `firf[noise_part=False]` is a model name, not a glob character class
+    models = f"{glob.escape(protocol) if protocol else '*'}/{glob.escape(model) if model else '*'}"
+    found = {p.parent for p in root.glob(f"{models}/seed-*/manifest.json")}
+    for pack_file in root.glob(f"{models}/{PACK}"):
+        found.update(pack_file.parent / f"seed-{seed}" for seed in _pack(pack_file)[1])
+    return sorted(found)
+
+
 def _digest(unit: Path) -> str:
-    """What makes two copies of a unit the same run: its identity and its predictions' bytes."""
-    manifest = json.loads((unit / "manifest.json").read_text())
+    """What makes two copies of a unit the same run: its identity and its predictions (folder or pack)."""
+    try:
+        table, _ = _stored(unit)
+    except (OSError, pa.ArrowException):
+        table = None
+    return _run_digest(read_manifest(unit) or {}, table)
+
+
+def _run_digest(manifest: dict, table: pa.Table | None) -> str:
     h = hashlib.sha256(json.dumps({k: manifest.get(k) for k in IDENTITY}, sort_keys=True).encode())
-    pred = unit / "predictions.parquet"
-    h.update(pred.read_bytes() if pred.is_file() else b"")
+    if table is not None:
+        for name in ("id", "condition"):
+            h.update("\x1f".join(map(str, table.column(name).to_pylist())).encode() + b"\x1e")
+        h.update(np.asarray(table.column("prediction").to_numpy(), dtype=np.float64).tobytes())
     return h.hexdigest()
+
+
+# ---- packs: every seed of one (protocol, model) in one Parquet file ----
+
+def _seed_of(folder: Path) -> int:
+    name = Path(folder).name
+    return int(name[5:]) if name.startswith("seed-") and name[5:].lstrip("-").isdigit() else -1
+
+
+def _in_pack(folder: Path) -> bool:
+    pack_file = Path(folder).parent / PACK
+    return pack_file.is_file() and _seed_of(folder) in _pack(pack_file)[1]
+
+
+def _pack(path: Path) -> tuple[pa.Table, dict[int, dict]]:
+    """A pack's rows and its manifests by seed (cached while the file is unchanged)."""
+    st = path.stat()
+    return _read_pack(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _read_pack(path: str, mtime_ns: int, size: int) -> tuple[pa.Table, dict[int, dict]]:
+    try:
+        table = pq.read_table(path)
+        meta = json.loads((table.schema.metadata or {}).get(_PACK_KEY, b"null"))
+        if not isinstance(meta, dict) or meta.get("schema") != PACK_SCHEMA or not isinstance(meta.get("manifests"), dict):
+            raise ValueError(f"no {PACK_SCHEMA} manifests in its metadata")
+        manifests = {int(seed): m for seed, m in meta["manifests"].items()}
+        missing = {"seed", "condition", "id", "prediction"} - set(table.column_names)
+        if missing:
+            raise ValueError(f"columns {sorted(missing)} missing")
+        seeds = set(pc.unique(table.column("seed")).to_pylist())
+        if seeds != set(manifests) or not all(isinstance(m, dict) for m in manifests.values()):
+            raise ValueError(f"it holds rows of seeds {sorted(seeds)} and manifests of seeds {sorted(manifests)}")
+    except (OSError, ValueError, TypeError, RecursionError, pa.ArrowException) as e:
+        raise MsabenchError(f"{path}: not a readable msabench pack ({type(e).__name__}: {e}); the file was edited "
+                            "or cut short") from None
+    return table, manifests
+
+
+def _pack_labels(manifest: dict) -> bool:
+    """Labels go in a pack only for data msabench generates: user-supplied data's labels are the data's
+    (results are shared without them and read back with --data)."""
+    return str(manifest.get("dataset_source", "")).startswith("generated")
+
+
+def pack(model_dir: str | Path) -> list[int]:
+    """Fold every finished unit of one OUT/PROTOCOL/MODEL folder (seed folders and an earlier pack) into
+    its runs.parquet, then remove the seed folders. Returns the seeds packed.
+
+    The pack is written beside, read back and compared with every unit before it replaces anything;
+    the model folder's lock (the one `write_unit` swaps under) is held throughout, so a run writing a
+    seed meanwhile waits and its folder is kept. An interruption leaves the folders, the pack, or both
+    holding the same runs."""
+    model_dir = Path(model_dir)
+    lock = os.open(model_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        units = _units_in(model_dir.parent.parent, model_dir.parent.name, model_dir.name)
+        if not units:
+            return []
+        parts, manifests, want = [], {}, {}
+        for unit in units:
+            manifest = read_manifest(unit)
+            if manifest is None:
+                raise MsabenchError(f"{unit / 'manifest.json'}: not readable JSON; nothing packed")
+            check_manifest(unit, manifest)
+            try:
+                table, labels = _stored(unit)
+            except (OSError, pa.ArrowException) as e:
+                raise MsabenchError(f"{unit}: unreadable result files ({e}); nothing packed") from None
+            n = table.num_rows
+            label = pa.nulls(n, pa.float64())
+            if _pack_labels(manifest):
+                if "label" in table.column_names:
+                    label = table.column("label").combine_chunks().cast(pa.float64())
+                elif labels is not None:
+                    by_id = dict(zip(labels.column("id").to_pylist(), labels.column("label").to_pylist()))
+                    label = pa.array([by_id.get(i) for i in table.column("id").to_pylist()], pa.float64())
+            parts.append(pa.table({
+                "seed": pa.array(np.full(n, manifest["seed"], dtype=np.int64), pa.int64()),
+                "condition": table.column("condition").cast(pa.string()),
+                "id": table.column("id").cast(pa.string()),
+                "prediction": table.column("prediction").cast(pa.float64()),
+                "label": label,
+            }))
+            manifests[str(manifest["seed"])] = jsonable(manifest)
+            want[manifest["seed"]] = (_digest(unit), label.null_count == 0)
+        rows = pa.concat_tables(parts)
+        if rows.column("label").null_count == rows.num_rows:
+            rows = rows.drop_columns(["label"])
+        meta = json.dumps({"schema": PACK_SCHEMA, "manifests": manifests}, allow_nan=False).encode()
+        rows = rows.replace_schema_metadata({_PACK_KEY: meta})
+        final = model_dir / PACK
+        tmp = model_dir / f".{PACK}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            _write_pack(rows, tmp)
+            with tmp.open("rb") as fh:
+                os.fsync(fh.fileno())
+            _check_pack(tmp, want)
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        for unit in units:
+            if (unit / "manifest.json").exists():
+                shutil.rmtree(unit)
+        return sorted(want)
+    finally:
+        os.close(lock)
+
+
+def _write_pack(rows: pa.Table, path: Path) -> None:
+    # floats split by byte before zstd: a third smaller than plain zstd on predictions (lossless)
+    floats = [c for c in ("prediction", "label") if c in rows.column_names]
+    pq.write_table(rows, path, compression="zstd", compression_level=19, use_byte_stream_split=floats,
+                   use_dictionary=["seed", "condition", "id"])
+
+
+def _check_pack(path: Path, want: dict[int, tuple[str, bool]]) -> None:
+    """Read a freshly written pack back: every unit the same run as the one packed, its labels kept."""
+    rows, manifests = _read_pack(str(path), path.stat().st_mtime_ns, path.stat().st_size)
+    for seed, (digest, labelled) in want.items():
+        picked = rows.filter(pc.equal(rows.column("seed"), seed))
+        kept = "label" in picked.column_names and picked.column("label").null_count == 0
+        if _run_digest(manifests[seed], picked) != digest or kept != labelled:
+            raise MsabenchError(f"{path.parent}: seed {seed} did not read back from the new pack as it was "
+                                "written; nothing replaced")
+
+
+def replace_manifest(folder: Path, manifest: dict) -> None:
+    """Rewrite one unit's manifest (runs --upgrade), in its folder or in its model's pack, atomically."""
+    folder = Path(folder)
+    if (folder / "manifest.json").exists() or not _in_pack(folder):
+        with paths.atomic_file(folder / "manifest.json") as tmp:
+            tmp.write_text(json.dumps(jsonable(manifest), indent=1, allow_nan=False))
+        return
+    pack_file = folder.parent / PACK
+    rows, manifests = _pack(pack_file)
+    manifests = {str(s): jsonable(manifest if s == _seed_of(folder) else m) for s, m in manifests.items()}
+    meta = json.dumps({"schema": PACK_SCHEMA, "manifests": manifests}, allow_nan=False).encode()
+    with paths.atomic_file(pack_file) as tmp:
+        _write_pack(rows.replace_schema_metadata({_PACK_KEY: meta}), tmp)

@@ -15,14 +15,13 @@ digest as the code that made them.
 from __future__ import annotations
 
 import hashlib
-import json
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from msabench import devices, paths, results, submission
+from msabench import devices, results, submission
 from msabench.errors import MsabenchError
 
 CURRENT, CHANGED, STALE, UNKNOWN, OLD = "current", "code changed", "stale", "unknown", "old manifest"
@@ -148,7 +147,12 @@ def upgrade(results_dir: str | Path) -> list[str]:
             continue
         else:  # a file submission: its key was and stays its bytes
             new = {**manifest, "code_sha256": manifest["submission_sha256"], "model_version": None}
-        with paths.atomic_file(folder / "manifest.json") as tmp:
-            tmp.write_text(json.dumps(new, indent=1, allow_nan=False))
+        results.replace_manifest(folder, new)
         changed.append(str(folder))
     return changed + [f"left as it was (no model makes {Path(f).parent.name} today): {f}" for f in left]
+
+
+def pack(results_dir: str | Path) -> list[tuple[Path, list[int]]]:
+    """Pack every (protocol, model) under `results_dir` (`results.pack`): [(model folder, seeds)]."""
+    model_dirs = sorted({folder.parent for folder in results.find_units(results_dir)})
+    return [(d, results.pack(d)) for d in model_dirs]

@@ -89,3 +89,21 @@ def write_file(path, text):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text))
     return path
+
+
+def verify_rows(out: str) -> list[dict]:
+    """The rows of `msabench verify`'s default output: each table row's cells by header (the measured
+    difference and its CI apart, as in the --wide table), and under "line" the row's `#N ...` line
+    beneath the table (the claim as written, the claimed value in paper units, where it was checked
+    from, the note, the full verdict where the table shortened it)."""
+    lines = out.splitlines()
+    table = [x for x in lines if x.startswith("|")]
+    headers = [c.strip() for c in table[0].strip("|").split("|")]
+    rows = []
+    for x in table[2:]:
+        cells = dict(zip(headers, (c.strip() for c in x.strip("|").split("|"))))
+        cells["measured"], _, ci = cells.pop("measured [CI] (Holm level)").partition(" ")
+        cells["CI (Holm level)"] = ci or "-"  # no CI where no test was made (published means without SDs)
+        cells["line"] = next(y for y in lines if y.startswith(f"#{cells['#']} "))
+        rows.append(cells)
+    return rows

@@ -12,7 +12,7 @@ from scipy import stats as sps
 from msabench import cli, claims, compare, stats
 from msabench.errors import MsabenchError
 
-from conftest import write_file
+from conftest import ROOT, verify_rows, write_file
 from test_cli import msabench, one_line_error
 
 REPORTED = ["--reported", "85.2", "1.1", "3", "82.73", "1.4", "3"]
@@ -265,12 +265,12 @@ def test_load_file_reads_papers_spellings(tmp_path):
 def test_cli_verify_accepts_papers_spellings(capsys, text, claimed):
     code, out, err = run_cli(capsys, "verify", "--claim", text, *REPORTED)
     assert code == 0, err
-    row = next(r for r in out.splitlines() if r.startswith(f"| {text} "))
-    cells = [c.strip() for c in row.strip("|").split("|")]
+    [row] = verify_rows(out)
     measured = ("-" if " < " in text else "+") + "2.47" + ("pp" if "pp" in claimed else "")  # --reported: A, B as written
-    assert cells[1] == "reported" and cells[2] == claimed and cells[3] == measured
+    assert row["line"].startswith(f"#1 {text} (claimed {claimed}; from reported numbers)")
+    assert row["measured"] == measured
     t = sps.ttest_ind_from_stats(85.2, 1.1, 3, 82.73, 1.4, 3, equal_var=False)
-    assert cells[5] == compare.format_p(t.pvalue)
+    assert row["p Holm"] == compare.format_p(t.pvalue)
 
 
 @pytest.mark.parametrize("text, needles", [
@@ -295,9 +295,10 @@ def test_cli_verify_published_and_claims_file_read_papers_spellings(capsys, tmp_
     # the registry is keyed by msabench metric names; the claim may use the paper's
     code, out, err = run_cli(capsys, "verify", "--published", "--claim", "lnln > almt on mosi-intra: Non0 Acc-2 +2.15%")
     assert code == 0, err
-    rows = [r for r in out.splitlines() if r.startswith("| lnln > almt")]
-    assert len(rows) == 2 and all("cannot be tested from published numbers" in r for r in rows)
-    assert "+2.15pp" in rows[0]
+    rows = verify_rows(out)
+    assert len(rows) == 2 and all(r["verdict"] == "cannot be tested from published numbers" for r in rows)
+    assert all(r["line"].startswith(f"#{i} lnln > almt on mosi-intra: Non0 Acc-2 +2.15% (claimed +2.15pp; from "
+                                    "published: ") for i, r in enumerate(rows, 1))
     cli_error(capsys, ["verify", "--published", "--claim", "lnln > almt on mosi-intra: Acc-2 +2.15%"], "ambiguous",
               "Non0 Acc-2")
     f = write_file(tmp_path / "claims.toml", """
@@ -310,13 +311,13 @@ def test_cli_verify_published_and_claims_file_read_papers_spellings(capsys, tmp_
         """)
     code, out, err = run_cli(capsys, "verify", "--claims", f)
     assert code == 0, err
-    assert "| derl > prlf on sims-intra: F1 +0.03 fraction " in out and "| +3pp " in out
+    assert verify_rows(out)[1]["line"].startswith("#2 derl > prlf on sims-intra: F1 +0.03 fraction (claimed +3pp; ")
 
 
 def test_cli_subprocess_reads_papers_spellings():
     proc = msabench("verify", "--claim", "derl > prlf on mosi-intra: Non0 Acc-2 +2.47%", *REPORTED)
     assert proc.returncode == 0, proc.stderr
-    assert "| derl > prlf on mosi-intra: Non0 Acc-2 +2.47% " in proc.stdout and "+2.47pp" in proc.stdout
+    assert "\n#1 derl > prlf on mosi-intra: Non0 Acc-2 +2.47% (claimed +2.47pp; " in proc.stdout
     one_line_error(msabench("verify", "--claim", "derl > prlf on mosi-intra: Acc-2 +2.47%",
                             "--reported", 85.2, 1.1, 3, 82.73, 1.4, 3), "ambiguous", "Non0 Acc-2", "Has0 Acc-2")
     one_line_error(msabench("verify", "--claim", "derl > prlf on mosi-intra: Non0 Acc-2 +0.0247",
@@ -386,14 +387,15 @@ def test_the_cli_prints_intervals_that_hold_zero_when_holm_does_not_reject(capsy
     f = write_file(tmp_path / "claims.toml", "\n".join(lines))
     code, out, err = run_cli(capsys, "verify", "--claims", f, "--alpha", "0.05")
     assert code == 0, err
-    rows = [[c.strip() for c in r.strip("|").split("|")] for r in out.splitlines() if r.startswith("| m")]
-    assert len(rows) == 3
+    rows = verify_rows(out)
+    assert [r["line"].split(" > ")[0] for r in rows] == ["#1 m0", "#2 m1", "#3 m2"]
     for row in rows:
-        lo, hi, level = re.fullmatch(r"\[([-+][\d.e+-]+), ([-+][\d.e+-]+)\] \(([\d.]+)%\)", row[4]).groups()
-        significant = float(row[5]) < 0.05
+        lo, hi, level = re.fullmatch(r"\[([-+][\d.e+-]+), ([-+][\d.e+-]+)\] \(([\d.]+)%\)",
+                                     row["CI (Holm level)"]).groups()
+        significant = float(row["p Holm"]) < 0.05
         assert (float(lo) > 0 or float(hi) < 0) == significant, row
-    assert [r[6] for r in rows] == ["supported", "not significant", "not significant"]
-    assert [float(r[5]) for r in rows] == pytest.approx([0.003, 0.06, 0.06], abs=1e-3)
+    assert [r["verdict"] for r in rows] == ["supported", "not significant", "not significant"]
+    assert [float(r["p Holm"]) for r in rows] == pytest.approx([0.003, 0.06, 0.06], abs=1e-3)
 
 
 def test_random_claim_sets_intervals_agree_with_holm_verdicts():
@@ -460,3 +462,57 @@ def test_long_garbage_is_refused_in_linear_time(tail):
     with pytest.raises(MsabenchError):
         claims.parse("a > b on mosi-intra: " + tail)
     assert time.perf_counter() - start < 5.0  # the metric pattern must not backtrack quadratically over spaces
+
+
+# ----------------------------------------------------------------------------- what verify prints: 100 columns
+
+
+def _table_lines(out: str) -> list[str]:
+    return [x for x in out.splitlines() if x.startswith("|")]
+
+
+def _wide_rows(out: str) -> list[list[str]]:
+    return [[c.strip() for c in x.strip("|").split("|")] for x in _table_lines(out)[2:]]
+
+
+@pytest.mark.parametrize("args", [
+    ["--claim", "almt > cenet on synth-intra: Non0 Acc-2 +2.47%", "--claim", "almt > cenet on synth-intra: MAE -0.09",
+     "--claims", ROOT / "docs" / "claims.toml", "--results", ROOT / "leaderboard" / "runs", "--resamples", "200"],
+    ["--published", "--claim", "lnln > misa on mosi-intra: Non0_acc_2 +1.06"],
+], ids=["results", "published"])
+def test_verify_table_fits_100_columns_and_wide_keeps_every_fact(capsys, args):
+    from msabench import report
+
+    code, out, err = run_cli(capsys, "verify", *args)
+    assert code == 0, err
+    assert max(map(len, _table_lines(out))) <= report.WIDTH, out
+    code, wide, err = run_cli(capsys, "verify", *args, "--wide")
+    assert code == 0, err
+    short, full = verify_rows(out), _wide_rows(wide)
+    assert len(short) == len(full) >= 4
+    for row, (claim, source, claimed, measured, ci, p, verdict, note) in zip(short, full):
+        source = "reported numbers" if source == "reported" else source
+        assert row["line"].startswith(f"#{row['#']} {claim} (claimed {claimed}; from {source})")
+        assert (row["measured"], row["CI (Holm level)"], row["p Holm"]) == (measured, ci, p)
+        assert verdict.startswith(row["verdict"]) and (verdict == row["verdict"] or f"; {verdict}" in row["line"])
+        assert not note or row["line"].endswith(f"; {note}")
+
+
+@pytest.mark.parametrize("word", ["supported", "significant, but smaller than claimed",
+                                  "significant, and larger than claimed", "contradicted", "not significant",
+                                  "refuted (claimed value outside the CI)",
+                                  "undefined (the metric is not defined on these predictions)"])
+def test_verify_table_fits_100_columns_for_every_verdict(word):
+    """The longest cells a claim on results makes: an MAE difference to 3 significant digits, a CI at
+    Holm's level for one of three claims, every verdict word."""
+    from msabench import report
+
+    mae = claims.parse("a > b on mosi-intra: MAE -0.0987")
+    acc = claims.parse("a > b on mosi-intra: Non0 Acc-2 +12.3%")
+    verdicts = [claims.Verdict(mae, word, -0.0444, (-0.0712, -0.0175), 0.0123, 0.0456, "results", "a note", 0.05 / 3),
+                claims.Verdict(acc, word, 10.34, (-12.25, -11.75), 0.0123, 4.56, "results", "", 0.05 / 3)]
+    text = claims.table(verdicts)
+    assert max(map(len, _table_lines(text))) <= report.WIDTH, text
+    rows = verify_rows(text)
+    assert [r["measured"] for r in rows] == ["-0.0444", "+10.3pp"]
+    assert rows[0]["CI (Holm level)"] == "[-0.0712, -0.0175] (98.33%)" and rows[0]["line"].endswith("; a note")

@@ -135,6 +135,44 @@ def test_compare_cli_prints_every_metric(res):
     assert sub.returncode == 0 and "2 condition(s)" in sub.stdout and "Holm over 1 metrics" in sub.stdout
 
 
+def _numbers(text: str, metric: str) -> list[list[float]]:
+    """The numbers of each cell of `metric`'s row in a printed table."""
+    row = next(x for x in text.splitlines() if x.startswith(f"| {metric} "))
+    return [[float(v) for v in re.findall(r"[-+]?\d+\.\d+", c)] for c in row.strip("|").split("|")[1:]]
+
+
+def test_compare_prints_accuracies_in_percent_and_mae_in_its_own_units(res):
+    """Paper units in the printed table: an accuracy or F1 in percent, its Δ and interval in points (100x
+    the fractions the stored results give); MAE and Corr as they are; p-values untouched."""
+    paired = compare.pair(res, "synth-intra", "strong", "weak")
+    report = compare.compare(paired, n_resamples=500)
+    for wide in (False, True):
+        text = report.table(claims.scale, wide=wide)
+        assert ("accuracies and F1 in percent, their Δ and intervals in points; MAE and Corr in their own units"
+                in text.splitlines()[0])
+        for metric, k, digits in (("Non0_acc_2", 100, 2), ("Has0_F1_score", 100, 2), ("Mult_acc_7", 100, 2),
+                                  ("MAE", 1, 4 if wide else 3), ("Corr", 1, 4 if wide else 3)):
+            a, b = stored(res, "strong", metric), stored(res, "weak", metric)
+            r = report.row(metric)
+            cells = _numbers(text, metric)
+            half = 0.5 * 10 ** -digits + 1e-9  # the printed rounding
+            assert cells[0] == pytest.approx([k * a.mean(), k * np.std(a, ddof=1)], abs=half)
+            assert cells[1] == pytest.approx([k * b.mean(), k * np.std(b, ddof=1)], abs=half)
+            assert cells[2] == pytest.approx([k * (a - b).mean(), k * r.ci[0], k * r.ci[1]], abs=half)
+            p_holm = compare.format_p(r.p_holm)
+            assert re.search(rf"\| {re.escape(p_holm)} +\|", next(x for x in text.splitlines()
+                                                                  if x.startswith(f"| {metric} ")))
+    # the command prints the same units; the Report keeps fractions
+    proc = msabench("compare", "strong", "weak", "--protocol", "synth-intra", "--results", res, "--resamples", 300)
+    assert proc.returncode == 0, proc.stderr
+    a = stored(res, "strong", "Non0_acc_2")
+    assert _numbers(proc.stdout, "Non0_acc_2")[0] == pytest.approx([100 * a.mean(), 100 * np.std(a, ddof=1)],
+                                                                    abs=0.005 + 1e-9)
+    assert report.row("Non0_acc_2").result.seed_a[0] == pytest.approx(a.mean(), abs=1e-12)
+    only_mae = compare.compare(paired, n_resamples=300, metric_names=["MAE"]).table(claims.scale)
+    assert "MAE in its own units" in only_mae and "percent" not in only_mae
+
+
 @pytest.mark.parametrize("args, needles", [
     (["strong", "nobody"], ["no results for model nobody on synth-intra", "models there: ", "strong"]),
     (["strong", "weak", "--metrics", "Mult_acc_3"], ["metric 'Mult_acc_3' does not exist for synth-intra"]),
@@ -451,7 +489,7 @@ def test_several_results_folders_read_as_one(res, tmp_path):
     shutil.copytree(res / "synth-intra", theirs / "synth-intra", ignore=shutil.ignore_patterns("strong"))
     one = compare.compare(compare.pair(res, "synth-intra", "strong", "weak"), n_resamples=500)
     two = compare.compare(compare.pair((mine, theirs), "synth-intra", "strong", "weak"), n_resamples=500)
-    assert one.table() == two.table()
+    assert one.table(claims.scale) == two.table(claims.scale)
     proc = msabench("compare", "strong", "weak", "--protocol", "synth-intra", "--results", mine, theirs,
                     "--resamples", "500")
     assert proc.returncode == 0, proc.stderr

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -50,7 +51,7 @@ def test_the_leaderboard_runs_are_in_the_repository():
 def test_a_committed_unit_is_current_and_rescores_to_its_metrics(folder):
     manifest = results.read_manifest(folder)
     own = generated(manifest)
-    if not own and not (folder / "labels.parquet").exists() and not MOSI_UTT.exists():
+    if not own and not results.has_labels(folder) and not MOSI_UTT.exists():
         pytest.skip(f"its labels are read from the user's data, and {MOSI_UTT} is not here")
     unit = results.read_unit(folder, () if own else (str(MOSI_UTT),))
     protocol = protocols.load(unit.protocol)
@@ -85,9 +86,26 @@ def test_no_label_of_user_supplied_data_is_committed():
     tracked = [ROOT / line for line in listed.stdout.splitlines()]
     assert tracked, "leaderboard/runs has no committed file"
     for path in tracked:
+        if path.name == results.PACK:
+            table = pq.read_table(path)
+            for unit in results.find_units(RUNS, path.parent.parent.name, path.parent.name):
+                if generated(results.read_manifest(unit)) or "label" not in table.column_names:
+                    continue
+                mine = table.filter(pc.equal(table.column("seed"), int(unit.name[5:])))
+                assert mine.column("label").null_count == mine.num_rows, f"{unit}: labels of user data are committed"
+            continue
         manifest = results.read_manifest(path.parent)
         if manifest is None or generated(manifest):
             continue
         assert path.name != "labels.parquet", f"{path}: labels of {manifest['dataset']} are committed"
         if path.name == "predictions.parquet":
             assert "label" not in pq.read_schema(path).names, f"{path}: labels of {manifest['dataset']} are committed"
+
+
+def test_the_committed_runs_are_packed_one_file_per_protocol_and_model():
+    """The repository grows by one file per (protocol, model), not four per seed (msabench runs --pack)."""
+    listed = subprocess.run(["git", "ls-files", "leaderboard/runs"], cwd=ROOT, capture_output=True, text=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    names = {Path(line).name for line in listed.stdout.splitlines()}
+    assert names == {results.PACK}, f"unpacked files committed: {sorted(names - {results.PACK})[:5]}"

@@ -9,7 +9,7 @@ import pytest
 from msabench import claims, leaderboard, metrics, published
 from msabench.errors import MsabenchError
 
-from conftest import ROOT, write_file
+from conftest import ROOT, verify_rows, write_file
 from test_cli import msabench, one_line_error
 
 FIELD = ROOT.parent / "shared" / "FIELD.md"
@@ -67,11 +67,14 @@ def test_msabench_published_lists_a_protocol():
 def test_verify_published_says_a_claim_without_sds_cannot_be_tested():
     proc = msabench("verify", "--published", "--claim", "lnln > almt on mosi-intra: Non0_acc_2 +2.15")
     assert proc.returncode == 0, proc.stderr
-    rows = [r for r in proc.stdout.splitlines() if r.startswith("| lnln > almt")]
+    rows = verify_rows(proc.stdout)
     assert len(rows) == 2  # LNLN's own row and TCMR's validation-selected re-run
-    assert all("cannot be tested from published numbers" in r for r in rows)
-    assert "+2.15pp" in rows[0] and "| -  " in rows[0] and "checkpoint chosen on test: lnln, almt" in rows[0]
-    assert "selected differently (validation vs test)" in rows[1] and "| -0.4pp " in rows[1]
+    assert all(r["verdict"] == "cannot be tested from published numbers" for r in rows)
+    assert all(r["line"].startswith(f"#{i} lnln > almt on mosi-intra: Non0_acc_2 +2.15 (claimed +2.15pp; from "
+                                    "published: lnln ") for i, r in enumerate(rows, 1))
+    assert rows[0]["measured"] == "+2.15pp" and (rows[0]["CI (Holm level)"], rows[0]["p Holm"]) == ("-", "-")
+    assert "checkpoint chosen on test: lnln, almt" in rows[0]["line"]
+    assert "selected differently (validation vs test)" in rows[1]["line"] and rows[1]["measured"] == "-0.4pp"
     one_line_error(msabench("verify", "--published", "--claim", "lnln > tfn on mosi-intra: Non0_acc_2 +2"),
                    "the registry has no Non0_acc_2 for tfn on mosi-intra")
     one_line_error(msabench("verify", "--published", "--claim", "lnln > almt on mosi-intra: Non0_acc_2 +2",
@@ -112,7 +115,9 @@ def test_verify_published_uses_welch_where_sds_are_published(tmp_path):
     assert len(got) == 1 and got[0].verdict == want[0].verdict == "supported"
     assert (got[0].p, got[0].ci) == (want[0].p, want[0].ci) and got[0].source == "published: a [X] vs b [X]"
     proc = msabench("verify", "--published", "--registry", tmp_path / "reg", "--claim", "a > b on mosi-intra: Non0_acc_2 +3.5")
-    assert proc.returncode == 0 and "| supported " in proc.stdout, proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    [row] = verify_rows(proc.stdout)
+    assert row["verdict"] == "supported" and "(claimed +3.5pp; from published: a [X] vs b [X])" in row["line"]
     write_file(tmp_path / "close" / "x.toml", REGISTRY.format(a=70.5))  # half a point with these SDs: not significant
     close = published.verify(["a > b on mosi-intra: Non0_acc_2 +0.5 points"], published.load(tmp_path / "close"))
     assert close[0].verdict == "not significant" and close[0].p > 0.05

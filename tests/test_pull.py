@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from conftest import ROOT
-from msabench import pull
+from msabench import pull, results
 from msabench.errors import MsabenchError
 
 RUNS = ROOT / "leaderboard" / "runs"
@@ -31,10 +31,10 @@ def test_the_committed_index_is_the_committed_runs():
 
 @pytest.fixture()
 def small(tmp_path):
-    """Two units of the board and their own index."""
+    """Two models of the board and their own index."""
     src = tmp_path / "src"
-    for unit in ("synth-intra/derl/seed-1111", "synth-intra/mean/seed-1111"):
-        shutil.copytree(RUNS / unit, src / unit)
+    for model in ("synth-intra/derl", "synth-intra/mean"):
+        shutil.copytree(RUNS / model, src / model)
     index = pull.write_index(src, tmp_path / "runs.sha256")
     return src, index
 
@@ -50,7 +50,7 @@ def test_pull_from_a_folder_then_compare(tmp_path):
 
 def test_a_changed_file_is_refused_and_nothing_is_written(small, tmp_path):
     src, index = small
-    pred = src / "synth-intra" / "derl" / "seed-1111" / "predictions.parquet"
+    pred = src / "synth-intra" / "derl" / results.PACK
     pred.write_bytes(pred.read_bytes() + b"\0")
     out = tmp_path / "board"
     proc = cli("board", "pull", "--from", src, "--out", out, "--index", index)
@@ -71,10 +71,10 @@ def test_pull_over_http(small, tmp_path):
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/"
         out = tmp_path / "board"
-        assert pull.pull(url, out, index) == 6
+        assert pull.pull(url, out, index) == 2
         assert pull.make_index(out) == pull.read_index(index)
         with pytest.raises(MsabenchError, match="could not be fetched"):
-            (src / "synth-intra" / "mean" / "seed-1111" / "metrics.json").unlink()
+            (src / "synth-intra" / "mean" / results.PACK).unlink()
             pull.pull(url, tmp_path / "again", index)
         assert not (tmp_path / "again").exists()
     finally:
