@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from msabench.version import __version__
-from msabench import devices, training
+from msabench import attention, devices, training
 from msabench.data import pretrained
 from msabench.data.core import DatasetInfo, Split
 from msabench.errors import MsabenchError
@@ -414,8 +414,10 @@ def cpu_state(state: dict) -> dict:
 
 
 def code_hash(*files: Path) -> str:
+    """The shared torch code (this file, training.py, attention.py: the ALMT/LNLN blocks) and a model's own files."""
     h = hashlib.sha256()
-    for f in (Path(__file__), Path(training.__file__), *files):
+    shared = (Path(__file__), Path(training.__file__), Path(attention.__file__))
+    for f in (*shared, *files):
         h.update(f.read_bytes())
     return h.hexdigest()
 

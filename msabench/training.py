@@ -56,6 +56,7 @@ class Recipe:
     patience: int = 6  # epochs without a better valid MAE before stopping
     augment: bool = True  # joint missing augmentation (`augmentation`)
     complete_fraction: float = 0.5  # share of training samples left complete
+    complete_per_modality: bool = False  # which samples stay complete: drawn per modality (LNLN's code), not jointly
     grad_clip: float = 1.0
     input_noise: float = 0.0  # std of Gaussian noise on observed float input features in training; 0: off
     bert_lr: float = 5e-5  # learning rate of a pretrained text encoder's parameters
@@ -83,14 +84,19 @@ def tensors(batch: Batch, dtype: torch.dtype = torch.float32, device: str | torc
     return out
 
 
-def augmentation(split: Split, seed: int, complete_fraction: float) -> masking.Observed:
-    """Missing augmentation of a whole split: r ~ U[0, 1) per sample and modality, and a `complete_fraction` of
-    the samples complete in all three modalities at once. LNLN's released code draws completeness per
-    modality instead; this joint form is msabench's shared recipe, not LNLN's."""
+def augmentation(split: Split, seed: int, complete_fraction: float, per_modality: bool = False) -> masking.Observed:
+    """Missing augmentation of a whole split: r ~ U[0, 1) per sample and modality, and samples left complete:
+    jointly (msabench's shared recipe: each sample with probability `complete_fraction`, complete in all
+    three modalities at once) or `per_modality` (LNLN's released code: in each modality, exactly
+    floor(n * complete_fraction) samples chosen apart)."""
     rng = np.random.default_rng(seed)
     n = len(split)
     rates = rng.uniform(0.0, 1.0, size=(n, len(MODALITIES)))
-    rates[rng.random(n) < complete_fraction] = 0.0
+    if per_modality:
+        for i in range(len(MODALITIES)):
+            rates[rng.choice(n, int(n * complete_fraction), replace=False), i] = 0.0
+    else:
+        rates[rng.random(n) < complete_fraction] = 0.0
     u = masking.draws(split, seed, "hash")
     return masking.drop(split, u, {m: rates[:, i] for i, m in enumerate(MODALITIES)})
 
@@ -152,6 +158,7 @@ def param_groups(net, recipe: Recipe) -> list[dict]:
     return groups
 
 
+F1_AT_ACCURACY = {"Has0_F1_score": "Has0_acc_2", "Non0_F1_score": "Non0_acc_2", "F1_score": "Mult_acc_2"}
 TEST_SELECTION_RATE = 0.5  # LNLN evaluates its checkpoints on test at r = 0.5 ...
 TEST_SELECTION_MASK_SEED = 1111  # ... with masks drawn by np.random.seed(1111) for every training seed
 
@@ -160,9 +167,9 @@ class TestSelection:
     """LNLN's checkpoint selection, reproduced to be measured, never to be used for a claim.
 
     LNLN's code keeps the weights of the epoch where a metric was best on the TEST split at
-    r = 0.5 (all modalities; masks from seed 1111, MMSA's draw): a protocol flaw. It takes F1
-    from the Acc-2 checkpoint and Corr from the MAE one; this class picks every metric on its
-    own checkpoint, which overstates the flaw for F1 and Corr (to be aligned with LNLN's code).
+    r = 0.5 (all modalities; masks from seed 1111, MMSA's draw): a protocol flaw. As its code
+    (core/utils.py, get_best_results), an F1 has no checkpoint of its own: it is read at its
+    Acc-2's (Has0, Non0; Mult_acc_2 on SIMS); MAE, Corr, Acc-5 and Acc-7 each on their own.
     Watching changes nothing in training: the stopping rule and the trajectory are those of
     the valid-selected run (evaluation draws no random numbers), so the two differ only in
     which epoch's weights are kept. Ties keep the earlier epoch.
@@ -184,11 +191,16 @@ class TestSelection:
         scores = metrics.compute(predict_split(net, self.split, self.view, compute=compute), self.labels, self.kind)
         state = None
         for name, value in scores.items():
+            if name in F1_AT_ACCURACY:
+                continue
             old = self.best.get(name)
             if old is None or (math.isfinite(value) and (
                     not math.isfinite(old) or (value < old if name in metrics.LOWER_IS_BETTER else value > old))):
                 state = state if state is not None else copy.deepcopy(net.state_dict())
                 self.best[name], self.epoch[name], self.states[name] = value, epoch, state
+        for f1, accuracy in F1_AT_ACCURACY.items():
+            if f1 in scores and self.epoch.get(accuracy) == epoch:
+                self.best[f1], self.epoch[f1], self.states[f1] = scores[f1], epoch, self.states[accuracy]
         return scores
 
 
@@ -212,14 +224,15 @@ def fit(net, train: Split, valid: Split, seed: int, recipe: Recipe, log=None,
     clean_train = complete(train)
     valid_views = [complete(valid)]
     if recipe.augment:
-        valid_views.append(augmentation(valid, seed + 7919, recipe.complete_fraction))
+        valid_views.append(augmentation(valid, seed + 7919, recipe.complete_fraction, recipe.complete_per_modality))
     y_valid = valid.labels.astype(np.float64)
     best, best_state, stale, history = math.inf, copy.deepcopy(net.state_dict()), 0, []
     noise_gen = torch.Generator().manual_seed(seed * 7 + 104729) if recipe.input_noise else None
     for epoch in range(recipe.epochs):
         t_epoch = time.perf_counter()
         net.train()
-        obs = augmentation(train, seed * 1009 + epoch, recipe.complete_fraction) if recipe.augment else clean_train
+        obs = (augmentation(train, seed * 1009 + epoch, recipe.complete_fraction, recipe.complete_per_modality)
+               if recipe.augment else clean_train)
         order = rng.permutation(n)
         steps_done = []  # (loss, parts, batch size), read once per epoch: no GPU sync per step
         for start in range(0, n, recipe.batch_size):

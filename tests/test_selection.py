@@ -43,7 +43,7 @@ def test_watching_the_test_split_changes_nothing_in_training(data):
     assert "test_r0.5_MAE" in histories[1][0] and "test_r0.5_MAE" not in histories[0][0]
 
 
-def test_each_metric_keeps_its_own_best_test_epoch(data):
+def test_each_metric_keeps_its_best_test_epoch_f1_that_of_its_accuracy(data):
     recipe = training.Recipe(epochs=6, patience=6, lr=5e-3)
     watch = training.TestSelection(data["test"], "mosi")
     training.seed_all(4)
@@ -58,6 +58,11 @@ def test_each_metric_keeps_its_own_best_test_epoch(data):
         pred = training.predict_split(net, data["test"], watch.view)
         assert metrics.compute(pred, data["test"].labels, "mosi")[name] == watch.best[name]
     assert len({h["test_r0.5_MAE"] for h in history}) == len(history)  # every epoch scored anew
+    # as LNLN's code: an F1 is read at its accuracy's checkpoint, never chosen on its own
+    for f1, accuracy in (("Non0_F1_score", "Non0_acc_2"), ("Has0_F1_score", "Has0_acc_2")):
+        at = watch.epoch[accuracy]
+        assert watch.epoch[f1] == at and watch.best[f1] == history[at - 1][f"test_r0.5_{f1}"]
+        assert watch.states[f1] is watch.states[accuracy]
     # LNLN's view: r = 0.5 for T, A and V, masks of seed 1111 whatever the training seed
     again = masking.drop(data["test"], masking.draws(data["test"], 1111, "mmsa"), {"T": 0.5, "A": 0.5, "V": 0.5})
     assert np.array_equal(again.audio, watch.view.audio) and np.array_equal(again.text, watch.view.text)

@@ -24,7 +24,7 @@ def data():
     return small_dataset(sizes=(120, 40, 60))
 
 
-def test_augmentation_follows_the_lnln_rule():
+def test_shared_augmentation_leaves_half_the_samples_complete_in_every_modality_at_once():
     split = small_dataset(sizes=(10, 10, 2000))["test"]
     obs = training.augmentation(split, 5, complete_fraction=0.5)
     pads = masking.valid(split)
