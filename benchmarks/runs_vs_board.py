@@ -30,7 +30,7 @@ def main() -> None:
     counts = {"equal": 0, "differ": 0, "new": 0, "no data": 0}
     print(f"{'protocol':<14} {'model':<34} {'seed':>4}  code       board {args.metric:<11} here        MAE board -> here")
     for folder in results.find_units(args.results):
-        if not (folder / "labels.parquet").exists() and not args.data:
+        if not results.has_labels(folder) and not args.data:
             counts["no data"] += 1
             continue
         unit = results.read_unit(folder, data=tuple(args.data))

@@ -52,7 +52,7 @@ def main() -> None:
               f"{'valid MAE':>16} {'test MAE':>16}")
         folder = Path(args.results) / p.name
         for model_dir in sorted(d for d in folder.iterdir() if d.is_dir()) if folder.is_dir() else []:
-            units = [results.read_unit(s, (args.data,)) for s in sorted(model_dir.glob("seed-*"))]
+            units = [results.read_unit(s, (args.data,)) for s in results.find_units(args.results, p.name, model_dir.name)]
             units = [u for u in units if u.manifest.get("protocol_fingerprint") == p.fingerprint]
             if not units or "=False" in model_dir.name:
                 continue  # ablations are left out
