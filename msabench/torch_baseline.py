@@ -32,7 +32,7 @@ import os
 from collections import OrderedDict
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -76,6 +76,11 @@ class Options:
     # the epoch with the best `selection_metric` on the TEST split (training.TestSelection)
     selection: str = "valid"
     selection_metric: str = ""  # with selection=test-per-metric: the metric whose test-best epoch is kept
+    # "msabench": the shared recipe (training.Recipe); "authors": the reference method's authors' optimiser,
+    # learning rates, schedule, epochs, batch size, loss and augmentation (its options class's AUTHORS_RECIPE),
+    # which replace the options epochs, lr, batch_size, patience, augment and bert_lr
+    recipe: str = "msabench"
+    AUTHORS_RECIPE: ClassVar[training.Recipe | None] = None  # a reference method's: its authors' recipe
 
     def text_read(self, info: DatasetInfo) -> str:
         """What the model reads as text on `info` (`text_read`)."""
@@ -104,6 +109,7 @@ _RANGES = {  # option -> (test, the valid range as shown to the user)
     "text_input": (lambda v: v in ("auto", "ids", "features", "clean_features"),
                    "'auto', 'ids', 'features' or 'clean_features'"),
     "selection": (lambda v: v in ("valid", "test-per-metric"), "'valid' or 'test-per-metric'"),
+    "recipe": (lambda v: v in ("msabench", "authors"), "'msabench' or 'authors'"),
 }
 
 
@@ -134,6 +140,9 @@ def parse_options(cls, raw: dict[str, str], model: str):
             raise MsabenchError(f"model {model}: option {key} must be {shown}, got {getattr(opts, key)!r}")
     devices.check(opts.device, opts.precision, opts.threads, where=f"model {model}")
     check_selection(opts, None, model)
+    if opts.recipe == "authors" and getattr(cls, "AUTHORS_RECIPE", None) is None:
+        raise MsabenchError(f"model {model}: recipe=authors: no authors' recipe is known for it (lnln, almt and "
+                            "cenet have one)")
     return opts
 
 
@@ -399,10 +408,17 @@ def head(d_in: int, hidden: int, d_out: int, dropout: float) -> nn.Sequential:
 class BaselineNet(nn.Module):
     """forward(x) -> Output(pred, aux). Override `loss_parts` to add losses or use the clean view."""
 
+    task_loss = "l1"  # the recipe's task loss, set by TorchBaseline ("l1" or "mse")
+
     def loss_parts(self, clean: dict, corrupted: dict, y: torch.Tensor) -> dict:
         """Named, already weighted training losses on one batch; their sum is minimised."""
         out = self(corrupted)
-        return {"l1": nn.functional.l1_loss(out.pred, y), **out.aux}
+        return {**self.task(out.pred, y), **out.aux}
+
+    def task(self, pred: torch.Tensor, y: torch.Tensor) -> dict:
+        if self.task_loss == "mse":
+            return {"mse": nn.functional.mse_loss(pred, y)}
+        return {"l1": nn.functional.l1_loss(pred, y)}
 
     def training_loss(self, clean: dict, corrupted: dict, y: torch.Tensor):
         parts = self.loss_parts(clean, corrupted, y)
@@ -457,7 +473,10 @@ class TorchBaseline:
         return self.options.selection == "test-per-metric"
 
     def recipe(self) -> training.Recipe:
+        """The shared recipe from the options, or (recipe=authors) the authors' (`AUTHORS_RECIPE` of the options)."""
         o = self.options
+        if o.recipe == "authors":
+            return dataclasses.replace(type(o).AUTHORS_RECIPE, input_noise=o.input_noise)
         return training.Recipe(epochs=o.epochs, lr=o.lr, batch_size=o.batch_size, patience=o.patience,
                                augment=o.augment, input_noise=o.input_noise, bert_lr=o.bert_lr)
 
@@ -497,6 +516,7 @@ class TorchBaseline:
         with devices.threads(compute.threads):
             training.seed_all(seed)
             self.net = self.make_net()
+            self.net.task_loss = self.recipe().loss
             if given:  # trained elsewhere (another device, precision or thread count): all else must match
                 expect = {k: v for k, v in meta.items() if k not in ("compute", "fingerprint")}
                 self.net.load_state_dict(training.load_checkpoint(Path(given), expect))

@@ -52,14 +52,19 @@ class Recipe:
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    warmup: float = 0.1  # fraction of all steps
-    patience: int = 6  # epochs without a better valid MAE before stopping
+    warmup: float = 0.1  # fraction of all steps ("cosine", "linear") or of all epochs ("epoch-cosine")
+    # "cosine": warm-up then cosine decay over steps (msabench); "epoch-cosine": LNLN's and ALMT's code (linear
+    # warm-up from 0, then cosine over (1 - warmup) * epochs, set once per epoch); "linear": CENet's code
+    # (warm-up, then linear decay to 0 over steps)
+    schedule: str = "cosine"
+    patience: int = 6  # epochs without a better valid MAE before stopping; 0: never (the authors' code)
     augment: bool = True  # joint missing augmentation (`augmentation`)
     complete_fraction: float = 0.5  # share of training samples left complete
     complete_per_modality: bool = False  # which samples stay complete: drawn per modality (LNLN's code), not jointly
     grad_clip: float = 1.0
     input_noise: float = 0.0  # std of Gaussian noise on observed float input features in training; 0: off
     bert_lr: float = 5e-5  # learning rate of a pretrained text encoder's parameters
+    loss: str = "l1"  # the task loss of models that take it from the recipe ("mse": the authors' code)
 
 
 def one_thread():
@@ -118,6 +123,27 @@ def add_input_noise(clean: dict, corrupted: dict, std: float, gen: torch.Generat
 def complete(split: Split) -> masking.Observed:
     pads = masking.valid(split)
     return masking.Observed(pads["T"], pads["A"], pads["V"])
+
+
+def lr_factor(recipe: Recipe, steps_per_epoch: int):
+    """The learning-rate factor of each optimiser step under the recipe's schedule."""
+    total = recipe.epochs * steps_per_epoch
+    if recipe.schedule == "cosine":
+        return _schedule(total, recipe.warmup)
+    if recipe.schedule == "linear":  # CENet's WarmupLinearSchedule
+        warm = recipe.warmup * total
+        return lambda step: step / max(1.0, warm) if step < warm else max(0.0, (total - step) / max(1.0, total - warm))
+    if recipe.schedule == "epoch-cosine":  # LNLN's and ALMT's GradualWarmupScheduler + CosineAnnealingLR
+        warm, span = recipe.warmup * recipe.epochs, (1.0 - recipe.warmup) * recipe.epochs
+
+        def factor(step: int) -> float:
+            epoch = step // steps_per_epoch
+            if epoch <= warm:
+                return epoch / warm if warm > 0 else 1.0
+            return 0.5 * (1.0 + math.cos(math.pi * (epoch - math.floor(warm) - 1) / span))
+
+        return factor
+    raise MsabenchError(f"recipe schedule {recipe.schedule!r}: expected 'cosine', 'epoch-cosine' or 'linear'")
 
 
 def _schedule(total_steps: int, warmup: float):
@@ -220,7 +246,7 @@ def fit(net, train: Split, valid: Split, seed: int, recipe: Recipe, log=None,
     n = len(train)
     steps = math.ceil(n / recipe.batch_size)
     opt = torch.optim.AdamW(param_groups(net, recipe), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(recipe.epochs * steps, recipe.warmup))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(recipe, steps))
     clean_train = complete(train)
     valid_views = [complete(valid)]
     if recipe.augment:
@@ -279,7 +305,7 @@ def fit(net, train: Split, valid: Split, seed: int, recipe: Recipe, log=None,
         if log:
             log(f"epoch {epoch + 1:>3}/{recipe.epochs}  train loss {row['train_loss']:.4f}  "
                 f"valid MAE {valid_mae:.4f}{'  *' if improved else ''}")
-        if stale >= recipe.patience:
+        if recipe.patience and stale >= recipe.patience:
             break
     net.load_state_dict(best_state)
     net.eval()

@@ -1,3 +1,4 @@
+import dataclasses
 import subprocess
 import sys
 
@@ -6,6 +7,7 @@ import pytest
 import torch
 
 from msabench import masking, protocols, runner, submission, training
+from msabench.baselines import late_fusion
 from msabench.errors import MsabenchError
 
 from conftest import ROOT, small_dataset
@@ -129,3 +131,65 @@ def test_input_noise_only_touches_observed_features_and_keeps_views_aligned():
         assert torch.equal(clean[key][[0, 2, 3]], corrupted[key][[0, 2, 3]])  # same draw in both views
     assert torch.equal(clean["text_mask"], torch.ones(4, 1))
     assert training.Recipe().input_noise == 0.0  # off by default: other data train as before
+
+
+def test_the_authors_schedules():
+    """recipe=authors: LNLN's and ALMT's warm-up then cosine, once per epoch; CENet's warm-up then linear decay."""
+    lnln_like = training.Recipe(epochs=200, warmup=0.1, schedule="epoch-cosine")
+    f = training.lr_factor(lnln_like, steps_per_epoch=3)
+    per_epoch = [f(3 * e) for e in range(200)]
+    assert [f(3 * e + 2) for e in range(200)] == per_epoch  # constant within an epoch
+    assert per_epoch[0] == 0.0 and per_epoch[10] == pytest.approx(0.5) and per_epoch[20] == per_epoch[21] == 1.0
+    # after the warm-up: torch's CosineAnnealingLR over 0.9 * epochs, stepped once per epoch
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=180)
+    for e in range(21, 200):
+        assert per_epoch[e] == pytest.approx(opt.param_groups[0]["lr"], abs=1e-9), e
+        opt.step()
+        cosine.step()
+    cenet_like = training.Recipe(epochs=10, warmup=0.4, schedule="linear")
+    g = training.lr_factor(cenet_like, steps_per_epoch=10)  # 100 steps, 40 of warm-up
+    assert [g(s) for s in (0, 20, 40, 70, 100)] == pytest.approx([0.0, 0.5, 1.0, 0.5, 0.0])
+    with pytest.raises(MsabenchError, match="schedule 'steps'"):
+        training.lr_factor(training.Recipe(schedule="steps"), 3)
+
+
+def test_recipe_authors_is_the_authors_and_only_where_known(data):
+    for name in ("lnln", "almt", "cenet"):
+        sub = submission.load(f"{name}:recipe=authors")
+        assert sub.name == f"{name}[recipe=authors]" and sub.sha256 != submission.load(name).sha256
+        model = sub.build(data.info)
+        recipe = model.recipe()
+        assert recipe.patience == 0 and recipe.loss == "mse" and recipe.grad_clip in (0.0, 2.0)
+        assert recipe.epochs == {"lnln": 200, "almt": 200, "cenet": 40}[name]
+        assert recipe.lr == recipe.bert_lr == {"lnln": 1e-4, "almt": 1e-4, "cenet": 6e-5}[name]
+        assert recipe.augment is (name == "lnln") and recipe.complete_per_modality is (name == "lnln")
+        assert recipe == type(model.options).AUTHORS_RECIPE
+    shared = submission.load("lnln").build(data.info).recipe()
+    assert shared.loss == "l1" and shared.patience == 6 and shared.complete_per_modality  # lnln: per modality always
+    with pytest.raises(MsabenchError, match="recipe=authors: no authors' recipe is known for it"):
+        submission.load("text-only:recipe=authors")
+    with pytest.raises(MsabenchError, match="option recipe must be 'msabench' or 'authors'"):
+        submission.load("lnln:recipe=paper")
+
+
+def test_no_early_stop_when_patience_is_zero(data):
+    recipe = training.Recipe(epochs=4, patience=1, lr=1e-12, warmup=0.0)
+    runs = []
+    for patience in (1, 0):
+        training.seed_all(2)
+        net = late_fusion.build(data.info, late_fusion.OPTIONS(hidden=16)).make_net()
+        runs.append(training.fit(net, data["train"], data["valid"], 2, dataclasses.replace(recipe, patience=patience)))
+    assert len(runs[0]) < 4 == len(runs[1])
+
+
+def test_the_recipe_loss_reaches_a_model_that_takes_it(data):
+    model = submission.load("cenet:recipe=authors,epochs=1").build(data.info)
+    assert model.recipe().loss == "mse"
+    net = model.make_net().eval()  # no dropout: the same pass twice
+    net.task_loss = model.recipe().loss
+    batch, _ = masking.corrupt(data["train"], training.complete(data["train"]), np.arange(8), reveal=False)
+    x, y = training.tensors(batch), torch.from_numpy(data["train"].labels[:8].astype(np.float32))
+    parts = net.loss_parts(x, x, y)
+    assert "mse" in parts and "l1" not in parts
+    assert torch.allclose(parts["mse"], torch.nn.functional.mse_loss(net(x).pred, y))
