@@ -68,10 +68,10 @@ def main() -> None:
         va = [u.metrics["aggregate"]["mean"][m] for u in honest.units]
         te = [u.metrics["aggregate"]["mean"][m] for u in chosen[m].units]
         line = (f"{m:<14} {fmt(va):>16} {fmt(te):>16} {r.diff:>+12.4f} [{r.ci_diff[0]:+.4f}, {r.ci_diff[1]:+.4f}] "
-                f"{compare._p(r.p):>8}")
+                f"{compare.format_p(r.p):>8}")
         if at:
             r5 = compare.compare(paired.only([at]), n_resamples=args.resamples, metric_names=[m]).rows[0].result
-            line += f" {r5.diff:>+20.4f} {compare._p(r5.p):>8}"
+            line += f" {r5.diff:>+20.4f} {compare.format_p(r5.p):>8}"
         print(line)
     better = [m for m in names if m not in metrics.LOWER_IS_BETTER]
     print(f"\n(difference = test-selected minus valid-selected; positive is 'better' for {', '.join(better)}, "

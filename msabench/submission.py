@@ -22,6 +22,7 @@ import sys
 import traceback
 import types
 from functools import lru_cache
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -258,8 +259,15 @@ def load(spec: str | Path, shown: Path | None = None) -> Submission:
 
 def identity(base: str, version: int, options) -> str:
     """A bundled model's results key: name, declared version and options, not its source bytes, so a
-    refactor stales nothing; a change meant to move its numbers bumps VERSION (as a protocol's)."""
-    return hashlib.sha256(f"bundled:{base}|version={version}|{options!r}".encode()).hexdigest()
+    refactor stales nothing; a change meant to move its numbers bumps VERSION (as a protocol's).
+
+    An option added later is declared `field(repr=False)`: at its default it leaves the key as it was
+    (the runs made before it existed stay current), set to anything else it enters the key."""
+    later = ""
+    if dataclasses.is_dataclass(options):
+        later = "".join(f"|{f.name}={getattr(options, f.name)!r}" for f in dataclasses.fields(options)
+                        if not f.repr and getattr(options, f.name) != f.default)
+    return hashlib.sha256(f"bundled:{base}|version={version}|{options!r}{later}".encode()).hexdigest()
 
 
 def code_digest(module_file: Path, options) -> str:

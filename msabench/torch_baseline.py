@@ -30,7 +30,7 @@ import hashlib
 import inspect
 import os
 from collections import OrderedDict
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import ClassVar, NamedTuple
 
@@ -78,8 +78,9 @@ class Options:
     selection_metric: str = ""  # with selection=test-per-metric: the metric whose test-best epoch is kept
     # "msabench": the shared recipe (training.Recipe); "authors": the reference method's authors' optimiser,
     # learning rates, schedule, epochs, batch size, loss and augmentation (its options class's AUTHORS_RECIPE),
-    # which replace the options epochs, lr, batch_size, patience, augment and bert_lr
-    recipe: str = "msabench"
+    # which replace the options epochs, lr, batch_size, patience, augment and bert_lr. Added after runs were
+    # stored: repr=False keeps their identity at the default (`submission.identity`)
+    recipe: str = field(default="msabench", repr=False)
     AUTHORS_RECIPE: ClassVar[training.Recipe | None] = None  # a reference method's: its authors' recipe
 
     def text_read(self, info: DatasetInfo) -> str:
