@@ -45,6 +45,21 @@ def test_identity_is_name_version_and_options():
     assert submission.spec_of("my_model") is None and submission.spec_of("prlf[nope=1]") is None
 
 
+def test_an_option_added_later_leaves_the_identity_at_its_default():
+    """A shared option added after runs were stored (`recipe`) is repr=False: at its default the key is the
+    one computed before it existed (name, version, the older options' repr); set, it enters the key."""
+    import dataclasses
+    import hashlib
+
+    sub = submission.load("lnln")
+    later = [f.name for f in dataclasses.fields(sub.options) if not f.repr]
+    assert "recipe" in later and f"{later[0]}=" not in repr(sub.options)
+    before = hashlib.sha256(f"bundled:lnln|version={sub.version}|{sub.options!r}".encode()).hexdigest()
+    assert sub.sha256 == before
+    authors = submission.load("lnln:recipe=authors")
+    assert repr(authors.options) == repr(sub.options) and authors.sha256 != sub.sha256
+
+
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("runs")
