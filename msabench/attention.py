@@ -19,6 +19,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+# The authors' configs (both models): fusion depth 4 on MOSEI and SIMS, 2 on MOSI; synthetic and utterance-level
+# data follow the dataset they stand in for
+FOUR_LAYER_FUSION = ("mosei", "sims", "synth-sims")
+
+
+def authors_fusion_depth(info) -> int:
+    """The fusion depth ALMT's and LNLN's authors configure for the dataset `info` describes."""
+    return 4 if info.name in FOUR_LAYER_FUSION else 2
+
 
 class Attention(nn.Module):
     """Multi-head attention with a LayerNorm each for query, key and value (pre-norm), no q/k/v bias."""

@@ -178,8 +178,8 @@ def cmd_runs(args) -> int:
         for line in runs.upgrade(args.results):
             print(f"upgraded {line}" if not line.startswith("left") else line)
     if args.pack:
-        for model_dir, seeds in runs.pack(args.results):
-            print(f"packed {model_dir}/{runs.results.PACK}: seeds {', '.join(map(str, seeds))}")
+        for pack_file, seeds in runs.pack(args.results):
+            print(f"packed {pack_file}: seeds {', '.join(map(str, seeds))}")
     if args.data and not Path(args.data).exists():
         raise MsabenchError(f"--data {args.data}: no such file or folder")
     statuses = runs.check(args.results, rerun=args.rerun, data=args.data)

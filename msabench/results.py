@@ -195,6 +195,15 @@ def check_manifest(folder: Path, manifest: dict) -> None:
                             f"{manifest['seed']}, but it sits in {'/'.join(place)}")
 
 
+def checked_manifest(folder: Path) -> dict:
+    """A unit's manifest, read and checked (`check_manifest`); one line naming the unit when there is none."""
+    manifest = read_manifest(folder)
+    if manifest is None:
+        raise MsabenchError(f"{folder}: no readable manifest.json; not a finished msabench result")
+    check_manifest(folder, manifest)
+    return manifest
+
+
 def is_current(folder: Path, identity: dict) -> bool:
     """True when `folder` holds a finished unit with exactly these fingerprints."""
     manifest = read_manifest(folder)
@@ -214,10 +223,7 @@ def read_unit(folder: str | Path, data: tuple[str, ...] = (), labels_by_id: dict
     the protocol it ran under (default: the shipped one of its name), for condition levels.
     """
     folder = Path(folder)
-    manifest = read_manifest(folder)
-    if manifest is None:
-        raise MsabenchError(f"{folder}: no readable manifest.json; not a finished msabench result")
-    check_manifest(folder, manifest)
+    manifest = checked_manifest(folder)
     try:
         table, stored = _stored(folder)
         ids = table.column("id").to_numpy(zero_copy_only=False).astype(str)
@@ -511,10 +517,7 @@ def pack(model_dir: str | Path) -> list[int]:
             return []
         parts, manifests, want = [], {}, {}
         for unit in units:
-            manifest = read_manifest(unit)
-            if manifest is None:
-                raise MsabenchError(f"{unit / 'manifest.json'}: not readable JSON; nothing packed")
-            check_manifest(unit, manifest)
+            manifest = checked_manifest(unit)
             try:
                 table, labels = _stored(unit)
             except (OSError, pa.ArrowException) as e:

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 from msabench import devices, results, submission
-from msabench.errors import MsabenchError
 
 CURRENT, CHANGED, STALE, UNKNOWN, OLD = "current", "code changed", "stale", "unknown", "old manifest"
 
@@ -79,10 +78,7 @@ def check(results_dir: str | Path, *, rerun: bool = False, data: str | None = No
     """Every (protocol, model) under `results_dir` against today's code (see the module docstring)."""
     groups: dict[tuple[str, str], list[tuple[Path, dict]]] = {}
     for folder in results.find_units(results_dir):
-        manifest = results.read_manifest(folder)
-        if manifest is None:
-            raise MsabenchError(f"{folder / 'manifest.json'}: not readable JSON")
-        results.check_manifest(folder, manifest)
+        manifest = results.checked_manifest(folder)
         groups.setdefault((manifest["protocol"], manifest["model"]), []).append((folder, manifest))
     out = []
     for (protocol, model), units in sorted(groups.items()):
@@ -153,6 +149,6 @@ def upgrade(results_dir: str | Path) -> list[str]:
 
 
 def pack(results_dir: str | Path) -> list[tuple[Path, list[int]]]:
-    """Pack every (protocol, model) under `results_dir` (`results.pack`): [(model folder, seeds)]."""
+    """Pack every (protocol, model) under `results_dir` (`results.pack`): [(its pack file, seeds)]."""
     model_dirs = sorted({folder.parent for folder in results.find_units(results_dir)})
-    return [(d, results.pack(d)) for d in model_dirs]
+    return [(d / results.PACK, results.pack(d)) for d in model_dirs]

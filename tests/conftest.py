@@ -107,3 +107,19 @@ def verify_rows(out: str) -> list[dict]:
         cells["line"] = next(y for y in lines if y.startswith(f"#{cells['#']} "))
         rows.append(cells)
     return rows
+
+
+# The shapes in the authors' LNLN and ALMT configurations (configs/*.yaml): text length, (audio length, dim),
+# (vision length, dim) of MMSA's unaligned files, for the parameter-count tests
+AUTHORS_SHAPES = {"mosi": (50, (375, 5), (500, 20)), "mosei": (50, (500, 74), (500, 35)),
+                  "sims": (39, (400, 33), (55, 709))}
+
+
+def authors_info(name):
+    """A DatasetInfo in the shapes of the authors' configuration for `name`, with 768-d text features."""
+    from msabench.data.core import DatasetInfo
+
+    text_len, audio, vision = AUTHORS_SHAPES[name]
+    return DatasetInfo(name=name, variant="unaligned_50", kind="mosi", text_len=text_len, audio_len=audio[0],
+                       audio_dim=audio[1], vision_len=vision[0], vision_dim=vision[1], has_text_ids=False,
+                       text_feature_dim=768, label_range=(-3.0, 3.0))

@@ -53,7 +53,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from msabench.attention import Encoder, Fusion, HyperLayer
+from msabench.attention import Encoder, Fusion, HyperLayer, authors_fusion_depth
 from msabench.torch_baseline import (BaselineNet, Float32Linear, Options, Output, TextEncoder, TorchBaseline,
                                      masked_mean)
 from msabench import training
@@ -99,11 +99,7 @@ class ALMTOptions(Options):
 OPTIONS = ALMTOptions
 VERSION = 2  # the identity of its results with its name and options: bump when its numbers are meant to change
 DISPLAY = "ALMT"  # its name in tables and figures (the paper's)
-FOUR_LAYER_FUSION = ("mosei", "sims", "synth-sims")  # the authors' configs: fusion depth 4 there, 2 on MOSI
 
-
-def fusion_depth(info, opts: ALMTOptions) -> int:
-    return opts.fusion_layers or (4 if info.name in FOUR_LAYER_FUSION else 2)
 
 
 class Net(BaselineNet):
@@ -126,7 +122,7 @@ class Net(BaselineNet):
             self.ahl = nn.ModuleList(HyperLayer(h, opts.heads, h // opts.heads) for _ in range(opts.ahl_layers))
         if opts.fusion_transformer:
             source = n if opts.hyper_modality else 2 * n
-            self.fusion = Fusion(source, n, depth=fusion_depth(info, opts), **sizes)
+            self.fusion = Fusion(source, n, depth=opts.fusion_layers or authors_fusion_depth(info), **sizes)
 
     def embed(self, x: dict) -> dict:
         """Modality embedding: {T, A, V} -> [B, tokens, H] (or [B, 1, H] with mean pooling)."""

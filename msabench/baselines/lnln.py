@@ -70,14 +70,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from msabench.attention import Encoder, Fusion, HyperLayer
+from msabench.attention import Encoder, Fusion, HyperLayer, authors_fusion_depth
 from msabench import training
 from msabench.errors import MsabenchError
 from msabench.torch_baseline import (BaselineNet, Float32Linear, Options, Output, TextEncoder, TorchBaseline,
                                      rows_differ)
 
 MODS = ("T", "A", "V")
-FOUR_LAYER_FUSION = ("mosei", "sims", "synth-sims")  # the authors' configs: fusion depth 4 there, 2 on MOSI
 
 
 @dataclass(frozen=True)
@@ -122,9 +121,6 @@ OPTIONS = LNLNOptions
 VERSION = 2  # the identity of its results with its name and options: bump when its numbers are meant to change
 DISPLAY = "LNLN"  # its name in tables and figures (the paper's)
 
-
-def fusion_depth(info, opts: LNLNOptions) -> int:
-    return opts.fusion_depth or (4 if info.name in FOUR_LAYER_FUSION else 2)
 
 
 class _Reverse(torch.autograd.Function):
@@ -182,7 +178,7 @@ class Net(BaselineNet):
         self.inputs = nn.ModuleDict({m: Encoder(lengths[m], k, depth=d, **sizes) for m in MODS})
         self.language = Encoder(k, 0, depth=d, **sizes)
         source = k if opts.hyper_modality else 2 * k
-        self.fusion = Fusion(source, k, depth=fusion_depth(info, opts), **sizes)
+        self.fusion = Fusion(source, k, depth=opts.fusion_depth or authors_fusion_depth(info), **sizes)
         self.regress = Float32Linear(h, 1)
         # optional parts last, so the parameters above start alike whatever the switches
         if opts.completeness_check:
