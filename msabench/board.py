@@ -181,6 +181,6 @@ def verdict_records(boards: dict[str, verdicts.Board]) -> list[dict]:
                         "display": submission.display_name(r.model), "value": r.value,
                         "seeds": " ".join(map(str, judged.seeds)), "verdict": r.verdict, "rival": r.rival,
                         "diff": r.diff, "ci_low": r.ci[0], "ci_high": r.ci[1], "coverage": 1.0 - r.level,
-                        "p_closed_test": r.p_adj, "mde": r.mde, "df": r.df, "alpha": judged.alpha,
+                        "p_closed_test": r.p_adj, "mde": r.mde, "mde_pair": r.mde_pair, "df": r.df, "alpha": judged.alpha,
                         "method": judged.method})
     return out

@@ -21,7 +21,7 @@ stored results the difference is measured with the paired test of `msabench.comp
 `reported` mode uses published means, standard deviations and seed counts only (Welch's
 t-test over seeds): what a reader can check without predictions. Every claim checked in one
 run, in either mode, is in one Holm correction, and each claim's CI and minimum detectable
-effect are at the level that decides it, alpha * p / p_Holm (see `decision_levels`): the CI
+effect are at the level that decides it under Holm (see `decision_levels`): the CI
 excludes 0 exactly when the Holm-adjusted p is below alpha, also where Holm's step-down stops
 early. Verdicts:
 
@@ -251,7 +251,7 @@ class Verdict:
     mde: float  # minimum detectable |difference| at 80% power, at `level`, paper units
     source: str  # "results" or "reported"
     note: str = ""
-    level: float = compare.ALPHA  # the CI is a 1 - level interval; alpha * p / p_Holm
+    level: float = compare.ALPHA  # the CI is a 1 - level interval; the level Holm decides it at
 
 
 @dataclass(frozen=True)
@@ -376,18 +376,15 @@ def measure(claim: Claim, results_dir: str | Path | None, *, n_resamples: int = 
     return Measured(c.diff, c.variance, c.p, "results")
 
 
-def decision_levels(raw: list[float], adjusted, alpha: float) -> list[float]:
-    """The level each claim's CI and MDE are at: the one that decides it, alpha * p / p_Holm.
+def decision_levels(raw: list[float], alpha: float) -> list[float]:
+    """The level each claim's CI and MDE are at: the one that decides it under Holm
+    (`multiplicity.holm_levels`: the largest raw p at which the claim would still be significant).
 
-    Holm rejects a claim when its adjusted p is below alpha, i.e. when its raw p is below
-    alpha * p / p_Holm; an interval at that level (the test inverted) excludes 0 exactly then,
-    also where the step-down stops early (raw p 0.03, 0.04: both Holm 0.06, both intervals hold
-    0, although 0.04 is below the last step's alpha / 1). It is alpha / (m - rank) while the
-    adjusted p-values rise with the raw ones, and never below alpha / m (m finite p-values). A raw
-    p of 0 (Holm 0) gets alpha / m; a claim without a p (nan) gets alpha.
+    An interval at that level excludes 0 exactly when Holm rejects, also where the step-down
+    stops early (raw p 0.03, 0.04: both Holm 0.06, both levels 0.025, both intervals hold 0). A
+    claim without a p (nan) gets alpha.
     """
-    m = sum(1 for p in raw if math.isfinite(p))
-    return [multiplicity.decision_level(float(p), float(h), alpha, m) for p, h in zip(raw, adjusted)]
+    return [float(x) if math.isfinite(x) else alpha for x in multiplicity.holm_levels(raw, alpha)]
 
 
 def verify(claims: list[Claim], results_dir: str | Path | None = None, *, n_resamples: int = 10_000, seed: int = 0,
@@ -396,7 +393,7 @@ def verify(claims: list[Claim], results_dir: str | Path | None = None, *, n_resa
     measured = [measure(c, results_dir, n_resamples=n_resamples, seed=seed, data=data) for c in claims]
     raw = [m.p for m in measured]
     adjusted = stats.holm(raw)
-    levels = decision_levels(raw, adjusted, alpha)
+    levels = decision_levels(raw, alpha)
     out = []
     for c, m, p, level in zip(claims, measured, adjusted, levels):
         k = scale(c.metric)

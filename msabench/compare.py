@@ -392,8 +392,9 @@ def compare(paired: Paired, *, n_resamples: int = 10_000, seed: int = 0, alpha: 
     boot = stats.paired_bootstrap(paired.a, paired.b, paired.labels, paired.seeds, paired.kind,
                                   n_resamples=n_resamples, seed=seed, alpha=alpha, priors=priors)
     adjusted = multiplicity.holm([boot[m].p for m in names])
+    levels = multiplicity.holm_levels([boot[m].p for m in names], alpha)
     rows = []
-    for m, p_adj in zip(names, adjusted):
+    for m, p_adj, level in zip(names, adjusted, levels):
         test, test_p = "", float("nan")
         acc = _accuracy_correct(paired.kind, m, paired.a, paired.labels)
         if acc is not None:
@@ -404,7 +405,7 @@ def compare(paired: Paired, *, n_resamples: int = 10_000, seed: int = 0, alpha: 
             test = "sign-flip"
             test_p = stats.signflip(np.abs(paired.a - paired.labels), np.abs(paired.b - paired.labels),
                                     n_resamples=n_resamples, seed=seed)
-        level = multiplicity.decision_level(boot[m].p, float(p_adj), alpha, len(names))
+        level = float(level) if math.isfinite(level) else alpha
         ci = boot[m].variance.interval(boot[m].diff, level) if boot[m].variance is not None else (math.nan,) * 2
         rows.append(Row(m, boot[m], test, float(test_p), float(p_adj),
                         verdict(boot[m], float(p_adj), alpha, paired.model_a, paired.model_b), ci, level))

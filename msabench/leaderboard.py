@@ -86,13 +86,17 @@ def summary(judged: verdicts.Board, shown: dict[str, str]) -> str:
     kept = [shown[m] for m in judged.kept]
     worse = [shown[r.model] for r in judged.rows if r.verdict == verdicts.WORSE]
     mdes = [r.mde for r in judged.rows if math.isfinite(r.mde)]
+    pairs = [r.mde_pair for r in judged.rows if math.isfinite(r.mde_pair)]
     text = (f"{len(kept)} of {len(judged.rows)} models {'is' if len(kept) == 1 else 'are'} not shown worse than the "
             f"best on {judged.metric}: {', '.join(kept)}")
     text += f"; worse: {', '.join(worse)}" if worse else "; no model is shown worse"
+    def fmt(x: float) -> str:
+        return f"{100.0 * x:.2f} points" if pct(judged.metric) else f"{x:.4f}"
+
     if mdes:
-        mde = float(np.median(mdes))
         text += (". Median smallest gap to a rival this board detects with 80% power (MDE): "
-                 + (f"{100.0 * mde:.2f} points" if pct(judged.metric) else f"{mde:.4f}"))
+                 f"{fmt(float(np.median(mdes)))} for a 'worse' verdict, every model tested against every other; "
+                 f"{fmt(float(np.median(pairs)))} for one planned comparison of the same pair at {judged.alpha:g}")
     return text + "."
 
 

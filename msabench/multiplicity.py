@@ -1,8 +1,10 @@
 """Many tests at once: Holm over a family, and which models are not shown worse than the best.
 
-Every verdict here comes with the level that decides it, so the interval printed beside a
-verdict is at that level and agrees with it: a p-value p adjusted to p_adj is decided at
-alpha * p / p_adj (the interval at that level excludes 0 exactly when p_adj <= alpha).
+Every verdict here comes with the level that decides it: the largest raw p-value at which
+that hypothesis would still be rejected, the other p-values as they are. An interval at that
+level (the test inverted) excludes 0 exactly when the adjusted p is at most alpha, and the MDE
+at that level is the gap the procedure, not a lone test, detects. The level does not depend on
+the hypothesis' own p-value (alpha * p / p_adj would, wherever p_adj is capped at 1).
 """
 
 from __future__ import annotations
@@ -33,17 +35,29 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     return out
 
 
-def decision_level(p: float, p_adj: float, alpha: float, m: int = 1) -> float:
-    """The level at which the raw p is compared once adjusted: alpha * p / p_adj.
+def holm_levels(pvalues: Sequence[float], alpha: float) -> np.ndarray:
+    """Each hypothesis' deciding level under Holm: the largest raw p it could have and still be rejected.
 
-    An interval at this level excludes 0 exactly when p_adj <= alpha. When both are 0
-    (a difference with no variance) the Bonferroni level alpha / m stands in.
+    With the others' p-values o_1 <= ... <= o_(m-1) fixed, a raw p at rank r is rejected when
+    o_j <= alpha / (m - j + 1) for every j < r and p <= alpha / (m - r + 1); the level is the
+    largest such p over the ranks the step-down reaches, between alpha / m and alpha: p is
+    rejected exactly when p <= level, also where the step-down stops early (raw 0.03, 0.04: both
+    levels 0.025, both intervals hold 0).
+    nan where the p-value is nan (a test that was not run); m counts the finite p-values.
     """
-    if not (math.isfinite(p) and math.isfinite(p_adj)):
-        return alpha
-    if p_adj <= 0.0:
-        return alpha / max(1, m)
-    return alpha * p / p_adj
+    p = np.asarray(pvalues, dtype=np.float64).ravel()
+    out = np.full(p.shape, NAN)
+    ok = np.flatnonzero(~np.isnan(p))
+    m = ok.size
+    for i in ok:
+        others = np.sort(p[ok[ok != i]])
+        level = 0.0
+        for r in range(1, m + 1):  # p at rank r: the r - 1 smallest others come first
+            level = max(level, min(alpha / (m - r + 1), others[r - 1] if r - 1 < others.size else math.inf))
+            if r - 1 < others.size and others[r - 1] > alpha / (m - r + 1):
+                break  # the step-down stops at the others' rank r: no later rank is reached
+        out[i] = level
+    return out
 
 
 @dataclass(frozen=True)
@@ -96,6 +110,24 @@ def best_set(p_beats: np.ndarray, alpha: float = 0.05) -> BestSet:
         for s in range(2, m + 1):
             best = max(best, s * min(q[i], others[s - 2]))
         p_adj[i] = min(1.0, (m - 1) * best) if math.isfinite(q[i]) else NAN
-    level = np.array([decision_level(q[i] / 1.0, p_adj[i], alpha, m * (m - 1)) for i in range(m)])
-    worse = np.where(np.isnan(p_adj), False, p_adj <= alpha)
+    level = np.array([_best_level(np.delete(q, i), alpha) for i in range(m)])
+    worse = np.where(np.isnan(q), False, q <= level)
     return BestSet(p_adj, worse, rival, level, alpha)
+
+
+def _best_level(others: np.ndarray, alpha: float) -> float:
+    """The largest q_i at which model i is still declared worse, the other models' q fixed.
+
+    With c = alpha / (m - 1) and the others sorted from least beaten, the set of i and the s - 1
+    least beaten others is rejected when s * min(q_i, o_(s-1)) <= c: for every s, q_i <= c / s or
+    o_(s-1) <= c / s. So the level is c capped by c / s at every s whose set the others alone
+    would not let fall.
+    """
+    m = others.size + 1
+    c = alpha / (m - 1)
+    o = np.sort(np.where(np.isnan(others), math.inf, others))[::-1]
+    level = c
+    for s in range(2, m + 1):
+        if o[s - 2] > c / s:
+            level = min(level, c / s)
+    return level

@@ -16,8 +16,13 @@ the board's degrees of freedom, which is what lets 3 seeds separate a constant p
 the best at the small levels closed testing needs.
 
 Each row's interval is the two-sided interval of its difference from its rival (the model
-that beats it most clearly) at twice the one-sided level its verdict is decided at: it lies
-below 0 (above 0 for MAE) exactly when the row says "worse".
+that beats it most clearly) at twice the one-sided level its verdict is decided at (the
+largest one-sided p at which the closed test would still call it worse, the other models as
+they are): it lies below 0 (above 0 for MAE) exactly when the row says "worse". The row's MDE
+is at that level: how far below its rival a model must truly be for this board to call it
+worse with 80% power. `mde_pair` is the same pair's MDE at alpha, what a single planned
+comparison of the two would detect; the gap between the two is the price of asking the
+best-model question of every model at once.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class Row:
     p_adj: float  # closed-test adjusted p of "this model is among the best"
     mde: float  # smallest true gap to the rival detected with 80% power at `level`
     df: float  # degrees of freedom of the retraining term
+    mde_pair: float = math.nan  # the same pair's MDE at two-sided alpha: what one comparison of the two detects
 
 
 @dataclass(frozen=True)
@@ -121,5 +127,5 @@ def judge(protocol: str, kind: str, metric: str, preds: dict[str, np.ndarray], l
         level = min(1.0, 2.0 * float(best.level[a]))
         ci = v.interval(diff, level)
         rows.append(Row(model, a + 1, value[model], WORSE if _worse(metric, ci) else KEPT, rival, diff, ci, level,
-                        float(best.p_adj[a]), v.mde(level), float(v.nu)))
+                        float(best.p_adj[a]), v.mde(level), float(v.nu), v.mde(alpha)))
     return Board(protocol, metric, seed_list, alpha, tuple(rows), prior, n_resamples)

@@ -216,7 +216,7 @@ def test_grammar_and_docstring_state_the_rules():
     for needle in ("Has0 Acc-2", "Non0 Acc-2", "Acc-7", "Acc-3", "+2.47%", "+2.47 pp", "+0.0247 fraction",
                    "size 1 or more"):
         assert needle in claims.GRAMMAR, needle
-    for needle in ("ambiguous", "fraction", "never", "alpha * p / p_Holm"):
+    for needle in ("ambiguous", "fraction", "never", "the level that decides it under Holm"):
         assert needle in claims.__doc__, needle
 
 
@@ -339,14 +339,15 @@ def excludes_zero(ci) -> bool:
 
 
 def test_decision_levels():
-    assert claims.decision_levels([0.03, 0.04], stats.holm([0.03, 0.04]), 0.05) == pytest.approx([0.025, 0.05 / 1.5])
-    # while the adjusted p-values rise with the raw ones it is Holm's step level alpha / (m - rank)
-    assert claims.decision_levels([0.001, 0.004, 0.02], stats.holm([0.001, 0.004, 0.02]), 0.05) == pytest.approx(
-        [0.05 / 3, 0.05 / 2, 0.05])
-    # p = 0 (no variance): alpha / m with m the finite p-values; nan: alpha
-    raw = [0.0, math.nan, 0.01, 0.0]  # Holm: 0, nan, 0.01, 0
-    assert claims.decision_levels(raw, stats.holm(raw), 0.05) == pytest.approx([0.05 / 3, 0.05, 0.05, 0.05 / 3])
-    assert claims.decision_levels([0.7, 0.9], stats.holm([0.7, 0.9]), 0.05) == pytest.approx([0.035, 0.045])  # cap 1
+    # the step-down stops at the first: neither is significant, and neither could be above 0.025
+    assert claims.decision_levels([0.03, 0.04], 0.05) == pytest.approx([0.025, 0.025])
+    # every other claim passes its step: each could be as large as alpha and still be significant
+    assert claims.decision_levels([0.001, 0.004, 0.02], 0.05) == pytest.approx([0.05, 0.05, 0.05])
+    assert claims.decision_levels([0.001, 0.03, 0.04], 0.05) == pytest.approx([0.05 / 3, 0.025, 0.025])
+    # p = 0 (no variance) counts as a passed step; nan (no test) gets alpha and is not counted
+    assert claims.decision_levels([0.0, math.nan, 0.01, 0.0], 0.05) == pytest.approx([0.05] * 4)
+    # not capped by its own p: [0.7, 0.9] both 0.025 (alpha * p / p_Holm gave 0.035, 0.045)
+    assert claims.decision_levels([0.7, 0.9], 0.05) == pytest.approx([0.025, 0.025])
 
 
 @pytest.mark.parametrize("raw", [(0.03, 0.04), (0.04, 0.03), (0.001, 0.03, 0.04), (0.02, 0.022, 0.024, 0.045), (0.045, 0.02, 0.024, 0.022)])
@@ -368,7 +369,8 @@ def test_when_holm_stops_early_no_interval_excludes_zero_of_a_claim_it_does_not_
             assert v.ci[0] < 0 < v.ci[1]
         else:
             assert v.verdict == "supported"
-        assert v.level == pytest.approx(alpha * p / v.p)
+        assert v.level == pytest.approx(claims.decision_levels(list(raw), alpha)[raw.index(p)])
+        assert (p <= v.level) == (v.p <= alpha)
         assert v.ci == pytest.approx(tuple(100 * x for x in m.variance.interval(m.diff, v.level)))
         assert v.mde == pytest.approx(100 * m.variance.mde(v.level))
         # Holm's step level for this p (alpha / (m - rank)) would have excluded 0: the case fixed here

@@ -253,12 +253,13 @@ def test_verify_against_results(res, tmp_path):
     null = claims.verify([claims.parse("strong2 > strong on synth-intra: Non0_acc_2 +2.47")], res, n_resamples=2000)[0]
     if null.verdict == "not significant":
         assert null.mde > 0 and "smallest difference" in null.note
-    # Holm across every claim in both modes; CI and MDE at the level that decides each: alpha * p / p_Holm
+    # Holm across every claim in both modes; CI and MDE at the level that decides each (multiplicity.holm_levels)
     rep = claims.parse("strong > mean on synth-intra: Non0_acc_2 +5", claims.Reported(60.0, 1.0, 5, 50.0, 2.0, 5))
     both = claims.verify([exact, big, rep], res, n_resamples=2000)
     raw = [claims.measure(c, res, n_resamples=2000).p for c in (exact, big, rep)]
     assert [v.p for v in both] == pytest.approx(list(stats.holm(raw)))
-    assert [v.level for v in both] == pytest.approx([0.05 * p / v.p for p, v in zip(raw, both)])
+    assert [v.level for v in both] == pytest.approx(list(multiplicity.holm_levels(raw, 0.05)))
+    assert [p <= v.level for p, v in zip(raw, both)] == [v.p <= 0.05 for v in both]
     assert all(0.05 / 3 - 1e-12 <= v.level <= 0.05 for v in both)
     alone = claims.verify_reported(rep)
     assert both[2].p >= alone.p and both[2].source == "reported"
