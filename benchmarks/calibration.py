@@ -28,6 +28,7 @@ a per-pair random item order are flipped to the right sign, so the gain is exact
 the same gain planted on the first model itself (no retraining noise between the two).
 
 Usage: python benchmarks/calibration.py [--reps 1000] [--resamples 200] [--workers 2] [--match-estimates]
+                                       [--sections abcde]
        python benchmarks/calibration.py --harness [--pairs 100] [--resamples 2000]
 """
 
@@ -89,6 +90,7 @@ def main() -> None:
     ap.add_argument("--match-estimates", action="store_true",
                     help="simulation: match the leaderboard's k=3 estimates (sample seed SD, estimated share) "
                          "rather than taking them as true values")
+    ap.add_argument("--sections", default="abcde", help="simulation: the sections to run (default all: abcde)")
     ap.add_argument("--pairs", type=int, default=100)
     ap.add_argument("--resamples", type=int, default=None, help="default: 200 (simulation), 2000 (harness)")
     ap.add_argument("--gain", type=float, default=0.025)
@@ -96,7 +98,7 @@ def main() -> None:
     if not args.harness:
         import calibration_sim
 
-        calibration_sim.run(args.reps, args.resamples or 200, args.workers, args.match_estimates)
+        calibration_sim.run(args.reps, args.resamples or 200, args.workers, args.match_estimates, args.sections)
         return
     args.resamples = args.resamples or 2000
 

@@ -433,7 +433,7 @@ def _job_e(gen, rng, cell, start, count, resamples):
 # ----------------------------------------------------------------------------- the plan and the report
 
 
-def plan(reps: int, resamples: int, chunk: int = 25):
+def plan(reps: int, resamples: int, chunk: int = 25, sections: str = "abcde"):
     """(section, cell, start, count, resamples) jobs; replicate counts scale with `reps`."""
     n_b, n_c, n_d, n_e = max(1, (3 * reps) // 10), max(1, reps // 2), reps, max(1, reps // 5)
     cells = [("a", (k, shared), reps, 0.03 * k + 0.02) for k in (2, 3, 5, 10) for shared in (1, 0)]
@@ -443,6 +443,8 @@ def plan(reps: int, resamples: int, chunk: int = 25):
     cells += [("e", (15,), n_e, 1.5)]
     jobs = []
     for section, cell, n, cost in cells:
+        if section not in sections:
+            continue
         for start in range(0, n, chunk):
             jobs.append((cost * min(chunk, n - start), (section, cell, start, min(chunk, n - start), resamples)))
     jobs.sort(key=lambda j: -j[0])
@@ -464,11 +466,12 @@ def _gather(done):
     return merged, cpu
 
 
-def run(reps: int = 1000, resamples: int = 200, workers: int = 2, match_estimates: bool = False) -> None:
+def run(reps: int = 1000, resamples: int = 200, workers: int = 2, match_estimates: bool = False,
+        sections: str = "abcde") -> None:
     t0 = time.perf_counter()
     gen = calibrate(match_estimates)
     t_cal = time.perf_counter() - t0
-    jobs = plan(reps, resamples)
+    jobs = plan(reps, resamples, sections=sections)
     with ProcessPoolExecutor(workers, initializer=_init, initargs=(gen,)) as pool:
         done = list(pool.map(_job, jobs))
     res, cpu = _gather(done)
@@ -489,168 +492,175 @@ def report(gen: Generator, res: dict, reps: int, resamples: int) -> list[tuple[s
     print(f"# Simulated calibration ({resamples} item resamples per test, alpha {ALPHA}, 686 items, "
           f"one stratum per seed)\n")
 
+    present = {key[0] for key in res}
     # ---- the generator's variance components
-    a2 = res[("a", (3, 0))]
-    sd_true = math.sqrt(float(np.mean(np.concatenate([a2[:, 8], a2[:, 9]]) ** 2)))
-    var_d = float(np.mean(a2[:, 1] ** 2))
-    items_est, items_se = float(np.mean(a2[:, 3])), float(np.std(a2[:, 3]) / math.sqrt(a2.shape[0]))
-    with np.errstate(invalid="ignore"):
-        share_est = a2[:, 2] / (a2[:, 2] + a2[:, 3])
-        mae_share = a2[:, 6] / (a2[:, 6] + a2[:, 7])
-    pairs3, boards3 = res[("b", (3, 0))]
-    sample_sd = boards3[:, 5:].ravel()
-    board_share, board_share_own = pairs3[:, 9], pairs3[:, 11]
-    med = gen.sd_median
-    print("## Generator: variance components\n")
-    print(f"calibration: {gen.mode}. Leaderboard (committed runs): {LEADERBOARD}.\n")
-    print(f"parameters: prediction = {LAM} y + N(0, {ITEM_SD}^2) item error (model-specific part sd {gen.sd_h:.4f}) "
-          f"+ seed part N(0, {TAU}^2); true seed SD of Non0_acc_2 {gen.sd_lo:.4f} / {med:.4f} / {gen.sd_hi:.4f} "
-          f"(board range low / two-model settings / high) from seed-effect sd {gen.sigma_u(gen.sd_lo):.4f} / "
-          f"{gen.sigma_u(med):.4f} / {gen.sigma_u(gen.sd_hi):.4f}; seed x item noise alone gives "
-          f"{gen.sd_grid[0]:.4f}\n")
-    print("| quantity | simulated | leaderboard |")
-    print("|---|---|---|")
-    print(f"| true seed SD of Non0_acc_2 in the two-model settings: target / Monte Carlo (sqrt of mean sample "
-          f"variance, (a2) k=3) | {med:.4f} / {sd_true:.4f} | |")
-    print(f"| sample seed SD at k=3, 8-model boards (true SDs log-uniform {gen.sd_lo:.4f}-{gen.sd_hi:.4f}): "
-          f"median [IQR] | {_pct(sample_sd, 50):.4f} [{_pct(sample_sd, 25):.4f}-{_pct(sample_sd, 75):.4f}] | "
-          f"0.0118 [0.008-0.020] |")
-    print(f"| item term of a pair's difference (model-specific items): model / mean of decompose's estimates "
-          f"((a2) k=3, ± MC SE) | {gen.items3:.3e} / {items_est:.3e} ± {items_se:.1e} | |")
-    print(f"| true retraining share of a two-model pair's variance at k=3 | "
-          f"{2 * med**2 / 3 / gen.true_var(med, med, 3):.3f} | |")
-    print(f"| estimated share at k=3, median over all pairs of the 8-model boards: own seeds (decompose) / pooled "
-          f"(moderated) | {_pct(board_share_own, 50):.3f} / {_pct(board_share, 50):.3f} | 0.75 |")
-    print(f"| estimated share (decompose) at k=3, median over the (a2) two-model pairs | {_pct(share_est, 50):.3f} | |")
-    print(f"| true sd of the two-model difference at k=3: model / Monte Carlo (a2) | "
-          f"{math.sqrt(gen.true_var(med, med, 3)):.4f} / {math.sqrt(var_d):.4f} | |")
-    print(f"| Non0_acc_2 / MAE of a model, mean (a2, k=3) | {a2[:, 10].mean():.3f} / {a2[:, 11].mean():.3f} | "
-          "synth-intra 0.68-0.73 / 0.90-1.13 |")
-    print(f"| MAE: estimated retraining share at k=3, median (a2) | {_pct(mae_share, 50):.3f} | |")
+    if {"a", "b"} <= present:
+        a2 = res[("a", (3, 0))]
+        sd_true = math.sqrt(float(np.mean(np.concatenate([a2[:, 8], a2[:, 9]]) ** 2)))
+        var_d = float(np.mean(a2[:, 1] ** 2))
+        items_est, items_se = float(np.mean(a2[:, 3])), float(np.std(a2[:, 3]) / math.sqrt(a2.shape[0]))
+        with np.errstate(invalid="ignore"):
+            share_est = a2[:, 2] / (a2[:, 2] + a2[:, 3])
+            mae_share = a2[:, 6] / (a2[:, 6] + a2[:, 7])
+        pairs3, boards3 = res[("b", (3, 0))]
+        sample_sd = boards3[:, 5:].ravel()
+        board_share, board_share_own = pairs3[:, 9], pairs3[:, 11]
+        med = gen.sd_median
+        print("## Generator: variance components\n")
+        print(f"calibration: {gen.mode}. Leaderboard (committed runs): {LEADERBOARD}.\n")
+        print(f"parameters: prediction = {LAM} y + N(0, {ITEM_SD}^2) item error (model-specific part sd {gen.sd_h:.4f}) "
+              f"+ seed part N(0, {TAU}^2); true seed SD of Non0_acc_2 {gen.sd_lo:.4f} / {med:.4f} / {gen.sd_hi:.4f} "
+              f"(board range low / two-model settings / high) from seed-effect sd {gen.sigma_u(gen.sd_lo):.4f} / "
+              f"{gen.sigma_u(med):.4f} / {gen.sigma_u(gen.sd_hi):.4f}; seed x item noise alone gives "
+              f"{gen.sd_grid[0]:.4f}\n")
+        print("| quantity | simulated | leaderboard |")
+        print("|---|---|---|")
+        print(f"| true seed SD of Non0_acc_2 in the two-model settings: target / Monte Carlo (sqrt of mean sample "
+              f"variance, (a2) k=3) | {med:.4f} / {sd_true:.4f} | |")
+        print(f"| sample seed SD at k=3, 8-model boards (true SDs log-uniform {gen.sd_lo:.4f}-{gen.sd_hi:.4f}): "
+              f"median [IQR] | {_pct(sample_sd, 50):.4f} [{_pct(sample_sd, 25):.4f}-{_pct(sample_sd, 75):.4f}] | "
+              f"0.0118 [0.008-0.020] |")
+        print(f"| item term of a pair's difference (model-specific items): model / mean of decompose's estimates "
+              f"((a2) k=3, ± MC SE) | {gen.items3:.3e} / {items_est:.3e} ± {items_se:.1e} | |")
+        print(f"| true retraining share of a two-model pair's variance at k=3 | "
+              f"{2 * med**2 / 3 / gen.true_var(med, med, 3):.3f} | |")
+        print(f"| estimated share at k=3, median over all pairs of the 8-model boards: own seeds (decompose) / pooled "
+              f"(moderated) | {_pct(board_share_own, 50):.3f} / {_pct(board_share, 50):.3f} | 0.75 |")
+        print(f"| estimated share (decompose) at k=3, median over the (a2) two-model pairs | {_pct(share_est, 50):.3f} | |")
+        print(f"| true sd of the two-model difference at k=3: model / Monte Carlo (a2) | "
+              f"{math.sqrt(gen.true_var(med, med, 3)):.4f} / {math.sqrt(var_d):.4f} | |")
+        print(f"| Non0_acc_2 / MAE of a model, mean (a2, k=3) | {a2[:, 10].mean():.3f} / {a2[:, 11].mean():.3f} | "
+              "synth-intra 0.68-0.73 / 0.90-1.13 |")
+        print(f"| MAE: estimated retraining share at k=3, median (a2) | {_pct(mae_share, 50):.3f} | |")
 
     # ---- (a)
-    bound = _bound(reps)
-    print(f"\n## (a) Size of the two-model test (stats.paired_bootstrap), true null, {reps} replicates per cell; "
-          f"pass: at most {bound} rejections (exact binomial at 0.05, 1% one-sided)\n")
-    print("| item effects | k | Non0_acc_2 size | pass | MAE size | pass | est. share Non0 (median) |")
-    print("|---|---|---|---|---|---|---|")
-    ok_a = True
-    for shared, label in ((1, "(a1) shared only"), (0, "(a2) model-specific")):
-        for k in (2, 3, 5, 10):
-            x = res[("a", (k, shared))]
-            hits_acc, hits_mae = x[:, 0] < ALPHA, x[:, 4] < ALPHA
-            with np.errstate(invalid="ignore"):  # 0 / 0: equal seed-level and item differences
-                share = x[:, 2] / (x[:, 2] + x[:, 3])
-            ok_a &= _pass(hits_acc) == "pass" and _pass(hits_mae) == "pass"
-            print(f"| {label} | {k} | {_rate(hits_acc)} | {_pass(hits_acc)} | {_rate(hits_mae)} | {_pass(hits_mae)} | "
-                  f"{_pct(share, 50):.2f} |")
-    verdict.append(("(a) two-model size <= 0.05 within MC error, every cell", ok_a))
+    if "a" in present:
+        bound = _bound(reps)
+        print(f"\n## (a) Size of the two-model test (stats.paired_bootstrap), true null, {reps} replicates per cell; "
+              f"pass: at most {bound} rejections (exact binomial at 0.05, 1% one-sided)\n")
+        print("| item effects | k | Non0_acc_2 size | pass | MAE size | pass | est. share Non0 (median) |")
+        print("|---|---|---|---|---|---|---|")
+        ok_a = True
+        for shared, label in ((1, "(a1) shared only"), (0, "(a2) model-specific")):
+            for k in (2, 3, 5, 10):
+                x = res[("a", (k, shared))]
+                hits_acc, hits_mae = x[:, 0] < ALPHA, x[:, 4] < ALPHA
+                with np.errstate(invalid="ignore"):  # 0 / 0: equal seed-level and item differences
+                    share = x[:, 2] / (x[:, 2] + x[:, 3])
+                ok_a &= _pass(hits_acc) == "pass" and _pass(hits_mae) == "pass"
+                print(f"| {label} | {k} | {_rate(hits_acc)} | {_pass(hits_acc)} | {_rate(hits_mae)} | {_pass(hits_mae)} | "
+                      f"{_pct(share, 50):.2f} |")
+        verdict.append(("(a) two-model size <= 0.05 within MC error, every cell", ok_a))
 
     # ---- (b)
-    q = gen.sd_top_quarter
-    print("\n## (b) Boards of 8 equally good models: pooled pairwise size and the board's family-wise error\n")
-    print("Pairwise: every pair's `decompose` + `moderated(variance.prior(all 8 models))` (pairs with a prior outlier "
-          "keep their own estimate, as compare does), two-sided at 0.05. 'top-2 SD pair': the two models with the "
-          f"largest true SDs (one per board). 'top quarter': both true SDs >= {q:.4f}. 'var ratio': pooled variance "
-          "estimate / true variance, median. 'fixed pair': models 0 and 1 through "
-          "paired_bootstrap(priors={metric: prior}); 'same p' checks it against the decompose path. "
-          "FWE: P(judge(pool=True) calls any model 'worse').\n")
-    print("| layout | k | boards | size, all pairs | size, top-2 SD pair | pass | top-2 pair, own seeds only | "
-          "size, top quarter | var ratio all / top-2 | fixed pair | pass | same p | FWE judge(pool) | pass | "
-          "prior df median | boards with an outlier |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    ok_b = {0: True, 1: True}
-    layouts = ((0, f"log-uniform {gen.sd_lo:.4f}-{gen.sd_hi:.4f}"),
-               (1, f"stress: 6 x {gen.sd_lo:.4f}, 2 x {gen.sd_hi:.4f}"))
-    for stress, label in layouts:
-        for k in (3, 5):
-            pairs, boards = res[("b", (k, stress))]
-            hit = pairs[:, 3] < ALPHA
-            top = pairs[:, 6] == 1
-            both = (pairs[:, 4] >= q) & (pairs[:, 5] >= q)
-            fixed = (pairs[:, 1] == 0) & (pairs[:, 2] == 1)
-            same = np.isclose(pairs[fixed, 3], boards[:, 1], rtol=1e-9, atol=1e-12).mean()
-            fwe, fixed_hit = boards[:, 2] == 1, boards[:, 1] < ALPHA
-            ok_b[stress] &= _pass(hit[top]) == "pass" and _pass(fwe) == "pass" and _pass(fixed_hit) == "pass"
-            print(f"| {label} | {k} | {boards.shape[0]} | {_rate(hit)} | {_rate(hit[top])} | {_pass(hit[top])} | "
-                  f"{_rate(pairs[top, 10] < ALPHA)} | {_rate(hit[both])} (n={both.sum()}) | {_pct(pairs[:, 8], 50):.2f} / {_pct(pairs[top, 8], 50):.2f} | "
-                  f"{_rate(fixed_hit)} | {_pass(fixed_hit)} | {same:.3f} | {_rate(fwe)} | {_pass(fwe)} | "
-                  f"{_pct(boards[:, 3], 50):.1f} | {np.mean(boards[:, 4] > 0):.2f} |")
-    verdict.append(("(b) log-uniform boards: pooled size (top-2 SD pair, fixed pair) and board FWE <= 0.05 within MC "
-                    "error", ok_b[0]))
-    verdict.append(("(b, extra) stress boards: the same", ok_b[1]))
+    if "b" in present:
+        q = gen.sd_top_quarter
+        print("\n## (b) Boards of 8 equally good models: pooled pairwise size and the board's family-wise error\n")
+        print("Pairwise: every pair's `decompose` + `moderated(variance.prior(all 8 models))` (pairs with a prior outlier "
+              "keep their own estimate, as compare does), two-sided at 0.05. 'top-2 SD pair': the two models with the "
+              f"largest true SDs (one per board). 'top quarter': both true SDs >= {q:.4f}. 'var ratio': pooled variance "
+              "estimate / true variance, median. 'fixed pair': models 0 and 1 through "
+              "paired_bootstrap(priors={metric: prior}); 'same p' checks it against the decompose path. "
+              "FWE: P(judge(pool=True) calls any model 'worse').\n")
+        print("| layout | k | boards | size, all pairs | size, top-2 SD pair | pass | top-2 pair, own seeds only | "
+              "size, top quarter | var ratio all / top-2 | fixed pair | pass | same p | FWE judge(pool) | pass | "
+              "prior df median | boards with an outlier |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        ok_b = {0: True, 1: True}
+        layouts = ((0, f"log-uniform {gen.sd_lo:.4f}-{gen.sd_hi:.4f}"),
+                   (1, f"stress: 6 x {gen.sd_lo:.4f}, 2 x {gen.sd_hi:.4f}"))
+        for stress, label in layouts:
+            for k in (3, 5):
+                pairs, boards = res[("b", (k, stress))]
+                hit = pairs[:, 3] < ALPHA
+                top = pairs[:, 6] == 1
+                both = (pairs[:, 4] >= q) & (pairs[:, 5] >= q)
+                fixed = (pairs[:, 1] == 0) & (pairs[:, 2] == 1)
+                same = np.isclose(pairs[fixed, 3], boards[:, 1], rtol=1e-9, atol=1e-12).mean()
+                fwe, fixed_hit = boards[:, 2] == 1, boards[:, 1] < ALPHA
+                ok_b[stress] &= _pass(hit[top]) == "pass" and _pass(fwe) == "pass" and _pass(fixed_hit) == "pass"
+                print(f"| {label} | {k} | {boards.shape[0]} | {_rate(hit)} | {_rate(hit[top])} | {_pass(hit[top])} | "
+                      f"{_rate(pairs[top, 10] < ALPHA)} | {_rate(hit[both])} (n={both.sum()}) | {_pct(pairs[:, 8], 50):.2f} / {_pct(pairs[top, 8], 50):.2f} | "
+                      f"{_rate(fixed_hit)} | {_pass(fixed_hit)} | {same:.3f} | {_rate(fwe)} | {_pass(fwe)} | "
+                      f"{_pct(boards[:, 3], 50):.1f} | {np.mean(boards[:, 4] > 0):.2f} |")
+        verdict.append(("(b) log-uniform boards: pooled size (top-2 SD pair, fixed pair) and board FWE <= 0.05 within MC "
+                        "error", ok_b[0]))
+        verdict.append(("(b, extra) stress boards: the same", ok_b[1]))
 
     # ---- (c)
-    n_c = res[("c", (3, GAINS[0], 0))].shape[0]
-    print(f"\n## (c) Power at alpha 0.05 (two-sided, B called better), {n_c} replicates per cell; both models true "
-          f"seed SD {med:.4f}; the board column adds 6 models with log-uniform SDs and pools (paired_bootstrap "
-          "with priors)\n")
-    print("| k | gain (points) | measured gain | two models | same pair on an 8-model board (pool) | "
-          "oracle z test with the true variance: simulated / normal theory |")
-    print("|---|---|---|---|---|---|")
-    power_target = math.nan
-    for k in (3, 5):
-        sd = math.sqrt(gen.true_var(med, med, k))
-        crit = float(special.ndtri(1 - ALPHA / 2))
-        for gain in GAINS:
-            x, xb = res[("c", (k, gain, 0))], res[("c", (k, gain, 1))]
-            z = (np.abs(x[:, 1]) / sd > crit) & (x[:, 1] < 0)
-            theory = special.ndtr(gain / sd - crit) + special.ndtr(-gain / sd - crit)
-            if k == 3 and gain == 0.025:
-                power_target = float(x[:, 2].mean())
-            print(f"| {k} | +{100 * gain:g} | {-100 * x[:, 1].mean():+.2f} | {_rate(x[:, 2] == 1)} | "
-                  f"{_rate(xb[:, 2] == 1)} | {_rate(z)} / {theory:.3f} |")
-    verdict.append((f"(c) power at +2.5 points, k=3, two models >= 0.18 (got {power_target:.3f})", power_target >= 0.18))
+    if "c" in present:
+        n_c = res[("c", (3, GAINS[0], 0))].shape[0]
+        print(f"\n## (c) Power at alpha 0.05 (two-sided, B called better), {n_c} replicates per cell; both models true "
+              f"seed SD {med:.4f}; the board column adds 6 models with log-uniform SDs and pools (paired_bootstrap "
+              "with priors)\n")
+        print("| k | gain (points) | measured gain | two models | same pair on an 8-model board (pool) | "
+              "oracle z test with the true variance: simulated / normal theory |")
+        print("|---|---|---|---|---|---|")
+        power_target = math.nan
+        for k in (3, 5):
+            sd = math.sqrt(gen.true_var(med, med, k))
+            crit = float(special.ndtri(1 - ALPHA / 2))
+            for gain in GAINS:
+                x, xb = res[("c", (k, gain, 0))], res[("c", (k, gain, 1))]
+                z = (np.abs(x[:, 1]) / sd > crit) & (x[:, 1] < 0)
+                theory = special.ndtr(gain / sd - crit) + special.ndtr(-gain / sd - crit)
+                if k == 3 and gain == 0.025:
+                    power_target = float(x[:, 2].mean())
+                print(f"| {k} | +{100 * gain:g} | {-100 * x[:, 1].mean():+.2f} | {_rate(x[:, 2] == 1)} | "
+                      f"{_rate(xb[:, 2] == 1)} | {_rate(z)} / {theory:.3f} |")
+        verdict.append((f"(c) power at +2.5 points, k=3, two models >= 0.18 (got {power_target:.3f})", power_target >= 0.18))
 
     # ---- (d)
-    print(f"\n## (d) Family-wise error P(any model called 'worse') on complete-null boards, k=3, true seed SDs "
-          f"log-uniform {gen.sd_lo:.4f}-{gen.sd_hi:.4f}, model-specific item effects\n")
-    print("| m | boards | judge, no pool | pass | judge, pool | pass | old: vs observed #1, Holm over m-1 | pass |")
-    print("|---|---|---|---|---|---|---|---|")
-    ok_d = True
-    for m in (3, 5, 10, 15):
-        x = res[("d", (m,))]
-        cols = [x[:, c] == 1 for c in (1, 2, 3)]
-        ok_d &= _pass(cols[0]) == "pass" and _pass(cols[1]) == "pass"
-        note = " (m < 4: no pool)" if m < 4 else ""
-        print(f"| {m} | {x.shape[0]} | {_rate(cols[0])} | {_pass(cols[0])} | {_rate(cols[1])}{note} | "
-              f"{_pass(cols[1])} | {_rate(cols[2])} | {_pass(cols[2])} |")
-    verdict.append(("(d) best-set FWE <= 0.05 within MC error (no pool and pool, m = 3-15)", ok_d))
+    if "d" in present:
+        print(f"\n## (d) Family-wise error P(any model called 'worse') on complete-null boards, k=3, true seed SDs "
+              f"log-uniform {gen.sd_lo:.4f}-{gen.sd_hi:.4f}, model-specific item effects\n")
+        print("| m | boards | judge, no pool | pass | judge, pool | pass | old: vs observed #1, Holm over m-1 | pass |")
+        print("|---|---|---|---|---|---|---|---|")
+        ok_d = True
+        for m in (3, 5, 10, 15):
+            x = res[("d", (m,))]
+            cols = [x[:, c] == 1 for c in (1, 2, 3)]
+            ok_d &= _pass(cols[0]) == "pass" and _pass(cols[1]) == "pass"
+            note = " (m < 4: no pool)" if m < 4 else ""
+            print(f"| {m} | {x.shape[0]} | {_rate(cols[0])} | {_pass(cols[0])} | {_rate(cols[1])}{note} | "
+                  f"{_pass(cols[1])} | {_rate(cols[2])} | {_pass(cols[2])} |")
+        verdict.append(("(d) best-set FWE <= 0.05 within MC error (no pool and pool, m = 3-15)", ok_d))
 
     # ---- (e)
-    x = res[("e", (15,))]
-    print(f"\n## (e) MDE reported by verdicts.judge on 15-model synth-intra-like boards, k=3 "
-          f"({int(np.unique(x[:, 0]).size)} boards; true gaps to the best evenly spaced 0-{100 * BOARD_GAP:g} points; "
-          f"true seed SDs log-uniform {gen.sd_lo:.4f}-{gen.sd_hi:.4f})\n")
-    print("Row MDE: at the level its verdict is decided at (closed testing: the largest p at which the row would "
-          "still be called worse). 'pair at 0.05': the same pair's test (decompose, pooled as judge does) at the "
-          "nominal two-sided 0.05, as the board prints it (mde_pair). 'floor': the row's level with every variance "
-          "known (z test on the true standard error), what no estimate of the variances can beat.\n")
-    print("| | median row MDE [IQR] | median row MDE, #1 row | median row level | floor at the row's level | "
-          "median pair MDE at 0.05 | median df | df agrees with judge | true best called worse | "
-          "gap >= 2 points called worse |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    mde_pool = math.nan
-    for pool in (0, 1):
-        s = x[x[:, 1] == pool]
-        rank1 = s[np.arange(s.shape[0]) % 15 == 0]
-        best = s[s[:, 3] == 0]
-        worse = s[s[:, 3] >= 0.02 - 1e-12]
-        mde = _pct(s[:, 4], 50)
-        if pool:
-            mde_pool = mde
-        if pool:
-            pair_pool, floor = _pct(s[:, 10], 50), _pct(s[:, 11], 50)
-            same = bool(np.allclose(s[:, 10], s[:, 7], rtol=1e-9, equal_nan=True))
-        print(f"| {'pool' if pool else 'no pool'} | {mde:.4f} [{_pct(s[:, 4], 25):.4f}-{_pct(s[:, 4], 75):.4f}] | "
-              f"{_pct(rank1[:, 4], 50):.4f} | {_pct(s[:, 8], 50):.4f} | {_pct(s[:, 11], 50):.4f} | "
-              f"{_pct(s[:, 10], 50):.4f} | {_pct(s[:, 6], 50):.1f} | {s[:, 9].mean():.3f} | "
-              f"{_rate(best[:, 5] == 1)} | {np.mean(worse[:, 5]):.3f} |")
-    verdict.append((f"(e) median row MDE with pool <= 0.04 (got {mde_pool:.4f}; floor with every variance known "
-                    f"at the same levels: {floor:.4f})", bool(mde_pool <= 0.04)))
-    verdict.append((f"(e, pair) median MDE of one comparison with pool at 0.05 <= 0.04 (got {pair_pool:.4f}; "
-                    f"the board's mde_pair {'equals' if same else 'DIFFERS FROM'} the pair's test)",
-                    bool(pair_pool <= 0.04 and same)))
+    if "e" in present:
+        x = res[("e", (15,))]
+        print(f"\n## (e) MDE reported by verdicts.judge on 15-model synth-intra-like boards, k=3 "
+              f"({int(np.unique(x[:, 0]).size)} boards; true gaps to the best evenly spaced 0-{100 * BOARD_GAP:g} points; "
+              f"true seed SDs log-uniform {gen.sd_lo:.4f}-{gen.sd_hi:.4f})\n")
+        print("Row MDE: at the level its verdict is decided at (closed testing: the largest p at which the row would "
+              "still be called worse). 'pair at 0.05': the same pair's test (decompose, pooled as judge does) at the "
+              "nominal two-sided 0.05, as the board prints it (mde_pair). 'floor': the row's level with every variance "
+              "known (z test on the true standard error), what no estimate of the variances can beat.\n")
+        print("| | median row MDE [IQR] | median row MDE, #1 row | median row level | floor at the row's level | "
+              "median pair MDE at 0.05 | median df | df agrees with judge | true best called worse | "
+              "gap >= 2 points called worse |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        mde_pool = math.nan
+        for pool in (0, 1):
+            s = x[x[:, 1] == pool]
+            rank1 = s[np.arange(s.shape[0]) % 15 == 0]
+            best = s[s[:, 3] == 0]
+            worse = s[s[:, 3] >= 0.02 - 1e-12]
+            mde = _pct(s[:, 4], 50)
+            if pool:
+                mde_pool = mde
+            if pool:
+                pair_pool, floor = _pct(s[:, 10], 50), _pct(s[:, 11], 50)
+                same = bool(np.allclose(s[:, 10], s[:, 7], rtol=1e-9, equal_nan=True))
+            print(f"| {'pool' if pool else 'no pool'} | {mde:.4f} [{_pct(s[:, 4], 25):.4f}-{_pct(s[:, 4], 75):.4f}] | "
+                  f"{_pct(rank1[:, 4], 50):.4f} | {_pct(s[:, 8], 50):.4f} | {_pct(s[:, 11], 50):.4f} | "
+                  f"{_pct(s[:, 10], 50):.4f} | {_pct(s[:, 6], 50):.1f} | {s[:, 9].mean():.3f} | "
+                  f"{_rate(best[:, 5] == 1)} | {np.mean(worse[:, 5]):.3f} |")
+        verdict.append((f"(e) median row MDE with pool <= 0.04 (got {mde_pool:.4f}; floor with every variance known "
+                        f"at the same levels: {floor:.4f})", bool(mde_pool <= 0.04)))
+        verdict.append((f"(e, pair) median MDE of one comparison with pool at 0.05 <= 0.04 (got {pair_pool:.4f}; "
+                        f"the board's mde_pair {'equals' if same else 'DIFFERS FROM'} the pair's test)",
+                        bool(pair_pool <= 0.04 and same)))
 
     print("\n## Summary\n")
     print("| target | result |")
