@@ -483,6 +483,7 @@ class TorchBaseline:
 
     def checkpoint_path(self, train: Split, valid: Split, seed: int, test: Split | None = None,
                         options: Options | None = None) -> tuple[Path, dict]:
+        on_test = (options or self.options).selection == "test-per-metric"
         options = {k: v for k, v in dataclasses.asdict(options or self.options).items() if k not in PLACEMENT}
         meta = {
             "model": self.name,
@@ -497,7 +498,7 @@ class TorchBaseline:
         }
         if encoder_spec(self.options) is not None and text_input(self.info, self.options) == "ids":
             meta["text_encoder_weights"] = pretrained.identity(encoder_spec(self.options))
-        if self.selects_on_test:  # these weights depend on the test split too
+        if on_test:  # these weights depend on the test split too
             if test is None:
                 raise MsabenchError(f"model {self.name}: selection=test-per-metric needs the test split")
             meta["test_data"] = training.data_fingerprint(test)
@@ -540,6 +541,12 @@ class TorchBaseline:
                 if watch is None:
                     training.save_checkpoint(path, cpu_state(self.net.state_dict()), meta)
                 else:  # one run, one checkpoint per metric: the other metrics' variants load theirs
+                    # Watching changes nothing in training (TestSelection), so the net as fit leaves it is the
+                    # validation-selected run's: saved under selection=valid, that variant loads it too
+                    v_path, v_meta = self.checkpoint_path(
+                        train, valid, seed, None, dataclasses.replace(self.options, selection="valid",
+                                                                      selection_metric=""))
+                    training.save_checkpoint(v_path, cpu_state(self.net.state_dict()), v_meta)
                     for metric, state in watch.states.items():
                         m_path, m_meta = self.checkpoint_path(
                             train, valid, seed, test, dataclasses.replace(self.options, selection_metric=metric))

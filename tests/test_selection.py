@@ -103,6 +103,23 @@ def test_harness_hands_test_only_to_a_model_that_asks_and_marks_its_results(data
     assert compare.pair(out, "synth-intra", unit.model, valid_sel.model).selected_on_test == (unit.model,)
 
 
+def test_the_watched_training_serves_the_valid_selected_variant(data, tmp_path, monkeypatch):
+    """A test-selected run saves the validation-selected weights of the same training, which its valid variant
+    loads instead of training again: the weights a fresh, unwatched training gives, bit for bit."""
+    runner.fit(submission.load(TEST_SELECTED + "Corr").build(data.info), data, 7)
+    logs = []
+    plain = submission.load(f"late-fusion:{FAST}").build(data.info)
+    plain.log = logs.append
+    runner.fit(plain, data, 7)
+    assert any("loaded checkpoint" in m for m in logs) and plain.history == []
+    monkeypatch.setenv("MSABENCH_CACHE", str(tmp_path / "fresh"))
+    fresh = submission.load(f"late-fusion:{FAST}").build(data.info)
+    runner.fit(fresh, data, 7)
+    assert fresh.history  # trained here, unwatched
+    for a, b in zip(plain.net.state_dict().values(), fresh.net.state_dict().values()):
+        assert torch.equal(a.cpu(), b.cpu())
+
+
 @pytest.mark.parametrize("spec, message", [
     ("late-fusion:selection=test", "selection must be 'valid' or 'test-per-metric'"),
     ("late-fusion:selection=test-per-metric", "needs selection_metric, one of"),

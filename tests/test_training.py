@@ -166,7 +166,10 @@ def test_recipe_authors_is_the_authors_and_only_where_known(data):
         assert recipe.augment is (name == "lnln") and recipe.complete_per_modality is (name == "lnln")
         assert recipe == type(model.options).AUTHORS_RECIPE
     shared = submission.load("lnln").build(data.info).recipe()
-    assert shared.loss == "l1" and shared.patience == 6 and shared.complete_per_modality  # lnln: per modality always
+    assert shared.patience == 6 and shared.complete_per_modality  # lnln: per modality always
+    for name in ("lnln", "almt"):  # their task loss is the authors' MSE under both recipes, and recorded as such
+        assert submission.load(name).build(data.info).recipe().loss == "mse"
+    assert submission.load("prlf").build(data.info).recipe().loss == "l1"
     with pytest.raises(MsabenchError, match="recipe=authors: no authors' recipe is known for it"):
         submission.load("text-only:recipe=authors")
     with pytest.raises(MsabenchError, match="option recipe must be 'msabench' or 'authors'"):

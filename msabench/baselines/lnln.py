@@ -279,7 +279,9 @@ class LNLN(TorchBaseline):
         return Net(self.info, self.options)
 
     def recipe(self):
-        return dataclasses.replace(super().recipe(), complete_per_modality=True)  # the authors' (both recipes)
+        # the authors' augmentation and task loss under both recipes (`Net.loss_parts` computes MSE), so the
+        # recipe recorded with a checkpoint says what trained it
+        return dataclasses.replace(super().recipe(), complete_per_modality=True, loss="mse")
 
 
 def build(info, options=None):
