@@ -391,8 +391,8 @@ def compare(paired: Paired, *, n_resamples: int = 10_000, seed: int = 0, alpha: 
         names = [m for m in names if m in metric_names]
     boot = stats.paired_bootstrap(paired.a, paired.b, paired.labels, paired.seeds, paired.kind,
                                   n_resamples=n_resamples, seed=seed, alpha=alpha, priors=priors)
-    adjusted = multiplicity.holm([boot[m].p for m in names])
-    levels = multiplicity.holm_levels([boot[m].p for m in names], alpha)
+    raw = [boot[m].p for m in names]
+    adjusted, levels = multiplicity.holm(raw), multiplicity.holm_levels(raw, alpha)
     rows = []
     for m, p_adj, level in zip(names, adjusted, levels):
         test, test_p = "", float("nan")

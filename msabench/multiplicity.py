@@ -103,31 +103,30 @@ def best_set(p_beats: np.ndarray, alpha: float = 0.05) -> BestSet:
     off = np.where(np.isnan(off), np.inf, off)
     q = off.min(axis=0)  # q[i]: how strongly i is beaten by anyone
     rival = off.argmin(axis=0)
-    p_adj = np.empty(m)
+    p_adj, level = np.empty(m), np.empty(m)
     for i in range(m):
         others = np.sort(np.delete(q, i))[::-1]  # the sets hardest to reject add the least beaten models
         best = q[i]
         for s in range(2, m + 1):
             best = max(best, s * min(q[i], others[s - 2]))
         p_adj[i] = min(1.0, (m - 1) * best) if math.isfinite(q[i]) else NAN
-    level = np.array([_best_level(np.delete(q, i), alpha) for i in range(m)])
-    worse = np.where(np.isnan(q), False, q <= level)
+        level[i] = _best_level(others, alpha)
+    worse = q <= level  # q is never nan (untested pairs count as inf: never worse)
     return BestSet(p_adj, worse, rival, level, alpha)
 
 
 def _best_level(others: np.ndarray, alpha: float) -> float:
     """The largest q_i at which model i is still declared worse, the other models' q fixed.
 
-    With c = alpha / (m - 1) and the others sorted from least beaten, the set of i and the s - 1
-    least beaten others is rejected when s * min(q_i, o_(s-1)) <= c: for every s, q_i <= c / s or
-    o_(s-1) <= c / s. So the level is c capped by c / s at every s whose set the others alone
-    would not let fall.
+    `others`: the other models' q, sorted from least beaten (as `best_set` sorts them). With
+    c = alpha / (m - 1), the set of i and the s - 1 least beaten others is rejected when
+    s * min(q_i, o_(s-1)) <= c: for every s, q_i <= c / s or o_(s-1) <= c / s. So the level is c
+    capped by c / s at every s whose set the others alone would not let fall.
     """
     m = others.size + 1
     c = alpha / (m - 1)
-    o = np.sort(np.where(np.isnan(others), math.inf, others))[::-1]
     level = c
     for s in range(2, m + 1):
-        if o[s - 2] > c / s:
+        if others[s - 2] > c / s:
             level = min(level, c / s)
     return level

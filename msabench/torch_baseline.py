@@ -483,8 +483,9 @@ class TorchBaseline:
 
     def checkpoint_path(self, train: Split, valid: Split, seed: int, test: Split | None = None,
                         options: Options | None = None) -> tuple[Path, dict]:
-        on_test = (options or self.options).selection == "test-per-metric"
-        options = {k: v for k, v in dataclasses.asdict(options or self.options).items() if k not in PLACEMENT}
+        chosen = options or self.options
+        on_test = chosen.selection == "test-per-metric"
+        options = {k: v for k, v in dataclasses.asdict(chosen).items() if k not in PLACEMENT}
         meta = {
             "model": self.name,
             "options": options,
