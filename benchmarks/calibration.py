@@ -95,6 +95,8 @@ def main() -> None:
     ap.add_argument("--resamples", type=int, default=None, help="default: 200 (simulation), 2000 (harness)")
     ap.add_argument("--gain", type=float, default=0.025)
     args = ap.parse_args()
+    if not args.sections or set(args.sections) - set("abcde"):
+        ap.error(f"--sections {args.sections!r}: letters from 'abcde' (the simulation's sections)")
     if not args.harness:
         import calibration_sim
 
