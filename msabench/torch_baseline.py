@@ -142,8 +142,8 @@ def parse_options(cls, raw: dict[str, str], model: str):
     devices.check(opts.device, opts.precision, opts.threads, where=f"model {model}")
     check_selection(opts, None, model)
     if opts.recipe == "authors" and getattr(cls, "AUTHORS_RECIPE", None) is None:
-        raise MsabenchError(f"model {model}: recipe=authors: no authors' recipe is known for it (lnln, almt and "
-                            "cenet have one)")
+        raise MsabenchError(f"model {model}: recipe=authors: no authors' recipe is known for it (lnln, almt, "
+                            "cenet and tetfn have one)")
     return opts
 
 
@@ -410,6 +410,11 @@ class BaselineNet(nn.Module):
     """forward(x) -> Output(pred, aux). Override `loss_parts` to add losses or use the clean view."""
 
     task_loss = "l1"  # the recipe's task loss, set by TorchBaseline ("l1" or "mse")
+
+    def parameter_group(self, name: str) -> str | None:
+        """The recipe group (`training.Recipe.groups`) the parameter `name` belongs to; None: none of its own
+        (the recipe's `lr`, or `bert_lr` for a pretrained text encoder)."""
+        return None
 
     def loss_parts(self, clean: dict, corrupted: dict, y: torch.Tensor) -> dict:
         """Named, already weighted training losses on one batch; their sum is minimised."""

@@ -21,7 +21,11 @@
   bf16 runs under autocast with float32 weights; the input-noise draws are made on the
   CPU, so they do not depend on the device.
 - Two learning rates: the parameters of a pretrained text encoder (any module named
-  `bert`) get `bert_lr` (MMSA fine-tunes BERT at 5e-5), everything else `lr`.
+  `bert`) get `bert_lr` (MMSA fine-tunes BERT at 5e-5), everything else `lr`. A recipe may
+  give groups a model names (`Recipe.groups`, `BaselineNet.parameter_group`) their own
+  learning rate and weight decay (TETFN's port trains audio, video and the rest apart).
+- A reference method's authors' recipe may use Adam instead of AdamW, a constant learning
+  rate, and gradients summed over several batches per step (`Recipe.accumulate`).
 Checkpoints are cached under a fingerprint of everything that determines the weights.
 """
 
@@ -65,6 +69,14 @@ class Recipe:
     input_noise: float = 0.0  # std of Gaussian noise on observed float input features in training; 0: off
     bert_lr: float = 5e-5  # learning rate of a pretrained text encoder's parameters
     loss: str = "l1"  # the task loss of models that take it from the recipe ("mse": the authors' code)
+    # "adamw" (msabench); "adam": torch's Adam, whose weight decay is an L2 term added to the gradient (MMSA's trainers)
+    optimizer: str = "adamw"
+    # batches whose gradients are summed before one optimiser step; the batches left over at an epoch's end make no
+    # step (MMSA's `update_epochs`: its trainers drop them). 1: a step after every batch
+    accumulate: int = 1
+    # (group, lr, weight decay) for parameter groups a model names (`BaselineNet.parameter_group`); parameters in no
+    # listed group keep `lr` (`bert_lr` for a pretrained text encoder) and `weight_decay`
+    groups: tuple = ()
 
 
 def one_thread():
@@ -130,6 +142,8 @@ def lr_factor(recipe: Recipe, steps_per_epoch: int):
     total = recipe.epochs * steps_per_epoch
     if recipe.schedule == "cosine":
         return _schedule(total, recipe.warmup)
+    if recipe.schedule == "constant":  # no scheduler (MMSA's trainers)
+        return lambda step: 1.0
     if recipe.schedule == "linear":  # CENet's WarmupLinearSchedule
         warm = recipe.warmup * total
         return lambda step: step / max(1.0, warm) if step < warm else max(0.0, (total - step) / max(1.0, total - warm))
@@ -143,7 +157,8 @@ def lr_factor(recipe: Recipe, steps_per_epoch: int):
             return 0.5 * (1.0 + math.cos(math.pi * (epoch - math.floor(warm) - 1) / span))
 
         return factor
-    raise MsabenchError(f"recipe schedule {recipe.schedule!r}: expected 'cosine', 'epoch-cosine' or 'linear'")
+    raise MsabenchError(f"recipe schedule {recipe.schedule!r}: expected 'cosine', 'epoch-cosine', 'linear' or "
+                        "'constant'")
 
 
 def _schedule(total_steps: int, warmup: float):
@@ -174,14 +189,29 @@ CPU = devices.Compute("cpu", "fp32", 0)  # what `fit` and `predict_split` use wh
 
 
 def param_groups(net, recipe: Recipe) -> list[dict]:
-    """AdamW groups: a pretrained encoder's parameters (modules named `bert`) at `bert_lr`, the rest at `lr`."""
-    pretrained, rest = [], []
+    """Optimiser groups: a pretrained encoder's parameters (modules named `bert`) at `bert_lr`, the rest at `lr`;
+    then, where the recipe lists groups (`Recipe.groups`), the parameters the model puts in one of them
+    (`net.parameter_group(name)`) at that group's lr and weight decay, in the recipe's order."""
+    settings = {name: (lr, decay) for name, lr, decay in recipe.groups}
+    named = getattr(net, "parameter_group", None) if settings else None
+    pretrained, rest, listed = [], [], {name: [] for name in settings}
     for name, p in net.named_parameters():
-        (pretrained if "bert" in name.split(".") else rest).append(p)
+        group = named(name) if named is not None else None
+        if group in listed:
+            listed[group].append(p)
+        else:
+            (pretrained if "bert" in name.split(".") else rest).append(p)
     groups = [{"params": rest, "lr": recipe.lr}]
     if pretrained:
         groups.append({"params": pretrained, "lr": recipe.bert_lr})
+    for name, params in listed.items():
+        if params:
+            lr, decay = settings[name]
+            groups.append({"params": params, "lr": lr, "weight_decay": decay})
     return groups
+
+
+OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
 
 
 F1_AT_ACCURACY = {"Has0_F1_score": "Has0_acc_2", "Non0_F1_score": "Non0_acc_2", "F1_score": "Mult_acc_2"}
@@ -237,6 +267,8 @@ def fit(net, train: Split, valid: Split, seed: int, recipe: Recipe, log=None,
     `net(x)` returns an object with `.pred` [B]; `net.training_loss(clean, corrupted, y)`
     returns (loss, {name: value}). Returns the per-epoch history. `test_selection`, if
     given, watches every epoch on the test split (LNLN's flaw, reproduced to measure it).
+    A net with `begin_batch(epoch, rows, n)` is told, before each training batch, the epoch (from 0)
+    and the batch's rows in the training split of n samples (per-sample state such as TETFN's labels).
     """
     compute = compute or CPU
     devices.prepare(compute)
@@ -244,9 +276,15 @@ def fit(net, train: Split, valid: Split, seed: int, recipe: Recipe, log=None,
     net.to(compute.device)
     rng = np.random.default_rng(seed)
     n = len(train)
-    steps = math.ceil(n / recipe.batch_size)
-    opt = torch.optim.AdamW(param_groups(net, recipe), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    batches = math.ceil(n / recipe.batch_size)
+    steps = batches if recipe.accumulate == 1 else max(1, batches // recipe.accumulate)  # optimiser steps an epoch
+    if recipe.optimizer not in OPTIMIZERS:
+        raise MsabenchError(f"recipe optimizer {recipe.optimizer!r}: expected {' or '.join(map(repr, OPTIMIZERS))}")
+    if recipe.accumulate < 1:
+        raise MsabenchError(f"recipe accumulate must be >= 1, got {recipe.accumulate!r}")
+    opt = OPTIMIZERS[recipe.optimizer](param_groups(net, recipe), lr=recipe.lr, weight_decay=recipe.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(recipe, steps))
+    begin_batch = getattr(net, "begin_batch", None)  # a model that keeps per-sample training state is told the rows
     clean_train = complete(train)
     valid_views = [complete(valid)]
     if recipe.augment:
@@ -261,7 +299,7 @@ def fit(net, train: Split, valid: Split, seed: int, recipe: Recipe, log=None,
                if recipe.augment else clean_train)
         order = rng.permutation(n)
         steps_done = []  # (loss, parts, batch size), read once per epoch: no GPU sync per step
-        for start in range(0, n, recipe.batch_size):
+        for batch, start in enumerate(range(0, n, recipe.batch_size)):
             idx = np.sort(order[start:start + recipe.batch_size])
             clean, _ = masking.corrupt(train, clean_train, idx, reveal=False)
             corrupted, _ = masking.corrupt(train, obs, idx, reveal=False)
@@ -271,15 +309,19 @@ def fit(net, train: Split, valid: Split, seed: int, recipe: Recipe, log=None,
                 add_input_noise(clean_t, corrupted_t, recipe.input_noise, noise_gen)
             clean_t = {k: v.to(compute.device, non_blocking=True) for k, v in clean_t.items()}
             corrupted_t = {k: v.to(compute.device, non_blocking=True) for k, v in corrupted_t.items()}
+            if begin_batch is not None:
+                begin_batch(epoch, idx, n)
             with compute.training():
                 loss, parts = net.training_loss(clean_t, corrupted_t, y)
             loss = loss.float()
-            opt.zero_grad(set_to_none=True)
+            if batch % recipe.accumulate == 0:  # a remainder of the last epoch's batches is dropped here
+                opt.zero_grad(set_to_none=True)
             loss.backward()
-            if recipe.grad_clip:
-                torch.nn.utils.clip_grad_norm_(net.parameters(), recipe.grad_clip)
-            opt.step()
-            sched.step()
+            if (batch + 1) % recipe.accumulate == 0:
+                if recipe.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(net.parameters(), recipe.grad_clip)
+                opt.step()
+                sched.step()
             steps_done.append((loss.detach(), parts, len(idx)))
         total, parts_sum = 0.0, {}
         for loss_t, parts, size in steps_done:

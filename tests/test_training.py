@@ -186,6 +186,39 @@ def test_no_early_stop_when_patience_is_zero(data):
     assert len(runs[0]) < 4 == len(runs[1])
 
 
+def test_accumulated_steps_drop_the_remainder_and_adam_and_constant_are_known(data):
+    """`Recipe.accumulate` (MMSA's update_epochs): the gradients of that many batches make one step, and the
+    batches left at an epoch's end make none."""
+    per_batch = -(-len(data["train"]) // 3)  # three batches an epoch
+
+    def moved(accumulate):
+        training.seed_all(2)
+        net = late_fusion.build(data.info, late_fusion.OPTIONS(hidden=16)).make_net()
+        before = {k: v.clone() for k, v in net.state_dict().items()}
+        recipe = training.Recipe(epochs=1, batch_size=per_batch, accumulate=accumulate, optimizer="adam",
+                                 schedule="constant", warmup=0.0, grad_clip=0.0, augment=False)
+        training.fit(net, data["train"], data["valid"], 2, recipe)
+        return any(not torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+    assert not moved(4) and moved(3) and moved(1)
+    assert training.lr_factor(training.Recipe(schedule="constant"), 5)(123) == 1.0
+    with pytest.raises(MsabenchError, match="recipe optimizer 'sgd'"):
+        training.fit(late_fusion.build(data.info).make_net(), data["train"], data["valid"], 2,
+                     training.Recipe(optimizer="sgd"))
+
+
+def test_a_recipe_gives_the_groups_a_model_names_their_own_rates(data):
+    net = late_fusion.build(data.info, late_fusion.OPTIONS(hidden=16)).make_net()
+    assert len(training.param_groups(net, training.Recipe())) == 1  # the shared recipe: as before
+    net.parameter_group = lambda name: "head" if name.startswith("head.") else None
+    assert len(training.param_groups(net, training.Recipe())) == 1  # no group listed: names are not read
+    groups = training.param_groups(net, training.Recipe(lr=1e-3, groups=(("head", 0.5, 0.25), ("absent", 1.0, 0.0))))
+    head = {id(p) for p in net.head.parameters()}
+    assert len(groups) == 2 and groups[0]["lr"] == 1e-3 and "weight_decay" not in groups[0]
+    assert {id(p) for p in groups[1]["params"]} == head and (groups[1]["lr"], groups[1]["weight_decay"]) == (0.5, 0.25)
+    assert not head & {id(p) for p in groups[0]["params"]}
+
+
 def test_the_recipe_loss_reaches_a_model_that_takes_it(data):
     model = submission.load("cenet:recipe=authors,epochs=1").build(data.info)
     assert model.recipe().loss == "mse"
