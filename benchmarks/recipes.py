@@ -11,7 +11,9 @@ For each method (lnln, almt, cenet, tetfn) on one protocol and its seeds:
 
 Per method it prints each metric's mean over conditions (mean ± sd over seeds) for every variant,
 and the paired difference authors - msabench with its 95% interval and p (`msabench compare`'s
-test: item resamples plus the retraining variance of the seed-by-seed differences). Runs land in
+test: item resamples plus the retraining variance of the seed-by-seed differences), on the same seeds
+as the means; with one seed the retraining variance is the --out folder's pool, as compare's, or
+there is no test. Runs land in
 --out (LNLN's test-selected ones in --test-out, never on the board) and are reused when current, so
 a second call only prints.
 
@@ -32,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from msabench import compare, executors, leaderboard, protocols, submission  # noqa: E402
+from msabench.errors import MsabenchError  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "data" / "mosi-utterance.npz"
 METRICS = {"mosi": ["Non0_acc_2", "Non0_F1_score", "Mult_acc_7", "MAE", "Corr"],
@@ -105,9 +108,19 @@ def main() -> None:
         if method == "lnln":
             head.insert(3, "authors + test selection")
         print(f"### {method}\n")
+        # the test on the seeds the means are over; one seed borrows its retraining variance from the
+        # folder's pool (compare's rule), and with no pool there is no test
+        paired = compare.pair(args.out, protocol.name, authors_name, shared_name, seeds=seeds,
+                              data=(data,) if data else ())
+        priors = compare.board_prior(args.out, protocol.name, (data,) if data else (), names) if len(seeds) < 2 else {}
+        try:
+            report = compare.compare(paired, n_resamples=args.resamples, metric_names=names, priors=priors)
+        except MsabenchError as e:
+            report = None
+            print(f"(no paired test: {e})\n")
+        if report is not None and report.pool:
+            print(f"(one seed: the retraining variance {report.pool})\n")
         print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
-        paired = compare.pair(args.out, protocol.name, authors_name, shared_name, data=(data,) if data else ())
-        report = compare.compare(paired, n_resamples=args.resamples, metric_names=names)
         for m in names:
             pct = leaderboard.pct(m)
             k = 100.0 if pct else 1.0
@@ -115,9 +128,12 @@ def main() -> None:
             if method == "lnln":
                 chosen = name_of(test_selected(OWN_CHECKPOINT.get(m, m)))
                 cells.append(fmt(values(units[chosen], m), pct) if chosen in units else "not run")
-            r = report.row(m).result
-            cells += [f"{k * r.diff:+.2f} [{k * r.ci_diff[0]:+.2f}, {k * r.ci_diff[1]:+.2f}]" if pct else
-                      f"{r.diff:+.4f} [{r.ci_diff[0]:+.4f}, {r.ci_diff[1]:+.4f}]", compare.format_p(r.p)]
+            if report is None:
+                cells += ["no test", ""]
+            else:
+                r = report.row(m).result
+                cells += [f"{k * r.diff:+.2f} [{k * r.ci_diff[0]:+.2f}, {k * r.ci_diff[1]:+.2f}]" if pct else
+                          f"{r.diff:+.4f} [{r.ci_diff[0]:+.4f}, {r.ci_diff[1]:+.4f}]", compare.format_p(r.p)]
             print("| " + " | ".join(cells) + " |")
         print()
 
