@@ -236,7 +236,11 @@ def _fix_corr(corr: np.ndarray, suspect: np.ndarray, counts: np.ndarray, p: np.n
     nan when a side is constant over the resampled items (as ``metrics.pearson``), else a
     two-pass weighted Pearson r, which does not suffer from the cancellation of the sums.
     """
-    rows, strata = np.nonzero(suspect)
+    # A side constant over a whole stratum is constant in every resample of it: nan with no work (the
+    # constant floor on a board flags every cell of every resample)
+    flat = (p.max(1) == p.min(1)) | (y.max(1) == y.min(1))  # [S]
+    corr[suspect & flat[None, :]] = NAN
+    rows, strata = np.nonzero(suspect & ~flat[None, :])
     if rows.size == 0:
         return
     w = counts[rows].astype(np.float64)  # [F, n]
