@@ -156,17 +156,21 @@ def _pooled_nodes(nu: float, d0: float, centre_df: float, ratio: float) -> tuple
     lo, hi = np.full(probs.shape, -80.0), np.full(probs.shape, 12.0)
     shift = d0 * u_nodes / ratio
 
-    def below(z):  # P(Z <= z) and P(Z > z) for each candidate z
-        x = np.exp(z)[:, None] * (d0 + nu) - shift[None, :]
-        x = np.maximum(x, 0.0)
-        return (sps.chi2.cdf(x, nu) * u_weights).sum(axis=1), (sps.chi2.sf(x, nu) * u_weights).sum(axis=1)
-
     upper = probs > 0.5
+
+    def go_up(z):  # Z's quantile at each node's probability lies above z: P(Z > z) for the upper nodes, P(Z <= z) below
+        x = np.maximum(np.exp(z)[:, None] * (d0 + nu) - shift[None, :], 0.0)
+        # special's chi-square ufuncs are what sps.chi2.cdf/sf evaluate for x >= 0 and nu > 0, without their
+        # argument handling; each node needs one of the two tails (a board's pooled calibrations: 70 rounds each)
+        out = np.empty(z.shape, dtype=bool)
+        out[upper] = (special.chdtrc(nu, x[upper]) * u_weights).sum(axis=1) > 1.0 - probs[upper]
+        out[~upper] = (special.chdtr(nu, x[~upper]) * u_weights).sum(axis=1) < probs[~upper]
+        return out
+
     for _ in range(70):
         mid = (lo + hi) / 2.0
-        cdf, sf = below(mid)
-        go_up = np.where(upper, sf > 1.0 - probs, cdf < probs)
-        lo, hi = np.where(go_up, mid, lo), np.where(go_up, hi, mid)
+        up = go_up(mid)
+        lo, hi = np.where(up, mid, lo), np.where(up, hi, mid)
     return np.exp((lo + hi) / 2.0), weights
 
 
