@@ -20,11 +20,13 @@ run: $(STAMP)
 	$(VENV)/bin/msabench run --protocol synth-intra --model submissions/example.py
 
 # The suite's jobs train on one CPU thread each: two pytest workers keep both cores of the CI machine busy.
-# A test module stays on one worker (--dist loadscope), so its module fixtures (trained models) are built once.
+# A test module stays on one worker (--dist loadscope), so its module fixtures (trained models) are built once;
+# modules go out in collection order (--no-loadscope-reorder: xdist would sort them by test count), which
+# tests/conftest.py starts with the longest ones
 TEST_WORKERS ?= 2
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 # The site from docs/ (mkdocs.yml): --strict fails on a broken link or anchor, or a page left out of nav.
 # tests/test_docs.py runs the pages' shell and Python blocks.

@@ -10,6 +10,17 @@ from msabench.data import mmsa, synth
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The modules that take minutes (measured in CI: test_baselines_quality about 650 s, test_real_mosi about
+# 520 s, test_mmsa_models and test_docs about 300 s each) run first: `make test` hands whole modules to its
+# workers in collection order (--dist loadscope), and one of these started last kept one worker busy for
+# minutes after the other had finished
+LONG_MODULES = ("test_baselines_quality.py", "test_real_mosi.py", "test_mmsa_models.py", "test_docs.py")
+
+
+def pytest_collection_modifyitems(items):
+    first = {name: i for i, name in enumerate(LONG_MODULES)}
+    items.sort(key=lambda item: first.get(item.path.name, len(LONG_MODULES)))  # stable: the rest keep their order
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _checkpoint_cache(tmp_path_factory):
