@@ -230,15 +230,20 @@ def _finish(kind: str, ind: dict, cont: dict, lab_ind: dict, lab_cont: dict, w: 
     return {m: np.where(zero, NAN, out[m]) for m in metrics.METRICS[kind]} | {"_corr_suspect": out["_corr_suspect"]}
 
 
-def _fix_corr(corr: np.ndarray, suspect: np.ndarray, counts: np.ndarray, p: np.ndarray, y: np.ndarray) -> None:
+def _flat(x: np.ndarray) -> np.ndarray:
+    """[S]: the stratum's values are all equal, so they are in every resample of it."""
+    return x.max(1) == x.min(1)
+
+
+def _fix_corr(corr: np.ndarray, suspect: np.ndarray, counts: np.ndarray, p: np.ndarray, y: np.ndarray,
+              flat: np.ndarray) -> None:
     """Recompute flagged Corr cells directly on the weighted items (vectorised over the cells).
 
     nan when a side is constant over the resampled items (as ``metrics.pearson``), else a
     two-pass weighted Pearson r, which does not suffer from the cancellation of the sums.
+    `flat` [S]: a side is constant over the whole stratum (``_flat``), so those cells are nan
+    with no work (the constant floor on a board flags every cell of every resample).
     """
-    # A side constant over a whole stratum is constant in every resample of it: nan with no work (the
-    # constant floor on a board flags every cell of every resample)
-    flat = (p.max(1) == p.min(1)) | (y.max(1) == y.min(1))  # [S]
     corr[suspect & flat[None, :]] = NAN
     rows, strata = np.nonzero(suspect & ~flat[None, :])
     if rows.size == 0:
@@ -272,6 +277,8 @@ def multi_metrics(preds: Sequence[np.ndarray], labels: np.ndarray, kind: str, co
     lab_rows = y[:1] if (y == y[:1]).all() else y
     lab_ind, lab_cont = _label_features(lab_rows, kind)
     feats = [_model_features(p, y, kind) for p in ps]
+    y_flat = _flat(y)
+    flats = [_flat(p) | y_flat for p in ps]  # per model, once: the same in every chunk of resamples
 
     if counts is None:
         counts = np.ones((1, n), dtype=np.int32)
@@ -312,7 +319,7 @@ def multi_metrics(preds: Sequence[np.ndarray], labels: np.ndarray, kind: str, co
                     w,
                 )
                 corr = np.array(got["Corr"])
-                _fix_corr(corr, got.pop("_corr_suspect"), c, p, y)
+                _fix_corr(corr, got.pop("_corr_suspect"), c, p, y, flats[k])
                 got["Corr"] = corr
                 for m, v in got.items():
                     results[k][m][start : start + r] = v
